@@ -1,0 +1,77 @@
+"""The engine interface: one request in, one clip file out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, Field
+
+KEY_VERSION = 1  # bump when what an engine makes from the same request changes
+
+
+@lru_cache(maxsize=4096)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file's bytes, memoised per (path, size, mtime)."""
+    st = os.stat(path)
+    return _digest(str(path), st.st_size, st.st_mtime_ns)
+
+
+class ClipRequest(BaseModel):
+    """Everything an engine needs for one clip. Paths are absolute local files."""
+
+    scene_id: str
+    prompt: str
+    caption: str = ""
+    image: str | None = None
+    audio: str | None = None
+    voice: str = "en-us"
+    width: int
+    height: int
+    fps: float
+    duration: float = Field(gt=0)
+    seed: int = 0
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    def content_key(self, engine: str, model: str | None) -> str:
+        """Content address: same engine, model, prompt, inputs and params -> same key."""
+        doc = self.model_dump(exclude={"scene_id", "image", "audio"})
+        doc.update(
+            v=KEY_VERSION,
+            engine=engine,
+            model=model,
+            image=file_digest(self.image) if self.image else None,
+            audio=file_digest(self.audio) if self.audio else None,
+        )
+        blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ClipResult(BaseModel):
+    path: str
+    engine: str
+    model: str | None = None
+    seconds: float = 0.0
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A clip generator. ``generate`` writes one MP4 into ``out_dir`` and returns it."""
+
+    name: str
+    model: str | None
+
+    def generate(self, request: ClipRequest, out_dir: Path) -> ClipResult: ...

@@ -1,0 +1,1 @@
+"""Prefect flows: render one production, or every production on a schedule."""

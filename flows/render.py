@@ -1,0 +1,128 @@
+"""``render_project``: one production -> one stitched video. ``render_batch``: all of them."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import PrefectFuture
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from engines import EngineInputError, falls_back
+from projects import project_dir_of
+from storage import open_store
+from reelflow.settings import get_settings
+from tasks import events
+from tasks.clip import generate_clip
+from tasks.models import ClipPlan, ClipRef, RenderResult
+from tasks.project import load_spec, plan_clips
+from tasks.publish import publish_artifacts
+from tasks.stitch import normalize_clip, stitch_clips
+
+
+class RenderFailed(RuntimeError):
+    """Some scenes got no clip from any engine in their chain."""
+
+
+def _run_name() -> str:
+    project = flow_run.parameters.get("project", "project")
+    return f"render-{project_dir_of(project)[0].resolve().name}"
+
+
+def new_render_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def _produce_all(chains: list[list[ClipPlan]], progress_id) -> list[ClipRef]:
+    """Fan out the first engine of every chain; move failed scenes down their chains in waves."""
+    logger = get_run_logger()
+    refs: dict[int, ClipRef] = {}
+    history: dict[int, list[str]] = {i: [] for i in range(len(chains))}
+    errors: dict[int, BaseException] = {}
+    wave: dict[int, int] = {i: 0 for i in range(len(chains))}    # chain index -> position in chain
+    done = 0
+    while wave:
+        positions = list(wave.items())
+        futures: list[PrefectFuture] = generate_clip.map([chains[i][pos] for i, pos in positions])
+        next_wave: dict[int, int] = {}
+        for (i, pos), future in zip(positions, futures):
+            plan = chains[i][pos]
+            outcome = future.result(raise_on_failure=False)
+            if isinstance(outcome, ClipRef):
+                outcome.attempts = history[i] + outcome.attempts
+                refs[i] = outcome
+                done += 1
+                if progress_id:
+                    update_progress_artifact(progress_id, 100 * done / len(chains))
+                continue
+            history[i].append(f"{plan.engine}: {type(outcome).__name__}")
+            errors[i] = outcome
+            if falls_back(outcome) and pos + 1 < len(chains[i]):
+                logger.warning("scene %s: %s failed (%s); falling back to %s",
+                               plan.scene_id, plan.engine, outcome, chains[i][pos + 1].engine)
+                next_wave[i] = pos + 1
+        wave = next_wave
+    failed = [i for i in range(len(chains)) if i not in refs]
+    if failed:
+        lines = []
+        for i in failed:
+            prefix, text = f"scene {chains[i][0].scene_id!r}: ", str(errors[i])
+            lines.append(f"{prefix}{text.removeprefix(prefix)} (tried: {', '.join(history[i])})")
+        message = f"{len(failed)} of {len(chains)} scene(s) got no clip:\n" + "\n".join(lines)
+        if all(isinstance(errors[i], EngineInputError) for i in failed):
+            raise EngineInputError(message)
+        raise RenderFailed(message)
+    return [refs[i] for i in range(len(chains))]
+
+
+@flow(flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
+def render_project(project: str, engine: str | None = None, scenes: list[str] | None = None) -> RenderResult:
+    """Render a production folder (``projects/<slug>``) into one stitched video."""
+    logger = get_run_logger()
+    spec = load_spec(project)
+    chains = plan_clips(spec, engine, scenes)
+    render_id = new_render_id()
+    events.emit("plan", total=len(chains), slug=spec.slug, render_id=render_id)
+    progress_id = create_progress_artifact(0.0, description=f"Clips of {spec.slug} landed")
+
+    clips = _produce_all(chains, progress_id)
+    normalized = normalize_clip.map(clips, profile=unmapped(spec.output)).result()
+    outputs = stitch_clips(normalized, spec.output, spec.slug, render_id)
+
+    store = open_store(get_settings().storage)
+    result = RenderResult(
+        slug=spec.slug,
+        render_id=render_id,
+        video=store.url(outputs["video"]),
+        video_key=outputs["video"],
+        subtitles=store.url(outputs["subtitles"]) if "subtitles" in outputs else None,
+        contact_sheet=store.url(outputs["contact_sheet"]),
+        duration=outputs["duration"],
+        generated=sum(not c.cached for c in clips),
+        reused=sum(c.cached for c in clips),
+        clips=clips,
+        warnings=[w for chain in chains for w in chain[0].warnings],
+    )
+    publish_artifacts(result)
+    logger.info("render %s: %s (%d generated, %d reused)", render_id, result.video, result.generated, result.reused)
+    events.emit("done", video=result.video)
+    return result
+
+
+@flow(name="render-batch", log_prints=True)
+def render_batch(root: str = "projects", engine: str | None = None) -> dict[str, str]:
+    """Render every ``<root>/*/project.yaml``; one failing production does not stop the rest."""
+    logger = get_run_logger()
+    outcomes: dict[str, str] = {}
+    for spec in sorted(Path(root).glob("*/project.yaml")):
+        state = render_project(str(spec.parent), engine=engine, return_state=True)
+        if state.is_completed():
+            outcomes[spec.parent.name] = state.result().video
+        else:
+            outcomes[spec.parent.name] = f"FAILED: {state.message}"
+            logger.error("%s failed: %s", spec.parent.name, state.message)
+    return outcomes

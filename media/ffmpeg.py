@@ -1,0 +1,83 @@
+"""The one place that runs ffmpeg.
+
+Commands are built as ``list[str]`` by pure functions elsewhere (``media.commands``);
+``run`` resolves the binary, logs ``shlex.join(cmd)``, applies a timeout and raises
+``FFmpegError`` carrying the command and the tail of stderr.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+from functools import lru_cache
+
+from reelflow.settings import get_settings
+
+log = logging.getLogger("reelflow.ffmpeg")
+
+BASE_ARGS = ["-nostdin", "-y", "-hide_banner"]
+
+
+class FFmpegError(RuntimeError):
+    """ffmpeg failed or is missing; carries the command and stderr for the user."""
+
+    def __init__(self, message: str, cmd: list[str] | None = None, stderr: str = ""):
+        self.cmd = cmd or []
+        self.stderr = stderr
+        tail = stderr.strip().splitlines()[-5:]
+        detail = ("\n" + "\n".join(tail)) if tail else ""
+        super().__init__(f"{message}{detail}")
+
+
+@lru_cache
+def _resolve(explicit: str | None) -> str:
+    if explicit:
+        path = shutil.which(explicit) or (explicit if os.path.exists(explicit) else None)
+        if not path:
+            raise FFmpegError(f"REELFLOW_FFMPEG={explicit!r} is not an executable file")
+        return path
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except Exception:  # noqa: BLE001 - fall through to PATH
+        found = shutil.which("ffmpeg")
+        if found:
+            return found
+    raise FFmpegError("ffmpeg not found: pip install imageio-ffmpeg, or set REELFLOW_FFMPEG")
+
+
+def ffmpeg_binary() -> str:
+    return _resolve(get_settings().ffmpeg)
+
+
+def run(
+    args: list[str],
+    *,
+    timeout: float | None = None,
+    capture_stdout: bool = False,
+    loglevel: str = "error",
+) -> subprocess.CompletedProcess:
+    """Run ``ffmpeg <BASE_ARGS> <args>``; return the completed process or raise FFmpegError."""
+    cmd = [ffmpeg_binary(), *BASE_ARGS, "-loglevel", loglevel, *args]
+    log.debug("ffmpeg: %s", shlex.join(cmd))
+    limit = timeout if timeout is not None else get_settings().ffmpeg_timeout
+    try:
+        proc = subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=limit,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        stderr = (exc.stderr or b"").decode(errors="replace")
+        raise FFmpegError(f"ffmpeg timed out after {limit:.0f}s: {shlex.join(cmd)}", cmd, stderr) from exc
+    if proc.returncode != 0:
+        stderr = proc.stderr.decode(errors="replace")
+        raise FFmpegError(f"ffmpeg exited {proc.returncode}: {shlex.join(cmd)}", cmd, stderr)
+    return proc

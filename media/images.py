@@ -1,0 +1,82 @@
+"""Still images made with Pillow: caption overlays, placeholder cards, contact sheets."""
+
+from __future__ import annotations
+
+import hashlib
+import textwrap
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+
+def font_path() -> str | None:
+    """Roboto from the font-roboto wheel: the same glyphs on every machine."""
+    try:
+        import font_roboto
+
+        return str(font_roboto.Roboto)
+    except Exception:  # noqa: BLE001 - Pillow's built-in font still works
+        return None
+
+
+def font_dir() -> str | None:
+    path = font_path()
+    return str(Path(path).parent) if path else None
+
+
+def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    path = font_path()
+    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size=size)
+
+
+def caption_png(text: str, width: int, height: int, path: str | Path) -> Path:
+    """A transparent width x height PNG with ``text`` on a dark band near the bottom."""
+    img = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    if text.strip():
+        size = max(14, width // 22)
+        font = load_font(size)
+        chars = max(12, int(width / (size * 0.52)))
+        lines = textwrap.wrap(text, width=chars)[:3]
+        draw = ImageDraw.Draw(img)
+        line_h = int(size * 1.3)
+        band_h = line_h * len(lines) + size
+        top = height - band_h - height // 12
+        draw.rectangle([0, top, width, top + band_h], fill=(0, 0, 0, 150))
+        for i, line in enumerate(lines):
+            w = draw.textlength(line, font=font)
+            draw.text(((width - w) / 2, top + size / 2 + i * line_h), line, font=font, fill=(255, 255, 255, 255))
+    img.save(path)
+    return Path(path)
+
+
+def placeholder_png(label: str, width: int, height: int, path: str | Path) -> Path:
+    """A deterministic two-tone card for scenes without a character image."""
+    h = hashlib.sha256(label.encode()).digest()
+    top, bottom = (h[0], h[1], h[2]), (h[3] // 3, h[4] // 3, h[5] // 3)
+    img = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(img)
+    for y in range(height):
+        t = y / max(1, height - 1)
+        draw.line([(0, y), (width, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom)))
+    img.save(path)
+    return Path(path)
+
+
+def contact_sheet(frames: list[tuple[str, Image.Image]], path: str | Path, *, columns: int = 3, thumb_width: int = 240) -> Path:
+    """Tile (label, frame) pairs into one PNG, labels under each thumbnail."""
+    if not frames:
+        raise ValueError("a contact sheet needs at least one frame")
+    w0, h0 = frames[0][1].size
+    tw, th = thumb_width, max(1, round(thumb_width * h0 / w0))
+    label_h = 28
+    cols = min(columns, len(frames))
+    rows = -(-len(frames) // cols)
+    sheet = Image.new("RGB", (cols * tw, rows * (th + label_h)), (20, 20, 20))
+    draw = ImageDraw.Draw(sheet)
+    font = load_font(16)
+    for i, (label, frame) in enumerate(frames):
+        x, y = (i % cols) * tw, (i // cols) * (th + label_h)
+        sheet.paste(frame.convert("RGB").resize((tw, th)), (x, y))
+        draw.text((x + 6, y + th + 5), label[:28], font=font, fill=(230, 230, 230))
+    sheet.save(path)
+    return Path(path)

@@ -1,0 +1,38 @@
+"""The output profile every clip is normalised to."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from fractions import Fraction
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class OutputProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    width: int = Field(576, ge=16, le=7680, multiple_of=2)
+    height: int = Field(896, ge=16, le=4320, multiple_of=2)
+    fps: float = Field(24, gt=0, le=120)
+    audio_rate: int = Field(48000, ge=8000, le=192000)
+    fit: Literal["pad", "crop"] = "pad"
+    loudness: float = Field(-14.0, ge=-70, le=-5, description="Integrated loudness target, LUFS.")
+    true_peak: float = Field(-1.0, ge=-9, le=0, description="True peak ceiling, dBTP.")
+
+    @property
+    def rate(self) -> Fraction:
+        """fps as an exact fraction (29.97 -> 30000/1001)."""
+        return Fraction(self.fps).limit_denominator(1001)
+
+    def frames_for(self, seconds: float) -> int:
+        return max(1, round(seconds * self.rate))
+
+    def samples_for(self, frames: int) -> int:
+        return round(frames * self.audio_rate / self.rate)
+
+    def video_key(self) -> str:
+        """Digest of what decides a normalised clip's bytes (not loudness: that is applied later)."""
+        fields = self.model_dump(include={"width", "height", "fps", "audio_rate", "fit"})
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]

@@ -1,0 +1,155 @@
+"""Normalise clips to one profile and join them with exact A/V sync.
+
+Each normalised clip has exactly ``frames = round(duration * fps)`` video frames and
+``frames * audio_rate / fps`` PCM samples, encoded with one fixed set of x264 settings,
+so the video joins by stream copy (concat demuxer) and only the audio is re-encoded, once,
+with EBU R128 loudness normalisation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from fractions import Fraction
+from pathlib import Path
+
+from media import ffmpeg
+from media.probe import MediaInfo, probe
+from media.profile import OutputProfile
+
+NORMALIZED_SUFFIX = ".mov"   # H.264 + PCM: sample-exact audio until the final encode
+X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-profile:v", "high"]
+LRA = 11.0
+
+
+def _rate(profile: OutputProfile) -> str:
+    r: Fraction = profile.rate
+    return f"{r.numerator}/{r.denominator}"
+
+
+def filter_escape(value: str) -> str:
+    """Escape a value for use inside an ffmpeg filter option (``:``, ``'``, ``\\``)."""
+    return value.replace("\\", "\\\\").replace("'", "\\'").replace(":", "\\:").replace(",", "\\,")
+
+
+def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: int, out: str) -> list[str]:
+    """ffmpeg arguments that bring one clip to the profile with exact lengths (pure)."""
+    w, h, r = profile.width, profile.height, _rate(profile)
+    samples = profile.samples_for(frames)
+    if profile.fit == "crop":
+        fit = f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h}"
+    else:
+        fit = f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black"
+    args = ["-i", src]
+    if info.has_audio:
+        audio_src = "[0:a:0]"
+    else:
+        args += ["-f", "lavfi", "-i", f"anullsrc=r={profile.audio_rate}:cl=stereo"]
+        audio_src = "[1:a]"
+    graph = (
+        f"[0:v:0]setpts=PTS-STARTPTS,fps={r},{fit},setsar=1,format=yuv420p,"
+        f"tpad=stop=-1:stop_mode=clone[v];"
+        f"{audio_src}aresample={profile.audio_rate}:async=1:first_pts=0,"
+        f"aformat=sample_fmts=s16:channel_layouts=stereo,apad,atrim=end_sample={samples}[a]"
+    )
+    return [
+        *args, "-filter_complex", graph, "-map", "[v]", "-map", "[a]",
+        "-frames:v", str(frames), "-r", r, *X264,
+        "-c:a", "pcm_s16le", "-ar", str(profile.audio_rate), "-ac", "2",
+        "-map_metadata", "-1", "-fflags", "+bitexact", "-f", "mov", out,
+    ]
+
+
+def normalize_clip(src: str | Path, out: str | Path, profile: OutputProfile, duration: float | None = None) -> MediaInfo:
+    """Normalise ``src`` to ``profile``; ``duration`` (default: the clip's own) sets the frame count."""
+    info = probe(src)
+    if not info.has_video:
+        raise ffmpeg.FFmpegError(f"{src}: no video stream to normalise")
+    seconds = duration if duration is not None else (info.video_duration or info.duration)
+    frames = profile.frames_for(seconds)
+    ffmpeg.run(normalize_args(str(src), info, profile, frames, str(out)))
+    return probe(out)
+
+
+def concat_list(paths: list[str | Path]) -> str:
+    """A concat-demuxer list file body for ``paths``."""
+    lines = ["ffconcat version 1.0"]
+    for p in paths:
+        escaped = str(Path(p).resolve()).replace("'", "'\\''")
+        lines.append(f"file '{escaped}'")
+    return "\n".join(lines) + "\n"
+
+
+def _loudnorm_json(stderr: str) -> dict:
+    blocks = re.findall(r"\{[^{}]*\}", stderr, flags=re.DOTALL)
+    if not blocks:
+        raise ffmpeg.FFmpegError("loudnorm printed no measurement", stderr=stderr)
+    return json.loads(blocks[-1])
+
+
+def measure_loudness(inputs: list[str], profile: OutputProfile) -> dict:
+    """First loudnorm pass over the audio of ``inputs`` (ffmpeg input args); returns its JSON."""
+    af = f"loudnorm=I={profile.loudness}:TP={profile.true_peak}:LRA={LRA}:print_format=json"
+    proc = ffmpeg.run([*inputs, "-map", "0:a:0", "-af", af, "-f", "null", "-"], loglevel="info")
+    return _loudnorm_json(proc.stderr.decode(errors="replace"))
+
+
+def integrated_loudness(path: str | Path) -> float:
+    """Integrated loudness of a file's audio, LUFS (EBU R128)."""
+    profile = OutputProfile()
+    return float(measure_loudness(["-i", str(path)], profile)["input_i"])
+
+
+def loudnorm_filter(measured: dict, profile: OutputProfile) -> str | None:
+    """Second-pass loudnorm filter, or None for silence (nothing to normalise)."""
+    try:
+        level = float(measured["input_i"])
+    except (KeyError, ValueError):
+        return None
+    if level < -70:
+        return None
+    return (
+        f"loudnorm=I={profile.loudness}:TP={profile.true_peak}:LRA={LRA}"
+        f":measured_I={measured['input_i']}:measured_TP={measured['input_tp']}"
+        f":measured_LRA={measured['input_lra']}:measured_thresh={measured['input_thresh']}"
+        f":offset={measured['target_offset']}:linear=true"
+    )
+
+
+def finish_args(
+    list_file: str, measured: dict, profile: OutputProfile, total_samples: int, out: str,
+    burn_subtitles: str | None = None, font_dir: str | None = None,
+) -> list[str]:
+    """Join normalised clips: video by stream copy (or re-encoded to burn subtitles), audio once."""
+    chain = [f for f in (loudnorm_filter(measured, profile),) if f]
+    chain += [f"aresample={profile.audio_rate}", "apad", f"atrim=end_sample={total_samples}"]
+    args = ["-f", "concat", "-safe", "0", "-i", list_file, "-map", "0:v:0", "-map", "0:a:0"]
+    if burn_subtitles:
+        style = "FontName=Roboto,FontSize=14,Outline=1,Shadow=0,MarginV=28"
+        vf = f"subtitles=filename={filter_escape(burn_subtitles)}:force_style='{style}'"
+        if font_dir:
+            vf += f":fontsdir={filter_escape(font_dir)}"
+        args += ["-vf", vf, *X264, "-r", _rate(profile)]
+    else:
+        args += ["-c:v", "copy"]
+    return [
+        *args, "-af", ",".join(chain),
+        "-c:a", "aac", "-b:a", "192k", "-ar", str(profile.audio_rate), "-ac", "2",
+        "-map_metadata", "-1", "-movflags", "+faststart", out,
+    ]
+
+
+def middle_frame(path: str | Path):
+    """The frame nearest the middle of a clip, as a PIL image."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        target = (container.duration or 0) / 2 / 1_000_000
+        frame = None
+        for frame in container.decode(stream):
+            if frame.time is not None and frame.time >= target:
+                break
+        if frame is None:
+            raise ffmpeg.FFmpegError(f"{path}: no video frames")
+        return frame.to_image()

@@ -1,0 +1,73 @@
+"""Pydantic models of ``project.yaml``. Unknown keys are rejected everywhere."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from media.profile import OutputProfile
+from prompts.tokens import find_tokens
+
+
+def _no_tokens(value: str | None) -> str | None:
+    if value and (found := find_tokens(value)):
+        raise ValueError(
+            f"contains the prompt token {found[0]!r}; write plain text, templates add the tokens"
+        )
+    return value
+
+
+PlainText = Annotated[str, AfterValidator(_no_tokens)]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Output(OutputProfile):
+    subtitles: Literal["none", "srt", "vtt", "burn"] = "srt"
+
+
+class EngineSpec(Strict):
+    name: str = "animatic"
+    model: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    fallback: list[str] = Field(default_factory=list, description="Engines to try next, in order.")
+
+
+class Character(Strict):
+    name: PlainText
+    image: str | None = None
+    description: PlainText | None = None
+    voice: str = Field("en-us", pattern=r"^[A-Za-z0-9_+-]+$", description="espeak-ng voice for TTS.")
+
+
+class Scene(Strict):
+    id: Slug
+    character: str | None = None
+    action: PlainText = ""
+    speech: PlainText | None = None
+    atmosphere: PlainText | None = None
+    duration: float | None = Field(None, gt=0, le=600)
+    engine: EngineSpec | None = None
+    seed: int | None = Field(None, ge=0, lt=2**32)
+    audio: str | None = None
+    footage: str | None = None
+
+
+class Project(Strict):
+    title: PlainText
+    output: Output = Field(default_factory=Output)
+    engine: EngineSpec = Field(default_factory=EngineSpec)
+    template: str | None = None
+    characters: dict[Slug, Character] = Field(default_factory=dict)
+    scenes: list[Scene] = Field(min_length=1)
+
+    # Set by the loader, not by the YAML.
+    slug: str = Field("", exclude=True)
+    root: str = Field("", exclude=True)
+
+    def scene_duration(self, scene: Scene) -> float:
+        return scene.duration if scene.duration is not None else 5.0

@@ -1,0 +1,122 @@
+"""Render a scene's prompt from a Jinja template and check it.
+
+Shipped templates (``prompts/templates``) render in a strict environment; templates that
+come inside a project folder render in a sandbox. In both, every ``{{ expression }}`` is
+scrubbed (``finalize``) unless a token filter produced it, so user text can never open,
+close or forge a token.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import BaseModel
+
+from prompts import tokens
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+MAX_PROMPT_CHARS = 2000
+
+
+class PromptError(ValueError):
+    """A template failed to render or rendered an invalid prompt."""
+
+
+class RenderedPrompt(BaseModel):
+    scene_id: str
+    template: str
+    dialect: str
+    prompt: str
+    words: int
+    words_per_second: float
+    warnings: list[str] = []
+
+
+def _finalize(value: object) -> object:
+    if isinstance(value, tokens.TokenText):
+        return value
+    return tokens.scrub(value)
+
+
+def _configure(env: jinja2.Environment) -> jinja2.Environment:
+    env.filters.update(speech=tokens.speech, audcap=tokens.audcap, audio_suffix=tokens.audio_suffix)
+    return env
+
+
+@lru_cache
+def _env(folder: str, sandboxed: bool) -> jinja2.Environment:
+    cls = SandboxedEnvironment if sandboxed else jinja2.Environment
+    env = cls(
+        loader=jinja2.FileSystemLoader(folder),
+        undefined=jinja2.StrictUndefined,
+        finalize=_finalize,
+        autoescape=False,
+        keep_trailing_newline=False,
+    )
+    return _configure(env)
+
+
+def dialect_for(model: str | None) -> str:
+    """Ovi 1.1's 960x960 models take a trailing ``Audio:``; everything else the AUDCAP tokens."""
+    return "audio-suffix" if model and "960" in model else "audcap"
+
+
+def template_for(model: str | None, project_template: str | None, project_dir: Path) -> tuple[Path, bool]:
+    """(template path, sandboxed?) for a scene: the project's own template wins."""
+    if project_template:
+        return (project_dir / project_template).resolve(), True
+    name = "ovi-960.j2" if dialect_for(model) == "audio-suffix" else "ovi.j2"
+    return TEMPLATE_DIR / name, False
+
+
+def speech_rate(text: str | None, duration: float) -> tuple[int, float]:
+    words = len((text or "").split())
+    return words, (words / duration if duration > 0 else float("inf"))
+
+
+def render_scene_prompt(
+    *,
+    scene_id: str,
+    template: Path,
+    sandboxed: bool,
+    model: str | None,
+    context: dict,
+    speech: str | None,
+    duration: float,
+    max_words_per_second: float = 3.0,
+    max_chars: int = MAX_PROMPT_CHARS,
+) -> RenderedPrompt:
+    """Render ``template`` with ``context`` (plain dicts), validate it, check the speech pace."""
+    dialect = dialect_for(model)
+    try:
+        tmpl = _env(str(template.parent), sandboxed).get_template(template.name)
+        prompt = " ".join(tmpl.render(**context).split())
+    except jinja2.TemplateNotFound as exc:
+        raise PromptError(f"{template}: template not found") from exc
+    except jinja2.TemplateSyntaxError as exc:
+        raise PromptError(f"{exc.filename or template}:{exc.lineno}: template syntax error: {exc.message}") from exc
+    except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as exc:
+        raise PromptError(f"{template}: scene {scene_id!r}: {exc}") from exc
+    problems = tokens.validate_prompt(prompt, dialect, max_chars)
+    if problems:
+        raise PromptError(f"{template}: scene {scene_id!r}: " + "; ".join(problems))
+    words, rate = speech_rate(speech, duration)
+    warnings = []
+    if rate > max_words_per_second:
+        warnings.append(
+            f"scene {scene_id!r}: {words} words in {duration:g} s is {rate:.1f} words/s, "
+            f"above the ~{max_words_per_second:g} words/s lip sync can follow; "
+            f"shorten the line or make the scene at least {words / max_words_per_second:.1f} s"
+        )
+    return RenderedPrompt(
+        scene_id=scene_id,
+        template=str(template),
+        dialect=dialect,
+        prompt=prompt,
+        words=words,
+        words_per_second=round(rate, 2),
+        warnings=warnings,
+    )

@@ -1,0 +1,76 @@
+"""A folder as a clip store (the default): ``REELFLOW_STORAGE=./.reelflow/store``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from storage.base import StorageError, check_key
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class LocalStore:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def __repr__(self) -> str:
+        return f"LocalStore({str(self.root)!r})"
+
+    def path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def put_file(self, key: str, src: str | Path, metadata: dict[str, str] | None = None) -> str:
+        dest = self.path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        try:
+            os.chmod(tmp, 0o666 & ~_UMASK)
+            with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+                shutil.copyfileobj(f, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+            if metadata:
+                meta = dest.with_name(dest.name + ".meta.json")
+                meta_tmp = meta.with_name(meta.name + ".part")
+                meta_tmp.write_text(json.dumps(metadata, sort_keys=True))
+                os.replace(meta_tmp, meta)
+            os.replace(tmp, dest)
+        except OSError as exc:
+            Path(tmp).unlink(missing_ok=True)
+            raise StorageError(f"cannot write {dest}: {exc}") from exc
+        return key
+
+    def fetch(self, key: str, workdir: str | Path) -> Path:
+        path = self.path(key)
+        if not path.is_file():
+            raise StorageError(f"{key} is not in {self.root}")
+        return path
+
+    def metadata(self, key: str) -> dict[str, str]:
+        meta = self.path(key).with_name(self.path(key).name + ".meta.json")
+        return json.loads(meta.read_text()) if meta.is_file() else {}
+
+    def url(self, key: str) -> str:
+        return str(self.path(key))
+
+    def list(self, prefix: str = "") -> list[str]:
+        base = self.root / prefix if prefix else self.root
+        if not base.exists():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.endswith((".part", ".meta.json"))
+        )
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)

@@ -1,0 +1,32 @@
+"""In-process progress events (the CLI's progress bar listens; Prefect does not need them)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+Listener = Callable[[str, dict[str, Any]], None]
+_listeners: list[Listener] = []
+_lock = threading.Lock()
+
+
+def subscribe(listener: Listener) -> Callable[[], None]:
+    with _lock:
+        _listeners.append(listener)
+
+    def unsubscribe() -> None:
+        with _lock:
+            if listener in _listeners:
+                _listeners.remove(listener)
+
+    return unsubscribe
+
+
+def emit(event: str, **data: Any) -> None:
+    with _lock:
+        listeners = list(_listeners)
+    for listener in listeners:
+        try:
+            listener(event, data)
+        except Exception:  # noqa: BLE001 - a broken listener must not break a render
+            pass

@@ -1,0 +1,65 @@
+"""Small models that travel between tasks: plans and references, never media bytes."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from engines.base import ClipRequest
+
+
+class ClipPlan(BaseModel):
+    """How one scene gets its clip from one engine (a scene has one plan per engine in its chain)."""
+
+    scene_id: str
+    index: int
+    kind: Literal["generate", "footage"]
+    key: str                              # store key of the raw clip
+    engine: str | None = None
+    model: str | None = None
+    engine_params: dict = Field(default_factory=dict)
+    request: ClipRequest | None = None
+    footage: str | None = None            # absolute path of a footage file
+    duration: float | None = None         # target seconds; None: the clip's own length
+    speech: str | None = None             # subtitle text
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ClipRef(BaseModel):
+    """A raw clip in the store."""
+
+    scene_id: str
+    index: int
+    key: str
+    engine: str | None
+    model: str | None = None
+    cached: bool
+    seconds: float = 0.0
+    duration: float | None = None
+    speech: str | None = None
+    attempts: list[str] = Field(default_factory=list)   # "engine: outcome" per engine tried
+
+
+class NormalizedRef(BaseModel):
+    """A clip normalised to the output profile: exact frame and sample counts."""
+
+    scene_id: str
+    index: int
+    key: str
+    frames: int
+    speech: str | None = None
+
+
+class RenderResult(BaseModel):
+    slug: str
+    render_id: str
+    video: str
+    video_key: str
+    subtitles: str | None = None
+    contact_sheet: str | None = None
+    duration: float
+    generated: int
+    reused: int
+    clips: list[ClipRef]
+    warnings: list[str] = Field(default_factory=list)

@@ -1,0 +1,90 @@
+"""Turn a project into clip plans: render prompts, pick engine chains, compute content keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engines.base import ClipRequest, file_digest
+from tasks.models import ClipPlan
+from projects.schema import EngineSpec, Project, Scene
+from prompts import render_scene_prompt, template_for
+
+
+class PlanError(ValueError):
+    """The project cannot be planned as asked (unknown scene id, bad template)."""
+
+
+def engine_chain(project: Project, scene: Scene, override: str | None) -> list[EngineSpec]:
+    """The scene's engine, then its fallbacks; ``override`` replaces the first engine's name."""
+    spec = scene.engine or project.engine
+    first = spec if override in (None, spec.name) else EngineSpec(name=override)
+    chain = [first] + [EngineSpec(name=name) for name in spec.fallback if name != first.name]
+    return chain
+
+
+def scene_context(project: Project, scene: Scene) -> dict:
+    character = project.characters.get(scene.character) if scene.character else None
+    return {
+        "project": {"title": project.title, "slug": project.slug},
+        "scene": scene.model_dump(exclude={"engine"}),
+        "character": character.model_dump() if character else None,
+    }
+
+
+def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec, max_wps: float) -> ClipPlan:
+    root = Path(project.root)
+    duration = project.scene_duration(scene)
+    template, sandboxed = template_for(spec.model, project.template, root)
+    rendered = render_scene_prompt(
+        scene_id=scene.id, template=template, sandboxed=sandboxed, model=spec.model,
+        context=scene_context(project, scene), speech=scene.speech, duration=duration,
+        max_words_per_second=max_wps,
+    )
+    character = project.characters.get(scene.character) if scene.character else None
+    out = project.output
+    request = ClipRequest(
+        scene_id=scene.id,
+        prompt=rendered.prompt,
+        caption=scene.action,
+        image=str(root / character.image) if character and character.image else None,
+        audio=str(root / scene.audio) if scene.audio else None,
+        voice=character.voice if character else "en-us",
+        width=out.width, height=out.height, fps=out.fps, duration=duration,
+        seed=scene.seed if scene.seed is not None else index,
+        params=spec.params,
+    )
+    return ClipPlan(
+        scene_id=scene.id, index=index, kind="generate",
+        key=f"clips/{request.content_key(spec.name, spec.model)}.mp4",
+        engine=spec.name, model=spec.model, engine_params=spec.params, request=request,
+        duration=duration, speech=scene.speech, warnings=rendered.warnings,
+    )
+
+
+def _plan_footage(project: Project, scene: Scene, index: int) -> ClipPlan:
+    path = Path(project.root) / scene.footage
+    return ClipPlan(
+        scene_id=scene.id, index=index, kind="footage",
+        key=f"footage/{file_digest(path)}{path.suffix.lower()}",
+        footage=str(path), duration=scene.duration, speech=scene.speech,
+    )
+
+
+def plan_project(
+    project: Project, engine: str | None = None, scene_ids: list[str] | None = None, max_wps: float = 3.0
+) -> list[list[ClipPlan]]:
+    """One chain of plans per scene to render (all scenes, or ``scene_ids`` in project order)."""
+    known = {s.id for s in project.scenes}
+    unknown = [s for s in scene_ids or [] if s not in known]
+    if unknown:
+        raise PlanError(f"unknown scene id(s) {', '.join(map(repr, unknown))}; scenes are: {', '.join(s.id for s in project.scenes)}")
+    chains = []
+    for index, scene in enumerate(project.scenes):
+        if scene_ids and scene.id not in scene_ids:
+            continue
+        if scene.footage:
+            chains.append([_plan_footage(project, scene, index)])
+        else:
+            chains.append([_plan_generate(project, scene, index, spec, max_wps)
+                           for spec in engine_chain(project, scene, engine)])
+    return chains

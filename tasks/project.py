@@ -1,0 +1,27 @@
+"""Load a production and plan its clips."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from projects import Project, load_project
+from reelflow.settings import get_settings
+from tasks.models import ClipPlan
+from tasks.plan import plan_project
+
+
+@task(task_run_name="load-{project}")
+def load_spec(project: str) -> Project:
+    """Load and validate ``project.yaml`` (every problem in one error)."""
+    return load_project(project)
+
+
+@task(task_run_name="plan-{spec.slug}")
+def plan_clips(spec: Project, engine: str | None, scenes: list[str] | None) -> list[list[ClipPlan]]:
+    """Render every scene's prompt and compute its clip keys, one plan per engine in its chain."""
+    chains = plan_project(spec, engine, scenes, get_settings().max_words_per_second)
+    logger = get_run_logger()
+    for chain in chains:
+        for warning in chain[0].warnings:
+            logger.warning(warning)
+    return chains

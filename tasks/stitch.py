@@ -1,0 +1,108 @@
+"""Normalise stored clips and stitch them into the final video, subtitles and contact sheet."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from prefect import task
+
+from media import ffmpeg, images, stitch
+from media.images import font_dir
+from media.probe import probe
+from media.subtitles import build_subtitles, write_subtitles
+from projects.schema import Output
+from reelflow.settings import get_settings
+from storage import ClipStore, open_store
+from tasks import events
+from tasks.models import ClipRef, NormalizedRef
+
+
+def normalized_key(ref: ClipRef, profile: Output, frames: int | None) -> str:
+    digest = ref.key.rsplit("/", 1)[-1].split(".")[0]
+    length = frames if frames is not None else "auto"
+    return f"normalized/{profile.video_key()}/{digest}-{length}{stitch.NORMALIZED_SUFFIX}"
+
+
+def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: Path) -> NormalizedRef:
+    """Normalise one stored clip to ``profile`` (cached in the store under its own key)."""
+    frames = profile.frames_for(ref.duration) if ref.duration else None
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        key = normalized_key(ref, profile, frames)
+        if not store.exists(key):
+            src = store.fetch(ref.key, tmp)
+            out = Path(tmp) / "normalized.mov"
+            info = stitch.normalize_clip(src, out, profile, ref.duration)
+            frames = info.video_frames or profile.frames_for(info.duration)
+            if ref.duration is None:  # footage at its own length: key by the frames it got
+                key = normalized_key(ref, profile, frames)
+            store.put_file(key, out, {"scene": ref.scene_id, "source": ref.key})
+        elif frames is None:
+            frames = probe(store.fetch(key, tmp), count_frames=True).video_frames or 0
+    events.emit("normalized", scene=ref.scene_id)
+    return NormalizedRef(scene_id=ref.scene_id, index=ref.index, key=key, frames=frames, speech=ref.speech)
+
+
+def stitch_render(
+    clips: list[NormalizedRef], profile: Output, store: ClipStore, work_dir: Path, dest_prefix: str
+) -> dict:
+    """Join normalised clips into ``<dest_prefix>/final.mp4`` (+ subtitles, contact sheet)."""
+    clips = sorted(clips, key=lambda c: c.index)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="stitch-", dir=work_dir))
+    try:
+        paths = [store.fetch(c.key, tmp / f"{i:04d}") for i, c in enumerate(clips)]
+        list_file = tmp / "clips.ffconcat"
+        list_file.write_text(stitch.concat_list(paths))
+
+        cues, start_frame = [], 0
+        for clip in clips:
+            end_frame = start_frame + clip.frames
+            cues.append((float(start_frame / profile.rate), float(end_frame / profile.rate), clip.speech or ""))
+            start_frame = end_frame
+        total_samples = profile.samples_for(start_frame)
+        subs = build_subtitles(cues)
+        sub_fmt = {"srt": "srt", "burn": "srt", "vtt": "vtt"}.get(profile.subtitles)
+        sub_path = tmp / f"final.{sub_fmt}" if sub_fmt else None
+        if sub_path:
+            write_subtitles(subs, sub_path, sub_fmt)
+
+        events.emit("stitch", stage="loudness")
+        measured = stitch.measure_loudness(["-f", "concat", "-safe", "0", "-i", str(list_file)], profile)
+        final = tmp / "final.mp4"
+        events.emit("stitch", stage="encode")
+        ffmpeg.run(stitch.finish_args(
+            str(list_file), measured, profile, total_samples, str(final),
+            burn_subtitles=str(sub_path) if profile.subtitles == "burn" else None,
+            font_dir=font_dir(),
+        ))
+        sheet = images.contact_sheet(
+            [(c.scene_id, stitch.middle_frame(p)) for c, p in zip(clips, paths)], tmp / "contact-sheet.png"
+        )
+        keys = {"video": f"{dest_prefix}/final.mp4", "contact_sheet": f"{dest_prefix}/contact-sheet.png"}
+        if sub_path:
+            keys["subtitles"] = f"{dest_prefix}/final.{sub_fmt}"
+            store.put_file(keys["subtitles"], sub_path)
+        store.put_file(keys["contact_sheet"], sheet)
+        store.put_file(keys["video"], final)  # last: the video's presence means the render is complete
+        keys["duration"] = float(start_frame / profile.rate)
+        return keys
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@task(task_run_name="normalize-{ref.scene_id}")
+def normalize_clip(ref: ClipRef, profile: Output) -> NormalizedRef:
+    """Bring one clip to the output profile with exact frame and sample counts."""
+    settings = get_settings()
+    return normalize_stored(ref, profile, open_store(settings.storage), Path(settings.work_dir) / "normalize")
+
+
+@task(task_run_name="stitch-{slug}")
+def stitch_clips(clips: list[NormalizedRef], profile: Output, slug: str, render_id: str) -> dict:
+    """Join the clips, normalise loudness, write subtitles and a contact sheet, publish."""
+    settings = get_settings()
+    return stitch_render(clips, profile, open_store(settings.storage), Path(settings.work_dir) / "stitch",
+                         f"renders/{slug}/{render_id}")
