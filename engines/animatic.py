@@ -104,10 +104,10 @@ class AnimaticEngine:
         path = work / "speech.wav"
         room = max(0.5, request.duration - LEAD_IN - 0.2)
         try:
-            spoken = tts.speak_to_wav(text, path, request.voice, speed=BASE_WPM)
+            spoken = tts.speak_to_wav(text, path, request.voice, speed=BASE_WPM, seed=request.seed)
             if spoken > room:  # speak faster rather than cut the line off
                 wpm = min(MAX_WPM, int(BASE_WPM * spoken / room) + 1)
-                tts.speak_to_wav(text, path, request.voice, speed=wpm)
+                tts.speak_to_wav(text, path, request.voice, speed=wpm, seed=request.seed)
         except tts.TTSError as exc:
             raise EngineInputError(f"scene {request.scene_id!r}: {exc}") from exc
         return str(path)

@@ -1,12 +1,18 @@
 """Offline text-to-speech with libespeak-ng (shipped by the ``espeakng-loader`` wheel).
 
-libespeak-ng keeps global state, so all synthesis goes through one lock.
+libespeak-ng keeps static state between utterances (even across terminate/initialise),
+so the same text spoken twice in one process gives different samples. ``speak_to_wav``
+therefore speaks each line in a fresh child process (``python -m media.tts``): same text,
+voice and speed -> same bytes, and no shared C state between worker threads.
 """
 
 from __future__ import annotations
 
 import array
 import ctypes
+import json
+import subprocess
+import sys
 import threading
 import wave
 from pathlib import Path
@@ -75,7 +81,7 @@ def _library():
     return _STATE["lib"]
 
 
-def synthesize(text: str, voice: str = "en-us", *, speed: int = 165) -> tuple[array.array, int]:
+def synthesize(text: str, voice: str = "en-us", *, speed: int = 165, seed: int = 0) -> tuple[array.array, int]:
     """Return (mono int16 samples, sample rate) for ``text`` spoken by ``voice``."""
     with _LOCK:
         lib = _library()
@@ -84,6 +90,8 @@ def synthesize(text: str, voice: str = "en-us", *, speed: int = 165) -> tuple[ar
         if lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise TTSError(check_voice(voice) or f"espeak-ng refused voice {voice!r}")
         lib.espeak_SetParameter(1, int(speed), 0)  # espeakRATE, words per minute
+        if hasattr(lib, "espeak_ng_SetRandSeed"):  # espeak-ng adds noise: seed it for same-in, same-out
+            lib.espeak_ng_SetRandSeed(ctypes.c_long(seed))
         data = text.encode("utf-8")
         if lib.espeak_Synth(ctypes.c_char_p(data), len(data) + 1, 0, _POS_CHARACTER, 0,
                             _ESPEAK_CHARS_UTF8, None, None) != 0:
@@ -92,12 +100,36 @@ def synthesize(text: str, voice: str = "en-us", *, speed: int = 165) -> tuple[ar
         return array.array("h", samples), _STATE["rate"]
 
 
-def speak_to_wav(text: str, path: str | Path, voice: str = "en-us", *, speed: int = 165) -> float:
-    """Write ``text`` as a mono 16-bit WAV; return its duration in seconds."""
-    samples, rate = synthesize(text, voice, speed=speed)
-    with wave.open(str(path), "wb") as out:
+def _write_wav(text: str, path: str, voice: str, speed: int, seed: int) -> float:
+    samples, rate = synthesize(text, voice, speed=speed, seed=seed)
+    with wave.open(path, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(samples.tobytes())
     return len(samples) / rate
+
+
+def speak_to_wav(text: str, path: str | Path, voice: str = "en-us", *, speed: int = 165, seed: int = 0) -> float:
+    """Write ``text`` as a mono 16-bit WAV (deterministically); return its duration in seconds."""
+    if message := check_voice(voice):
+        raise TTSError(message)
+    job = json.dumps({"text": text, "path": str(path), "voice": voice, "speed": int(speed), "seed": int(seed)})
+    try:
+        proc = subprocess.run([sys.executable, "-m", "media.tts"], input=job.encode(), capture_output=True,
+                              timeout=120, check=False, cwd=str(Path(__file__).resolve().parents[1]))
+    except subprocess.TimeoutExpired as exc:
+        raise TTSError(f"speech synthesis timed out for {text[:40]!r}") from exc
+    if proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace").strip().splitlines()
+        raise TTSError(detail[-1] if detail else f"speech synthesis failed for {text[:40]!r}")
+    return float(proc.stdout.decode().strip())
+
+
+if __name__ == "__main__":
+    args = json.loads(sys.stdin.read())
+    try:
+        print(_write_wav(args["text"], args["path"], args["voice"], args["speed"], args["seed"]))
+    except TTSError as exc:
+        print(f"TTSError: {exc}", file=sys.stderr)
+        sys.exit(1)

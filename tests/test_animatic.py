@@ -1,0 +1,105 @@
+"""The animatic engine: exact clips, speech from the prompt, determinism, typed errors."""
+
+from __future__ import annotations
+
+import hashlib
+import wave
+
+import numpy as np
+import pytest
+
+from engines import EngineInputError, get_engine
+from engines.animatic import animatic_args
+from media.probe import audio_samples, probe
+from media.tts import check_voice, speak_to_wav
+from tests.engine_contract import EngineContract, request
+from tests.media import audio_pcm
+
+
+class TestAnimaticContract(EngineContract):
+    @pytest.fixture
+    def engine(self):
+        return get_engine("animatic")
+
+    @pytest.fixture
+    def bad_request(self, tmp_path):
+        broken = tmp_path / "broken.png"
+        broken.write_bytes(b"not a png")
+        return request(image=str(broken))
+
+
+@pytest.fixture
+def engine():
+    return get_engine("animatic")
+
+
+def test_exact_size_fps_frames_and_samples(engine, tmp_path):
+    result = engine.generate(request(width=576, height=896, fps=25, duration=3.0), tmp_path)
+    info = probe(result.path, count_frames=True)
+    assert (info.width, info.height, info.fps, info.video_frames) == (576, 896, 25.0, 75)
+    assert (info.video_codec, info.audio_codec, info.audio_rate, info.audio_channels) == ("h264", "aac", 48000, 2)
+    assert info.audio_duration == pytest.approx(3.0, abs=0.001)
+
+
+def test_same_inputs_give_the_same_bytes(engine, tmp_path):
+    a = engine.generate(request(), tmp_path / "a").path
+    b = engine.generate(request(), tmp_path / "b").path
+    digest = lambda p: hashlib.sha256(open(p, "rb").read()).hexdigest()  # noqa: E731
+    assert digest(a) == digest(b)
+
+
+def test_speech_is_spoken_and_silence_when_there_is_none(engine, tmp_path):
+    spoken, rate = audio_pcm(engine.generate(request(), tmp_path / "s").path)
+    quiet, _ = audio_pcm(engine.generate(request(prompt="Max waves."), tmp_path / "q").path)
+    assert np.sqrt((spoken ** 2).mean()) > 0.02
+    assert np.abs(quiet).max() < 1e-3
+
+
+def test_long_speech_is_sped_up_to_fit(engine, tmp_path):
+    words = " ".join(["bananas"] * 20)
+    result = engine.generate(request(prompt=f"<S>{words}<E>", duration=2.0), tmp_path)
+    pcm, rate = audio_pcm(result.path)
+    tail = pcm[int(rate * 1.9):]
+    assert len(pcm) == pytest.approx(2.0 * rate, abs=2048)
+    assert np.abs(tail).max() < 0.5  # the line finished (or was cut) at the clip's end
+
+
+def test_scene_audio_file_wins_over_tts(engine, tmp_path):
+    wav = tmp_path / "line.wav"
+    speak_to_wav("completely different words", wav, "en-us")
+    result = engine.generate(request(audio=str(wav)), tmp_path / "o")
+    assert probe(result.path).has_audio
+    assert audio_samples(result.path) >= 96000
+
+
+def test_no_image_gives_a_placeholder_card(engine, tmp_path):
+    result = engine.generate(request(image=None), tmp_path)
+    assert probe(result.path, count_frames=True).video_frames == 48
+
+
+def test_unknown_voice_is_an_input_error(engine, tmp_path):
+    with pytest.raises(EngineInputError, match="unknown TTS voice"):
+        engine.generate(request(voice="zz-top"), tmp_path)
+
+
+def test_voice_check():
+    assert check_voice("en-us") is None and check_voice("en+f3") is None
+    assert "unknown TTS voice" in check_voice("xx")
+    assert "variant" in check_voice("en+nobody")
+
+
+def test_tts_writes_a_real_wav(tmp_path):
+    seconds = speak_to_wav("Hello from reelflow", tmp_path / "a.wav", "en")
+    with wave.open(str(tmp_path / "a.wav")) as w:
+        assert w.getnchannels() == 1 and w.getnframes() / w.getframerate() == pytest.approx(seconds)
+    assert 0.5 < seconds < 3
+
+
+def test_motion_depends_on_seed():
+    common = dict(still="s.png", caption="c.png", speech=None, ambience=False, width=64, height=64,
+                  rate=24, frames=24, samples=48000, out="o.mp4")
+    from fractions import Fraction
+    common["rate"] = Fraction(24)
+    graphs = {animatic_args(seed=s, **common)[animatic_args(seed=s, **common).index("-filter_complex") + 1]
+              for s in range(4)}
+    assert len(graphs) == 4

@@ -1,0 +1,132 @@
+"""Loading and validating project.yaml, through the library and through `reelflow validate`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from projects import ProjectError, load_project
+from reelflow.cli import app
+from tests.conftest import DEMO
+
+runner = CliRunner()
+
+
+def write_spec(folder: Path, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "characters").mkdir(exist_ok=True)
+    (folder / "characters" / "max.png").write_bytes((DEMO / "characters" / "max.png").read_bytes())
+    (folder / "project.yaml").write_text(text)
+    return folder
+
+
+GOOD = """\
+title: Test
+characters:
+  max: {name: Max, image: characters/max.png}
+scenes:
+  - id: one
+    character: max
+    action: waving
+    speech: Hello there.
+    duration: 3
+"""
+
+
+def test_demo_loads_with_six_scenes_and_thirty_seconds():
+    project = load_project(DEMO)
+    assert project.slug == "demo"
+    assert len(project.scenes) == 6 and len(project.characters) == 2
+    assert sum(project.scene_duration(s) for s in project.scenes) == 30
+    assert all(s.speech and s.atmosphere for s in project.scenes)
+
+
+def test_validate_demo_exits_zero():
+    result = runner.invoke(app, ["validate", str(DEMO)])
+    assert result.exit_code == 0, result.output
+    assert "6 scenes OK" in result.output
+
+
+# (case, the YAML edit, the field path expected in the message, a word from the message)
+BROKEN = [
+    ("missing field", lambda d: d.pop("title"), "title", "required"),
+    ("wrong type", lambda d: d["scenes"][0].update(duration="five"), "scenes[0].duration", "number"),
+    ("unknown key", lambda d: d["scenes"][0].update(colour="red"), "scenes[0].colour", "unknown key"),
+    ("token in speech", lambda d: d["scenes"][0].update(speech="Hi <S>there<E>"), "scenes[0].speech", "token"),
+    ("audcap in atmosphere", lambda d: d["scenes"][0].update(atmosphere="<AUDCAP>x"), "scenes[0].atmosphere", "token"),
+    ("image outside", lambda d: d["characters"]["max"].update(image="../../etc/passwd"), "characters.max.image", "outside"),
+    ("absolute image", lambda d: d["characters"]["max"].update(image="/etc/passwd"), "characters.max.image", "outside"),
+    ("missing image", lambda d: d["characters"]["max"].update(image="characters/nope.png"), "characters.max.image", "not found"),
+    ("unknown character", lambda d: d["scenes"][0].update(character="bob"), "scenes[0].character", "unknown character"),
+    ("negative duration", lambda d: d["scenes"][0].update(duration=-2), "scenes[0].duration", "greater than 0"),
+    ("unknown voice", lambda d: d["characters"]["max"].update(voice="klingon"), "characters.max.voice", "voice"),
+    ("bad fit", lambda d: d.update(output={"fit": "stretch"}), "output.fit", "pad"),
+    ("duplicate id", lambda d: d["scenes"].append(dict(d["scenes"][0])), "scenes[1].id", "duplicate"),
+    ("loader field", lambda d: d.update(slug="x"), "slug", "unknown key"),
+]
+
+
+@pytest.mark.parametrize("case,edit,field,word", BROKEN, ids=[b[0] for b in BROKEN])
+def test_validate_reports_one_line_naming_file_line_and_field(tmp_path, case, edit, field, word):
+    data = yaml.safe_load(GOOD)
+    edit(data)
+    folder = write_spec(tmp_path / "p", yaml.safe_dump(data, sort_keys=False))
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert re.match(rf"^{re.escape(str(folder / 'project.yaml'))}:\d+: {re.escape(field)}: ", lines[0]), lines[0]
+    assert word in lines[0]
+
+
+def test_line_numbers_point_at_the_offending_key(tmp_path):
+    folder = write_spec(tmp_path / "p", GOOD.replace("duration: 3", "duration: -1"))
+    with pytest.raises(ProjectError) as info:
+        load_project(folder)
+    [problem] = info.value.problems
+    assert problem.line == GOOD.splitlines().index("    duration: 3") + 1
+
+
+def test_bad_yaml_is_one_line_with_its_line_number(tmp_path):
+    folder = write_spec(tmp_path / "p", GOOD + "  - id: [unclosed\n")
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2
+    [line] = [line for line in result.output.splitlines() if line.strip()]
+    assert "invalid YAML" in line and re.search(r"project\.yaml:\d+:", line)
+
+
+def test_every_problem_is_listed_at_once(tmp_path):
+    data = yaml.safe_load(GOOD)
+    data["scenes"][0].update(duration=-1, colour="red")
+    data["characters"]["max"]["image"] = "../x.png"
+    folder = write_spec(tmp_path / "p", yaml.safe_dump(data))
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 2  # schema errors first
+
+
+def test_missing_project_folder_is_a_clear_error(tmp_path):
+    result = runner.invoke(app, ["validate", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert "no such file" in result.output and "Traceback" not in result.output
+
+
+def test_speech_too_fast_for_the_clip_warns_with_numbers(tmp_path):
+    fast = GOOD.replace("speech: Hello there.", "speech: " + " ".join(["word"] * 15))
+    folder = write_spec(tmp_path / "p", fast)
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 0
+    assert "15 words in 3 s is 5.0 words/s" in result.output
+
+
+def test_footage_scene_needs_no_character(tmp_path):
+    folder = write_spec(tmp_path / "p", GOOD + "  - id: broll\n    footage: clips/b.mp4\n")
+    (folder / "clips").mkdir()
+    (folder / "clips" / "b.mp4").write_bytes(b"x")
+    project = load_project(folder)
+    assert project.scenes[1].footage == "clips/b.mp4"

@@ -1,0 +1,112 @@
+"""Prompt rendering: Ovi's tokens, both dialects, injection, sandboxing, validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from projects import load_project
+from prompts import PromptError, parse_prompt, render_scene_prompt, template_for
+from prompts.tokens import audcap, audio_suffix, scrub, speech, validate_prompt
+from reelflow.cli import app
+from tasks.plan import plan_project, scene_context
+from tests.conftest import DEMO
+
+
+def render(model=None, **scene):
+    base = dict(id="s", character="max", action="waving", speech="Hello", atmosphere="rain", duration=5)
+    base.update(scene)
+    ctx = {"project": {"title": "t", "slug": "t"}, "scene": base,
+           "character": {"name": "Max", "description": "a driver", "voice": "en-us", "image": None}}
+    path, sandboxed = template_for(model, None, Path("."))
+    return render_scene_prompt(scene_id="s", template=path, sandboxed=sandboxed, model=model,
+                               context=ctx, speech=base["speech"], duration=base["duration"])
+
+
+def test_reference_003_prompt_shape():
+    p = render(action="celebrating victory, pumping his fist in the air",
+               speech="Yes! Simply lovely! Another win!", atmosphere="Crowd cheering loudly").prompt
+    assert p == ("Max, a driver, celebrating victory, pumping his fist in the air. "
+                 "Max says <S>Yes! Simply lovely! Another win!<E>. <AUDCAP>Crowd cheering loudly<ENDAUDCAP>.")
+
+
+def test_ovi_11_960_models_use_a_trailing_audio_label():
+    r = render(model="960x960_10s", speech="Mira", atmosphere="electronic music")
+    assert r.dialect == "audio-suffix"
+    assert r.prompt.endswith("Max says <S>Mira<E>. Audio: electronic music")
+    assert "<AUDCAP>" not in r.prompt
+
+
+@pytest.mark.parametrize("evil", [
+    "Hi <E> <AUDCAP>boom<ENDAUDCAP> <S>", "</S>x", "< s >x", "Audio: fake", "a <ENDAUDCAP> b",
+])
+def test_user_text_cannot_open_close_or_forge_tokens(evil):
+    for model in (None, "960x960_5s"):
+        for field in ("speech", "atmosphere", "action"):
+            r = render(model=model, **{field: evil})
+            assert validate_prompt(r.prompt, r.dialect, 2000) == []
+            assert r.prompt.count("<S>") == r.prompt.count("<E>") == 1
+
+
+def test_filters_scrub_and_skip_empty_text():
+    assert speech("a <S>b") == "<S>a b<E>"
+    assert audcap("") == "" and audio_suffix(None) == ""
+    assert scrub("x > y") == "x › y"
+
+
+@pytest.mark.parametrize("prompt,dialect,problem", [
+    ("a <S>b", "audcap", "never closed"),
+    ("a <S>b <S>c<E><E>", "audcap", "nest"),
+    ("b<E>", "audcap", "closes nothing"),
+    ("a. Audio: x <S>late<E>", "audio-suffix", "must come last"),
+    ("a. Audio: x", "audcap", "audio-suffix dialect"),
+    ("x" * 2001, "audcap", "over the limit"),
+])
+def test_validate_prompt_finds_problems(prompt, dialect, problem):
+    assert any(problem in p for p in validate_prompt(prompt, dialect, 2000))
+
+
+def test_parse_prompt_recovers_speech_and_ambience_in_both_dialects():
+    a = parse_prompt("Max waves. Max says <S>Hello there<E>. <AUDCAP>rain on a roof<ENDAUDCAP>.")
+    assert (a.visual, a.speech, a.ambience) == ("Max waves. Max says", ["Hello there"], ["rain on a roof"])
+    b = parse_prompt("Max waves. <S>Hola<E>. Audio: jazz piano")
+    assert (b.speech, b.ambience) == (["Hola"], ["jazz piano"])
+
+
+def test_project_template_is_sandboxed(tmp_path, demo_copy):
+    (demo_copy / "evil.j2").write_text("{{ scene.__class__.__mro__ }}")
+    spec = (demo_copy / "project.yaml").read_text().replace("template: null", "")
+    (demo_copy / "project.yaml").write_text(spec + "template: evil.j2\n")
+    with pytest.raises(PromptError, match="unsafe|access"):
+        plan_project(load_project(demo_copy))
+
+
+def test_project_template_with_undefined_name_names_the_scene(demo_copy):
+    (demo_copy / "mine.j2").write_text("{{ scene.action }} {{ nope }}")
+    (demo_copy / "project.yaml").write_text((demo_copy / "project.yaml").read_text() + "template: mine.j2\n")
+    with pytest.raises(PromptError, match="scene 'intro'.*nope"):
+        plan_project(load_project(demo_copy))
+
+
+def test_project_template_renders_with_token_filters(demo_copy):
+    (demo_copy / "mine.j2").write_text("{{ scene.action }} {{ scene.speech | speech }} {{ character.name }}")
+    (demo_copy / "project.yaml").write_text((demo_copy / "project.yaml").read_text() + "template: mine.j2\n")
+    plan = plan_project(load_project(demo_copy))[0][0]
+    assert plan.request.prompt.startswith("standing in the pit lane, smiling at the camera <S>Welcome back")
+    assert plan.request.prompt.endswith("<E> Lena")
+
+
+def test_context_excludes_engine_settings():
+    project = load_project(DEMO)
+    ctx = scene_context(project, project.scenes[0])
+    assert ctx["character"]["name"] == "Lena" and "engine" not in ctx["scene"]
+
+
+def test_prompts_command_prints_every_scene():
+    result = CliRunner().invoke(app, ["prompts", str(DEMO)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("<S>") == 6 and result.output.count("<AUDCAP>") == 6
+    for scene in ("intro", "win", "question", "answer", "podium", "outro"):
+        assert scene in result.output

@@ -1,0 +1,141 @@
+"""Normalising and stitching real clips with real ffmpeg: exact profile, exact sync, loudness."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from media.probe import audio_samples, probe
+from media.stitch import concat_list, filter_escape, integrated_loudness, loudnorm_filter, normalize_args
+from media.probe import MediaInfo
+from projects.schema import Output
+from storage import LocalStore
+from tasks.models import ClipRef
+from tasks.stitch import normalize_stored, stitch_render
+from tests.media import audio_pcm, beep_onsets, flash_onsets, frame_luma, marked_clip
+
+PROFILE = Output(width=576, height=896, fps=24, audio_rate=48000, fit="pad", loudness=-14, subtitles="srt")
+
+# What reference 003 mixes: Ovi's 576x896 @ 24 with 16 kHz mono audio, a 960x960 @ 25 clip,
+# and silent real-camera B-roll at 720x720 @ 24.
+SHAPES = [
+    dict(width=576, height=896, fps=24, seconds=5.0, audio_rate=16000, channels=1),
+    dict(width=960, height=960, fps=25, seconds=4.0, audio_rate=48000, channels=2),
+    dict(width=720, height=720, fps=24, seconds=3.0, audio_rate=None),
+    dict(width=576, height=896, fps=24, seconds=2.5, audio_rate=44100, channels=2),
+]
+
+
+@pytest.fixture(scope="module")
+def mixed_clips(tmp_path_factory) -> list[Path]:
+    folder = tmp_path_factory.mktemp("mixed")
+    return [marked_clip(folder / f"clip{i}.mp4", **shape) for i, shape in enumerate(SHAPES)]
+
+
+@pytest.fixture(scope="module")
+def stitched(mixed_clips, tmp_path_factory):
+    root = tmp_path_factory.mktemp("stitch")
+    store = LocalStore(root / "store")
+    refs = []
+    for i, path in enumerate(mixed_clips):
+        key = store.put_file(f"footage/clip{i}.mp4", path)
+        refs.append(ClipRef(scene_id=f"s{i}", index=i, key=key, engine=None, cached=False,
+                            duration=None, speech=f"line number {i}"))
+    normalized = [normalize_stored(r, PROFILE, store, root / "work") for r in refs]
+    keys = stitch_render(normalized, PROFILE, store, root / "work", "renders/t/1")
+    return store, normalized, keys
+
+
+def test_each_normalized_clip_has_exact_frames_and_samples(stitched):
+    store, normalized, _ = stitched
+    for ref, shape in zip(normalized, SHAPES):
+        path = store.path(ref.key)
+        info = probe(path, count_frames=True)
+        expected_frames = round(shape["seconds"] * 24)
+        assert (info.width, info.height, info.fps) == (576, 896, 24.0)
+        assert info.video_frames == ref.frames == expected_frames
+        assert (info.audio_rate, info.audio_channels) == (48000, 2)
+        assert audio_samples(path) == expected_frames * 2000  # 48000 / 24 samples per frame
+
+
+def test_final_video_matches_profile_and_total_length(stitched):
+    store, normalized, keys = stitched
+    info = probe(store.path(keys["video"]), count_frames=True)
+    total_frames = sum(r.frames for r in normalized)
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    assert (info.width, info.height, info.fps) == (576, 896, 24.0)
+    assert (info.audio_rate, info.audio_channels) == (48000, 2)
+    assert info.video_frames == total_frames
+    assert info.audio_duration == pytest.approx(total_frames / 24, abs=1 / 24)
+    assert keys["duration"] == pytest.approx(total_frames / 24)
+
+
+def test_audio_and_video_agree_at_every_join_and_the_end(stitched):
+    store, normalized, keys = stitched
+    final = store.path(keys["video"])
+    luma, fps = frame_luma(final)
+    pcm, rate = audio_pcm(final)
+    flashes = flash_onsets(luma, fps)
+    beeps = beep_onsets(pcm, rate)
+    starts = [0.0]
+    for ref in normalized[:-1]:
+        starts.append(starts[-1] + ref.frames / 24)
+    # Each clip's flash lands exactly on its join.
+    assert flashes == pytest.approx(starts, abs=0.5 / 24)
+    # The beep of every clip that has audio lands within one frame of its flash.
+    with_audio = [s for s, shape in zip(starts, SHAPES) if shape["audio_rate"]]
+    assert len(beeps) == len(with_audio)
+    for beep, start in zip(beeps, with_audio):
+        assert abs(beep - start) <= 1 / 24, (beep, start)
+    # And the audio ends with the video.
+    assert abs(len(pcm) / rate - len(luma) / fps) <= 1 / 24
+
+
+def test_loudness_is_within_one_lu_of_target(stitched):
+    store, _, keys = stitched
+    assert integrated_loudness(store.path(keys["video"])) == pytest.approx(-14, abs=1.0)
+
+
+def test_subtitle_cues_start_on_clip_boundaries(stitched):
+    import pysubs2
+
+    store, normalized, keys = stitched
+    subs = pysubs2.load(str(store.path(keys["subtitles"])))
+    starts, t = [], 0.0
+    for ref in normalized:
+        starts.append(t)
+        t += ref.frames / 24
+    assert [e.start / 1000 for e in subs] == pytest.approx(starts, abs=1 / 24)
+    assert [e.text for e in subs] == [f"line number {i}" for i in range(4)]
+    assert store.exists(keys["contact_sheet"])
+
+
+def test_crop_fit_fills_the_frame(mixed_clips, tmp_path):
+    profile = PROFILE.model_copy(update={"fit": "crop", "width": 320, "height": 320})
+    store = LocalStore(tmp_path / "s")
+    key = store.put_file("footage/wide.mp4", mixed_clips[0])
+    ref = ClipRef(scene_id="w", index=0, key=key, engine=None, cached=False, duration=2.0)
+    out = normalize_stored(ref, profile, store, tmp_path / "w")
+    info = probe(store.path(out.key), count_frames=True)
+    assert (info.width, info.height, info.video_frames) == (320, 320, 48)
+
+
+def test_normalize_args_are_pure_and_pad_missing_audio():
+    info = MediaInfo(path="in.mp4", duration=3, width=720, height=720, fps=24, video_codec="h264")
+    args = normalize_args("in.mp4", info, PROFILE, 72, "out.mov")
+    assert args[:2] == ["-i", "in.mp4"]
+    assert "anullsrc=r=48000:cl=stereo" in args
+    graph = args[args.index("-filter_complex") + 1]
+    assert "atrim=end_sample=144000" in graph and "pad=576:896" in graph
+    assert args[args.index("-frames:v") + 1] == "72"
+
+
+def test_silence_is_not_loudness_normalised():
+    assert loudnorm_filter({"input_i": "-inf"}, PROFILE) is None
+
+
+def test_filter_escape_and_concat_list_quote_paths(tmp_path):
+    assert filter_escape("/a:b/it's.srt") == "/a\\:b/it\\'s.srt"
+    body = concat_list([tmp_path / "it's.mov"])
+    assert "it'\\''s.mov" in body

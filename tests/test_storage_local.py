@@ -1,0 +1,58 @@
+"""The local-folder store: atomic publishing, listing, key safety."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from storage import LocalStore, StorageError, open_store
+
+
+def test_put_fetch_list_delete(tmp_path):
+    store = LocalStore(tmp_path / "s")
+    src = tmp_path / "a.bin"
+    src.write_bytes(b"x" * 1000)
+    store.put_file("clips/abc.mp4", src, {"scene": "one"})
+    assert store.exists("clips/abc.mp4")
+    assert store.fetch("clips/abc.mp4", tmp_path).read_bytes() == b"x" * 1000
+    assert store.metadata("clips/abc.mp4") == {"scene": "one"}
+    assert store.list("clips") == ["clips/abc.mp4"]
+    store.delete("clips/abc.mp4")
+    assert not store.exists("clips/abc.mp4") and store.list() == []
+
+
+def test_published_files_follow_the_umask(tmp_path):
+    store = LocalStore(tmp_path / "s")
+    src = tmp_path / "a"
+    src.write_bytes(b"a")
+    store.put_file("k/a", src)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(store.path("k/a")).st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_a_failed_write_leaves_nothing_under_the_key(tmp_path):
+    store = LocalStore(tmp_path / "s")
+    src = tmp_path / "old"
+    src.write_bytes(b"old")
+    store.put_file("clips/a.mp4", src)
+    with pytest.raises(StorageError, match="cannot write"):
+        store.put_file("clips/a.mp4", tmp_path / "missing")
+    assert store.fetch("clips/a.mp4", tmp_path).read_bytes() == b"old"
+    assert [p.name for p in (tmp_path / "s" / "clips").iterdir()] == ["a.mp4"]
+
+
+@pytest.mark.parametrize("key", ["../x", "/abs", "a/../../b", "", "dir/"])
+def test_unsafe_keys_are_refused(tmp_path, key):
+    with pytest.raises(ValueError):
+        LocalStore(tmp_path).path(key)
+
+
+def test_open_store_reads_the_setting(isolated_storage):
+    assert open_store().root == isolated_storage.resolve()
+
+
+def test_missing_object_is_a_storage_error(tmp_path):
+    with pytest.raises(StorageError):
+        LocalStore(tmp_path).fetch("clips/none.mp4", tmp_path)
