@@ -19,7 +19,8 @@ class MediaInfo(BaseModel):
     height: int | None = None
     fps: float | None = None
     video_codec: str | None = None
-    video_frames: int | None = None
+    video_frames: int | None = None        # counted packets with count_frames, else declared
+    declared_frames: int | None = None     # what the container's index says
     video_duration: float | None = None
     audio_codec: str | None = None
     audio_rate: int | None = None
@@ -40,6 +41,19 @@ def _stream_seconds(stream) -> float | None:
     if stream.duration is not None and stream.time_base is not None:
         return float(stream.duration * stream.time_base)
     return None
+
+
+def _count_packets(container, path: Path) -> int:
+    """Video packets whose bytes are all in the file (a truncated file has fewer)."""
+    size = path.stat().st_size
+    count = 0
+    try:
+        for packet in container.demux(container.streams.video[0]):
+            if packet.size > 0 and (packet.pos is None or packet.pos + packet.size <= size):
+                count += 1
+    except Exception:  # noqa: BLE001 - reading stops where the file is broken  # av errors vary by container
+        pass
+    return count
 
 
 def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
@@ -63,7 +77,7 @@ def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
                 info.fps = float(Fraction(rate)) if rate else None
                 info.video_codec = v.codec_context.name
                 info.video_duration = _stream_seconds(v)
-                info.video_frames = v.frames or None
+                info.video_frames = info.declared_frames = v.frames or None
             if container.streams.audio:
                 a = container.streams.audio[0]
                 info.audio_codec = a.codec_context.name
@@ -71,9 +85,7 @@ def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
                 info.audio_channels = a.codec_context.channels
                 info.audio_duration = _stream_seconds(a)
             if count_frames and container.streams.video:
-                info.video_frames = sum(
-                    1 for p in container.demux(container.streams.video[0]) if p.size > 0
-                )
+                info.video_frames = _count_packets(container, path)
     except av.error.FFmpegError as exc:
         raise ProbeError(f"{path}: not readable media ({exc})") from exc
     return info

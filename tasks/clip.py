@@ -28,6 +28,8 @@ def validate_clip(path: str | Path, requested: float | None) -> MediaInfo:
         raise InvalidClip(str(exc)) from exc
     if not info.has_video or not info.video_frames:
         raise InvalidClip(f"{path}: no video frames")
+    if info.declared_frames and info.video_frames < info.declared_frames:
+        raise InvalidClip(f"{path}: truncated, {info.video_frames} of {info.declared_frames} frames readable")
     length = info.video_duration or info.duration
     if requested and length < requested * MIN_DURATION_RATIO:
         raise InvalidClip(f"{path}: {length:.2f} s long, {requested:g} s was asked for")

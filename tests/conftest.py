@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from reelflow.settings import reload_settings
 
@@ -57,3 +58,20 @@ def demo_copy(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture
+def small_project(tmp_path) -> Path:
+    """Three short scenes at a small size: fast enough for fault-injection tests."""
+    folder = tmp_path / "projects" / "small"
+    (folder / "characters").mkdir(parents=True)
+    shutil.copy(DEMO / "characters" / "max.png", folder / "characters")
+    spec = {
+        "title": "Small",
+        "output": {"width": 160, "height": 240, "fps": 12},
+        "characters": {"max": {"name": "Max", "image": "characters/max.png"}},
+        "scenes": [{"id": f"s{i}", "character": "max", "action": "waving", "speech": f"Line {i}.",
+                    "atmosphere": "wind", "duration": 1.5} for i in range(3)],
+    }
+    (folder / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return folder

@@ -1,0 +1,46 @@
+"""The reelflow CLI end to end through Typer's runner (real flow, real ffmpeg)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from media.probe import probe
+from reelflow.cli import app
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def test_render_prints_the_video_path_last_and_copies_out(small_project, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["render", str(small_project), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last == str(out / "final.mp4")
+    assert probe(last).duration == pytest.approx(4.5, abs=0.1)
+    assert sorted(p.name for p in out.iterdir()) == ["contact-sheet.png", "final.mp4", "final.srt"]
+
+
+def test_render_without_out_prints_the_stored_video(small_project, isolated_storage):
+    result = CliRunner().invoke(app, ["render", str(small_project), "--scene", "s0"])
+    assert result.exit_code == 0, result.output
+    last = Path(result.output.strip().splitlines()[-1])
+    assert last.is_file() and last.is_relative_to(isolated_storage.resolve())
+    assert "1 clip(s) generated" in result.output
+
+
+def test_render_failure_is_one_clear_message_and_exit_1(small_project):
+    result = CliRunner().invoke(app, ["render", str(small_project), "--engine", "nope"])
+    assert result.exit_code == 1
+    assert "render failed: " in result.output and "unknown engine 'nope'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_render_of_an_invalid_project_exits_2_before_any_work(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "project.yaml").write_text("title: x\nscenes: []\n")
+    result = CliRunner().invoke(app, ["render", str(tmp_path / "p")])
+    assert result.exit_code == 2
+    assert "scenes: List should have at least 1 item" in result.output

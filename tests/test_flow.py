@@ -1,0 +1,163 @@
+"""render_project on a real Prefect test harness: outputs, caching, retries, fallback."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pysubs2
+import pytest
+import yaml
+
+import engines
+from engines import EngineInputError
+from flows.render import RenderFailed, render_project
+from media.probe import probe
+from tests.engines_fake import CountingEngine, FaultyEngine, bad_input, quota, transient
+from tests.media import marked_clip
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+@pytest.fixture
+def counting():
+    engine = CountingEngine()
+    engines.register("animatic", lambda model=None, params=None: engine)
+    yield engine
+    engines.unregister("animatic")
+
+
+def use_engine(name: str, engine) -> None:
+    engines.register(name, lambda model=None, params=None: engine)
+
+
+def set_engine(folder: Path, name: str, fallback: list[str] | None = None) -> None:
+    spec = yaml.safe_load((folder / "project.yaml").read_text())
+    spec["engine"] = {"name": name, "fallback": fallback or []}
+    (folder / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def test_demo_renders_to_the_profile_with_cues_and_contact_sheet(demo_copy, counting, isolated_storage):
+    result = render_project(str(demo_copy))
+    assert sorted(counting.calls) == sorted(["intro", "win", "question", "answer", "podium", "outro"])
+    assert (result.generated, result.reused) == (6, 0)
+    video = Path(result.video)
+    assert video.name == "final.mp4" and video.is_relative_to(isolated_storage.resolve())
+    info = probe(video, count_frames=True)
+    assert (info.video_codec, info.audio_codec, info.audio_rate, info.audio_channels) == ("h264", "aac", 48000, 2)
+    assert (info.width, info.height, info.fps) == (576, 896, 24.0)
+    assert abs(info.video_frames - 720) <= 1
+    assert info.audio_duration == pytest.approx(30, abs=1 / 24)
+    cues = pysubs2.load(result.subtitles)
+    assert len(cues) == 6
+    assert [c.start / 1000 for c in cues] == pytest.approx([0, 5, 10, 15, 20, 25], abs=1 / 24)
+    assert Path(result.contact_sheet).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # Unchanged: no engine call at all.
+    counting.calls.clear()
+    again = render_project(str(demo_copy))
+    assert counting.calls == [] and (again.generated, again.reused) == (0, 6)
+    assert again.render_id != result.render_id
+
+    # One scene's speech edited: exactly one call, for that scene.
+    spec = (demo_copy / "project.yaml").read_text()
+    (demo_copy / "project.yaml").write_text(spec.replace("Another win!", "Another win, at last!"))
+    third = render_project(str(demo_copy))
+    assert counting.calls == ["win"] and (third.generated, third.reused) == (1, 5)
+
+
+def test_flow_run_is_named_after_the_project(small_project, counting):
+    from prefect.client.orchestration import get_client
+
+    state = render_project(str(small_project), return_state=True)
+    assert state.is_completed()
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert run.name == "render-small"
+
+
+def test_selected_scenes_only(small_project, counting):
+    result = render_project(str(small_project), scenes=["s2"])
+    assert counting.calls == ["s2"] and [c.scene_id for c in result.clips] == ["s2"]
+    assert result.duration == pytest.approx(1.5)
+
+
+def test_unknown_scene_is_a_clear_error(small_project, counting):
+    from tasks.plan import PlanError
+
+    with pytest.raises(PlanError, match="unknown scene id.*'nope'"):
+        render_project(str(small_project), scenes=["nope"])
+
+
+def test_transient_errors_are_retried_until_they_pass(small_project):
+    flaky = FaultyEngine("flaky", transient(), fail_times=2)
+    use_engine("flaky", flaky)
+    set_engine(small_project, "flaky")
+    result = render_project(str(small_project))
+    assert result.generated == 3
+    assert sorted(flaky.calls) == sorted(["s0", "s1", "s2"] * 3)  # 2 failures + 1 success each
+
+
+def test_input_errors_fail_fast_without_retry(small_project):
+    broken = FaultyEngine("broken", bad_input())
+    use_engine("broken", broken)
+    set_engine(small_project, "broken", fallback=["animatic"])
+    with pytest.raises(EngineInputError, match="image must be a PNG"):
+        render_project(str(small_project))
+    assert sorted(broken.calls) == ["s0", "s1", "s2"]
+
+
+def test_quota_falls_back_to_the_next_engine_and_history_shows_both(small_project, counting):
+    space = FaultyEngine("space", quota())
+    use_engine("space", space)
+    set_engine(small_project, "space", fallback=["animatic"])
+    result = render_project(str(small_project))
+    assert sorted(space.calls) == ["s0", "s1", "s2"]       # quota is not retried on the same engine
+    assert sorted(counting.calls) == ["s0", "s1", "s2"]
+    for clip in result.clips:
+        assert clip.engine == "animatic"
+        assert clip.attempts == ["space: QuotaExceeded", "animatic: generated"]
+
+
+def test_truncated_clips_are_invalid_retried_then_fall_back(small_project, counting):
+    truncating = FaultyEngine("trunc", None, fail_times=-1, truncate=True)
+    use_engine("trunc", truncating)
+    set_engine(small_project, "trunc", fallback=["animatic"])
+    result = render_project(str(small_project))
+    assert len(truncating.calls) == 3 * 4                   # 1 try + 3 retries per scene
+    assert all(c.attempts[0] == "trunc: InvalidClip" for c in result.clips)
+    assert not any(k.startswith("clips/") and "trunc" in k for k in [c.key for c in result.clips])
+
+
+def test_exhausted_chain_fails_with_every_scene_named(small_project):
+    use_engine("down", FaultyEngine("down", transient()))
+    set_engine(small_project, "down")
+    with pytest.raises(RenderFailed, match=r"3 of 3 scene\(s\) got no clip") as info:
+        render_project(str(small_project))
+    assert "scene 's1': HTTP 503" in str(info.value)
+
+
+def test_engine_override_and_unknown_engine(small_project, counting):
+    with pytest.raises(EngineInputError, match="unknown engine 'nope'; known engines: .*animatic"):
+        render_project(str(small_project), engine="nope")
+    assert counting.calls == []
+
+
+def test_mixed_footage_and_generated_scenes_stitch_to_the_profile(small_project, counting):
+    clips = small_project / "clips"
+    clips.mkdir()
+    marked_clip(clips / "ovi.mp4", width=576, height=896, fps=24, seconds=2, audio_rate=16000, channels=1)
+    marked_clip(clips / "square.mp4", width=960, height=960, fps=25, seconds=2)
+    marked_clip(clips / "broll.mp4", width=720, height=720, fps=24, seconds=1, audio_rate=None)
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["scenes"] += [{"id": "ovi", "footage": "clips/ovi.mp4", "speech": "From Ovi."},
+                       {"id": "square", "footage": "clips/square.mp4", "duration": 1.5},
+                       {"id": "broll", "footage": "clips/broll.mp4"}]
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = render_project(str(small_project))
+    info = probe(result.video, count_frames=True)
+    frames = 3 * 18 + 24 + 18 + 12
+    assert (info.width, info.height, info.fps, info.video_frames) == (160, 240, 12.0, frames)
+    assert info.audio_duration == pytest.approx(frames / 12, abs=1 / 12)
+    assert len(counting.calls) == 3
+    assert [c.attempts for c in result.clips[3:]] == [["footage: stored"]] * 3
