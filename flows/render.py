@@ -17,6 +17,8 @@ from projects import project_dir_of
 from storage import open_store
 from reelflow.settings import get_settings
 from tasks import events
+from reelflow.secrets import redact
+from tasks.catalog import close_render, open_render
 from tasks.clip import generate_clip
 from tasks.models import ClipPlan, ClipRef, RenderResult
 from tasks.project import load_spec, plan_clips
@@ -37,7 +39,7 @@ def new_render_id() -> str:
     return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 
-def _produce_all(chains: list[list[ClipPlan]], progress_id) -> list[ClipRef]:
+def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> list[ClipRef]:
     """Fan out the first engine of every chain; move failed scenes down their chains in waves."""
     logger = get_run_logger()
     refs: dict[int, ClipRef] = {}
@@ -47,7 +49,8 @@ def _produce_all(chains: list[list[ClipPlan]], progress_id) -> list[ClipRef]:
     done = 0
     while wave:
         positions = list(wave.items())
-        futures: list[PrefectFuture] = generate_clip.map([chains[i][pos] for i, pos in positions])
+        futures: list[PrefectFuture] = generate_clip.map([chains[i][pos] for i, pos in positions],
+                                                         render_id=unmapped(render_id))
         next_wave: dict[int, int] = {}
         for (i, pos), future in zip(positions, futures):
             plan = chains[i][pos]
@@ -71,7 +74,7 @@ def _produce_all(chains: list[list[ClipPlan]], progress_id) -> list[ClipRef]:
         lines = []
         for i in failed:
             prefix, text = f"scene {chains[i][0].scene_id!r}: ", str(errors[i])
-            lines.append(f"{prefix}{text.removeprefix(prefix)} (tried: {', '.join(history[i])})")
+            lines.append(f"{prefix}{redact(text).removeprefix(prefix)} (tried: {', '.join(history[i])})")
         message = f"{len(failed)} of {len(chains)} scene(s) got no clip:\n" + "\n".join(lines)
         if all(isinstance(errors[i], EngineInputError) for i in failed):
             raise EngineInputError(message)
@@ -86,10 +89,24 @@ def render_project(project: str, engine: str | None = None, scenes: list[str] | 
     spec = load_spec(project)
     chains = plan_clips(spec, engine, scenes)
     render_id = new_render_id()
+    open_render(spec, render_id, engine, len(chains))
     events.emit("plan", total=len(chains), slug=spec.slug, render_id=render_id)
     progress_id = create_progress_artifact(0.0, description=f"Clips of {spec.slug} landed")
+    try:
+        result = _render(spec, chains, render_id, progress_id)
+    except Exception as exc:
+        close_render(render_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    close_render(render_id, result)
+    publish_artifacts(result)
+    logger.info("render %s: %s (%d generated, %d reused)", render_id, result.video, result.generated, result.reused)
+    events.emit("done", video=result.video)
+    return result
 
-    clips = _produce_all(chains, progress_id)
+
+def _render(spec, chains: list[list[ClipPlan]], render_id: str, progress_id) -> RenderResult:
+    """Clips, normalisation, stitching: the part of a render that can fail after it started."""
+    clips = _produce_all(chains, render_id, progress_id)
     normalized = normalize_clip.map(clips, profile=unmapped(spec.output)).result()
     outputs = stitch_clips(normalized, spec.output, spec.slug, render_id)
 
@@ -106,10 +123,8 @@ def render_project(project: str, engine: str | None = None, scenes: list[str] | 
         reused=sum(c.cached for c in clips),
         clips=clips,
         warnings=[w for chain in chains for w in chain[0].warnings],
+        links={c.scene_id: store.url(c.key) for c in clips},
     )
-    publish_artifacts(result)
-    logger.info("render %s: %s (%d generated, %d reused)", render_id, result.video, result.generated, result.reused)
-    events.emit("done", video=result.video)
     return result
 
 

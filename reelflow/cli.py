@@ -142,5 +142,80 @@ def render(
     print(final)
 
 
+@app.command()
+def history(
+    project: ProjectArg,
+    render_id: Annotated[Optional[str], typer.Option("--render", help="Show this render's attempts.")] = None,
+    limit: Annotated[int, typer.Option(help="How many renders to list.")] = 10,
+) -> None:
+    """List a production's renders and the per-scene attempts of the latest (or --render)."""
+    from rich.table import Table
+
+    from projects import project_dir_of
+    from reelflow.settings import get_settings
+    from storage.catalog import open_catalog
+
+    slug = project_dir_of(project)[0].resolve().name
+    catalog = open_catalog(get_settings().database_url)
+    renders = catalog.renders(slug, limit)
+    if not renders:
+        err.print(f"no renders of {slug!r} in {get_settings().database_url}", highlight=False)
+        raise typer.Exit(1)
+    table = Table(title=f"renders of {slug}")
+    for column in ("render", "started (UTC)", "status", "made", "reused", "cost $"):
+        table.add_column(column, no_wrap=True, min_width=9 if column == "status" else None)
+    for r in renders:
+        table.add_row(r.id, f"{r.started:%m-%d %H:%M}", r.status, str(r.generated), str(r.reused), f"{r.cost:.4f}")
+    out.print(table)
+    chosen = next((r for r in renders if r.id == render_id), None) if render_id else renders[0]
+    if chosen is None:
+        err.print(f"no render {render_id!r} of {slug!r}", highlight=False)
+        raise typer.Exit(1)
+    out.print(f"render {chosen.id}: {chosen.video_key or chosen.error or chosen.status}", highlight=False)
+    detail = Table(title=f"attempts of render {chosen.id}")
+    for column in ("scene", "engine", "status", "s", "cost $", "error"):
+        detail.add_column(column, overflow="fold")
+    for a in catalog.attempts(render_id=chosen.id):
+        detail.add_row(a.scene, a.engine or "footage", a.status, f"{a.seconds:.1f}", f"{a.cost:.4f}",
+                       f"{a.error_class}: {a.error}"[:160] if a.error_class else "")
+    out.print(detail)
+
+
+@app.command()
+def cost(
+    project: ProjectArg,
+    engine: Annotated[Optional[str], typer.Option(help="Estimate for this engine.")] = None,
+    scene: Annotated[Optional[list[str]], typer.Option("--scene", help="Only this scene id (repeatable).")] = None,
+) -> None:
+    """Estimate engine-seconds and money before a render (a clip already stored costs 0)."""
+    from rich.table import Table
+
+    from prompts import PromptError
+    from reelflow.settings import get_settings
+    from storage import open_store
+    from storage.catalog import open_catalog
+    from tasks.cost import estimate
+    from tasks.plan import PlanError
+
+    spec = _load_or_exit(project)
+    settings = get_settings()
+    try:
+        rows = estimate(spec, open_store(settings.storage), open_catalog(settings.database_url), settings,
+                        engine, scene or None)
+    except (PromptError, PlanError) as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    table = Table(title=f"estimated cost of {spec.slug}")
+    for column in ("scene", "engine", "clip s", "status", "engine s", "$"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(r.scene_id, r.engine, f"{r.clip_seconds:g}", "stored" if r.cached else "to generate",
+                      f"{r.engine_seconds:.1f}", f"{r.dollars:.4f}")
+    out.print(table)
+    to_make = [r for r in rows if not r.cached]
+    print(f"total: {len(to_make)} clip(s) to generate, {sum(r.engine_seconds for r in rows):.1f} engine-seconds, "
+          f"${sum(r.dollars for r in rows):.4f}")
+
+
 def main() -> None:  # pragma: no cover
     app()

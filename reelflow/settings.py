@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -27,6 +27,31 @@ class Settings(BaseSettings):
     )
     clip_retries: int = Field(default=3, ge=0, description="Retries of a transient engine failure.")
     retry_backoff: float = Field(default=2.0, ge=0, description="Base seconds of the exponential backoff.")
+
+    # Object storage (used when storage is s3://bucket/prefix)
+    s3_endpoint: str = Field(default="s3.amazonaws.com", description="host:port or URL of the S3 API.")
+    s3_access_key: SecretStr | None = Field(default=None, description="Or the Prefect Secret block 'reelflow-s3-access-key'.")
+    s3_secret_key: SecretStr | None = Field(default=None, description="Or the Prefect Secret block 'reelflow-s3-secret-key'.")
+    s3_region: str | None = Field(default=None, description="us-east-1, auto for Cloudflare R2, ...")
+    s3_secure: bool | None = Field(default=None, description="HTTPS; default from the endpoint URL, else true.")
+    s3_public_endpoint: str | None = Field(default=None, description="Endpoint that presigned links are made for.")
+    s3_link_expiry_hours: float = Field(default=168, gt=0, le=168, description="Lifetime of presigned links.")
+    s3_retention_days: int | None = Field(default=None, ge=1, description="Expire clips/ after this many days.")
+    s3_part_size_mb: int = Field(default=16, ge=5, le=5120, description="Multipart upload part size.")
+    storage_retry_seconds: float = Field(default=120, ge=0, description="How long storage faults are retried.")
+
+    # Catalog of renders, clips and attempts
+    database_url: str = Field(default="sqlite:///./.reelflow/catalog.db", description="SQLAlchemy URL.")
+
+    # Cost estimates: dollars per engine-second, and engine-seconds per second of clip
+    prices: dict[str, float] = Field(
+        default_factory=lambda: {"animatic": 0.0, "local": 0.0, "hf-space": 0.0, "runpod": 0.00076},
+        description='JSON, e.g. {"runpod": 0.00076} (an 80 GB GPU at $2.74/h).',
+    )
+    speed: dict[str, float] = Field(
+        default_factory=lambda: {"animatic": 0.5, "local": 20.0, "hf-space": 15.0, "runpod": 12.0},
+        description="Engine-seconds per clip-second when the catalog has no history yet.",
+    )
 
 
 @lru_cache

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import task
@@ -12,8 +14,10 @@ from prefect.tasks import exponential_backoff
 
 from engines import EngineError, EngineInputError, InvalidClip, get_engine, is_retryable
 from media.probe import MediaInfo, ProbeError, probe
+from reelflow.secrets import redact
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
+from storage.catalog import AttemptRow, Catalog, open_catalog
 from tasks import events
 from tasks.models import ClipPlan, ClipRef
 
@@ -36,38 +40,69 @@ def validate_clip(path: str | Path, requested: float | None) -> MediaInfo:
     return info
 
 
-def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path) -> ClipRef:
-    """Return the plan's clip from the store, making it first if it is not there yet."""
+def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path,
+                 catalog: Catalog | None = None, render_id: str = "") -> ClipRef:
+    """Return the plan's clip from the store, making it first if it is not there yet.
+
+    Every call is one attempt in the catalog: reused, generated, stored (footage) or failed.
+    """
     ref = dict(scene_id=plan.scene_id, index=plan.index, key=plan.key, engine=plan.engine,
                model=plan.model, duration=plan.duration, speech=plan.speech)
-    if store.exists(plan.key):
-        events.emit("clip", scene=plan.scene_id, cached=True, engine=plan.engine)
-        return ClipRef(**ref, cached=True, attempts=[f"{plan.engine or 'footage'}: reused"])
+    attempt = AttemptRow(render_id=render_id, project=plan.project, scene=plan.scene_id, engine=plan.engine,
+                         model=plan.model, status="failed", clip_key=plan.key, clip_seconds=plan.duration)
     started = time.monotonic()
-    if plan.kind == "footage":
-        try:
-            validate_clip(plan.footage, None)
-        except InvalidClip as exc:
-            raise EngineInputError(f"scene {plan.scene_id!r}: footage is not a usable video: {exc}") from exc
-        store.put_file(plan.key, plan.footage, {"scene": plan.scene_id, "kind": "footage"})
-        events.emit("clip", scene=plan.scene_id, cached=False, engine=None)
-        return ClipRef(**ref, cached=False, seconds=time.monotonic() - started, attempts=["footage: stored"])
 
-    engine = get_engine(plan.engine, plan.model, plan.engine_params)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f"{plan.scene_id}-", dir=work_dir))
+    def record(status: str, exc: BaseException | None = None) -> None:
+        if catalog is None:
+            return
+        attempt.status, attempt.finished = status, datetime.now(timezone.utc)
+        attempt.seconds = round(time.monotonic() - started, 3)
+        attempt.cost = 0.0 if status == "reused" else round(attempt.seconds * price_of(plan.engine), 6)
+        if exc is not None:
+            attempt.error_class, attempt.error = type(exc).__name__, str(exc)
+        catalog.record_attempt(attempt)
+
     try:
-        result = engine.generate(plan.request, scratch)
-        validate_clip(result.path, plan.duration)
-        store.put_file(plan.key, result.path, {
-            "scene": plan.scene_id, "engine": plan.engine or "", "model": plan.model or "",
-            "prompt-sha256": plan.key.split("/")[-1].split(".")[0],
-        })
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    seconds = time.monotonic() - started
+        if store.exists(plan.key):
+            record("reused")
+            events.emit("clip", scene=plan.scene_id, cached=True, engine=plan.engine)
+            return ClipRef(**ref, cached=True, attempts=[f"{plan.engine or 'footage'}: reused"])
+        if plan.kind == "footage":
+            try:
+                validate_clip(plan.footage, None)
+            except InvalidClip as exc:
+                raise EngineInputError(f"scene {plan.scene_id!r}: footage is not a usable video: {exc}") from exc
+            store.put_file(plan.key, plan.footage, {"project": plan.project, "scene": plan.scene_id, "kind": "footage"})
+            record("stored")
+            events.emit("clip", scene=plan.scene_id, cached=False, engine=None)
+            return ClipRef(**ref, cached=False, seconds=time.monotonic() - started, attempts=["footage: stored"])
+
+        engine = get_engine(plan.engine, plan.model, plan.engine_params)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{plan.scene_id}-", dir=work_dir))
+        try:
+            result = engine.generate(plan.request, scratch)
+            validate_clip(result.path, plan.duration)
+            store.put_file(plan.key, result.path, {
+                "project": plan.project, "scene": plan.scene_id, "engine": plan.engine or "",
+                "model": plan.model or "", "prompt-sha256": hashlib.sha256(plan.request.prompt.encode()).hexdigest(),
+            })
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    except Exception as exc:
+        text = str(exc)
+        if redact(text) != text:  # an SDK echoed a secret: scrub it before Prefect logs the error
+            exc.args = (redact(text),)
+        record("failed", exc)
+        raise
+    record("generated")
     events.emit("clip", scene=plan.scene_id, cached=False, engine=plan.engine)
-    return ClipRef(**ref, cached=False, seconds=seconds, attempts=[f"{plan.engine}: generated"])
+    return ClipRef(**ref, cached=False, seconds=time.monotonic() - started, attempts=[f"{plan.engine}: generated"])
+
+
+def price_of(engine: str | None) -> float:
+    """Dollars per engine-second (settings ``prices``)."""
+    return get_settings().prices.get(engine or "", 0.0)
 
 
 def only_transient(task, task_run, state) -> bool:
@@ -91,7 +126,8 @@ _settings = get_settings()
     retry_jitter_factor=0.5,
     retry_condition_fn=only_transient,
 )
-def generate_clip(plan: ClipPlan) -> ClipRef:
+def generate_clip(plan: ClipPlan, render_id: str) -> ClipRef:
     """Reuse or generate one scene's clip and publish it to the store."""
     settings = get_settings()
-    return produce_clip(plan, open_store(settings.storage), Path(settings.work_dir) / "clips")
+    return produce_clip(plan, open_store(settings.storage), Path(settings.work_dir) / "clips",
+                        open_catalog(settings.database_url), render_id)

@@ -14,6 +14,7 @@ class ClipPlan(BaseModel):
 
     scene_id: str
     index: int
+    project: str = ""
     kind: Literal["generate", "footage"]
     key: str                              # store key of the raw clip
     engine: str | None = None
@@ -63,3 +64,4 @@ class RenderResult(BaseModel):
     reused: int
     clips: list[ClipRef]
     warnings: list[str] = Field(default_factory=list)
+    links: dict[str, str] = Field(default_factory=dict)   # scene id -> where its clip can be opened

@@ -54,7 +54,7 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
         params=spec.params,
     )
     return ClipPlan(
-        scene_id=scene.id, index=index, kind="generate",
+        scene_id=scene.id, index=index, project=project.slug, kind="generate",
         key=f"clips/{request.content_key(spec.name, spec.model)}.mp4",
         engine=spec.name, model=spec.model, engine_params=spec.params, request=request,
         duration=duration, speech=scene.speech, warnings=rendered.warnings,
@@ -64,10 +64,23 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
 def _plan_footage(project: Project, scene: Scene, index: int) -> ClipPlan:
     path = Path(project.root) / scene.footage
     return ClipPlan(
-        scene_id=scene.id, index=index, kind="footage",
+        scene_id=scene.id, index=index, project=project.slug, kind="footage",
         key=f"footage/{file_digest(path)}{path.suffix.lower()}",
         footage=str(path), duration=scene.duration, speech=scene.speech,
     )
+
+
+def prefer_stored(chains: list[list[ClipPlan]], exists) -> list[list[ClipPlan]]:
+    """Put a plan whose clip is already stored first in its chain.
+
+    After a fallback the scene's clip was made by a later engine; an unchanged re-render
+    must reuse it rather than ask the first engine again.
+    """
+    out = []
+    for chain in chains:
+        stored = next((i for i, plan in enumerate(chain) if exists(plan.key)), 0)
+        out.append([chain[stored], *chain[:stored], *chain[stored + 1:]])
+    return out
 
 
 def plan_project(

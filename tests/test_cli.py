@@ -44,3 +44,30 @@ def test_render_of_an_invalid_project_exits_2_before_any_work(tmp_path):
     result = CliRunner().invoke(app, ["render", str(tmp_path / "p")])
     assert result.exit_code == 2
     assert "scenes: List should have at least 1 item" in result.output
+
+
+def test_cost_before_and_after_a_render_and_history(small_project, monkeypatch):
+    from reelflow.settings import reload_settings
+
+    monkeypatch.setenv("REELFLOW_PRICES", '{"animatic": 0.01}')
+    monkeypatch.setenv("REELFLOW_SPEED", '{"animatic": 2.0}')
+    reload_settings()
+    runner = CliRunner()
+    before = runner.invoke(app, ["cost", str(small_project)])
+    assert before.exit_code == 0, before.output
+    # 3 clips x 1.5 s x 2 engine-s per clip-s x $0.01
+    assert before.output.strip().splitlines()[-1] == "total: 3 clip(s) to generate, 9.0 engine-seconds, $0.0900"
+
+    assert runner.invoke(app, ["render", str(small_project), "--scene", "s1"]).exit_code == 0
+    after = runner.invoke(app, ["cost", str(small_project)])
+    assert after.output.strip().splitlines()[-1].startswith("total: 2 clip(s) to generate")
+    assert "stored" in after.output
+
+    history = runner.invoke(app, ["history", str(small_project)])
+    assert history.exit_code == 0, history.output
+    assert "completed" in history.output and "s1" in history.output and "generated" in history.output
+
+
+def test_history_of_a_project_never_rendered(small_project):
+    result = CliRunner().invoke(app, ["history", str(small_project)])
+    assert result.exit_code == 1 and "no renders of 'small'" in result.output

@@ -139,3 +139,24 @@ def test_filter_escape_and_concat_list_quote_paths(tmp_path):
     assert filter_escape("/a:b/it's.srt") == "/a\\:b/it\\'s.srt"
     body = concat_list([tmp_path / "it's.mov"])
     assert "it'\\''s.mov" in body
+
+
+@pytest.mark.parametrize("mode", ["burn", "vtt"])
+def test_burned_and_vtt_subtitles(mixed_clips, tmp_path, mode):
+    import av
+
+    profile = PROFILE.model_copy(update={"width": 320, "height": 480, "subtitles": mode})
+    store = LocalStore(tmp_path / "s")
+    key = store.put_file("footage/a.mp4", mixed_clips[2])          # the silent 720x720 clip
+    ref = ClipRef(scene_id="a", index=0, key=key, engine=None, cached=False, duration=2.0,
+                  speech="Hello burned world")
+    keys = stitch_render([normalize_stored(ref, profile, store, tmp_path / "w")], profile, store,
+                         tmp_path / "w", "renders/x/1")
+    with av.open(str(store.path(keys["video"]))) as c:
+        frame = [f.to_ndarray(format="gray") for f in c.decode(c.streams.video[0])][30]
+    text_rows = frame[-frame.shape[0] // 6:]                       # where subtitles sit
+    if mode == "burn":
+        assert keys["subtitles"].endswith(".srt") and text_rows.max() > 200
+    else:
+        assert keys["subtitles"].endswith(".vtt") and text_rows.max() < 40
+        assert store.path(keys["subtitles"]).read_text().startswith("WEBVTT")

@@ -56,3 +56,22 @@ def test_open_store_reads_the_setting(isolated_storage):
 def test_missing_object_is_a_storage_error(tmp_path):
     with pytest.raises(StorageError):
         LocalStore(tmp_path).fetch("clips/none.mp4", tmp_path)
+
+
+def test_ffmpeg_override_that_does_not_exist_is_a_clear_error(monkeypatch):
+    from media import ffmpeg
+    from reelflow.settings import reload_settings
+
+    monkeypatch.setenv("REELFLOW_FFMPEG", "/nowhere/ffmpeg")
+    reload_settings()
+    with pytest.raises(ffmpeg.FFmpegError, match="REELFLOW_FFMPEG='/nowhere/ffmpeg' is not an executable"):
+        ffmpeg.run(["-version"])
+
+
+def test_ffmpeg_failure_carries_command_and_stderr():
+    from media import ffmpeg
+
+    with pytest.raises(ffmpeg.FFmpegError) as info:
+        ffmpeg.run(["-i", "/nowhere/input.mp4", "-f", "null", "-"])
+    assert "/nowhere/input.mp4" in str(info.value) and info.value.cmd[-1] == "-"
+    assert "No such file" in info.value.stderr

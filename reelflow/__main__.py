@@ -1,0 +1,5 @@
+"""``python -m reelflow`` is the ``reelflow`` command."""
+
+from reelflow.cli import app
+
+app()

@@ -1,0 +1,163 @@
+"""The catalog: every project, render, clip and engine attempt (SQLModel).
+
+SQLite file by default (``REELFLOW_DATABASE_URL=sqlite:///./.reelflow/catalog.db``), PostgreSQL
+by URL (``postgresql+psycopg://user@host/db``). It answers "what did this render cost,
+which scenes failed, which engine made clip 7". Error text is redacted before it is stored.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import Engine as SQLEngine
+from sqlalchemy.engine import make_url
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+
+from reelflow.secrets import redact
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ProjectRow(SQLModel, table=True):
+    __tablename__ = "projects"
+    slug: str = Field(primary_key=True)
+    title: str
+    root: str
+    updated: datetime = Field(default_factory=_now)
+
+
+class RenderRow(SQLModel, table=True):
+    __tablename__ = "renders"
+    id: str = Field(primary_key=True)
+    project: str = Field(index=True)
+    status: str = "running"                 # running | completed | failed
+    engine: str | None = None
+    scenes: int = 0
+    generated: int = 0
+    reused: int = 0
+    started: datetime = Field(default_factory=_now)
+    finished: datetime | None = None
+    video_key: str | None = None
+    duration: float | None = None
+    cost: float = 0.0
+    error: str | None = None
+
+
+class ClipRow(SQLModel, table=True):
+    __tablename__ = "clips"
+    key: str = Field(primary_key=True)
+    project: str = Field(index=True)
+    scene: str
+    engine: str | None = None
+    model: str | None = None
+    duration: float | None = None
+    created: datetime = Field(default_factory=_now)
+
+
+class AttemptRow(SQLModel, table=True):
+    __tablename__ = "attempts"
+    id: int | None = Field(default=None, primary_key=True)
+    render_id: str = Field(index=True)
+    project: str = Field(index=True)
+    scene: str
+    engine: str | None = None
+    model: str | None = None
+    status: str                             # generated | reused | stored | failed
+    started: datetime = Field(default_factory=_now)
+    finished: datetime | None = None
+    seconds: float = 0.0
+    clip_seconds: float | None = None
+    error_class: str | None = None
+    error: str | None = None
+    cost: float = 0.0
+    clip_key: str | None = None
+
+
+class Catalog:
+    def __init__(self, url: str):
+        self.url = url
+        parsed = make_url(url)
+        if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.drivername in ("postgresql", "postgres"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        args = {"check_same_thread": False, "timeout": 30} if parsed.drivername.startswith("sqlite") else {}
+        self.engine: SQLEngine = create_engine(parsed, connect_args=args, pool_pre_ping=True)
+        SQLModel.metadata.create_all(self.engine)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def start_render(self, render_id: str, slug: str, title: str, root: str, engine: str | None, scenes: int) -> None:
+        with self.session() as s:
+            s.merge(ProjectRow(slug=slug, title=title, root=root, updated=_now()))
+            s.add(RenderRow(id=render_id, project=slug, engine=engine, scenes=scenes))
+            s.commit()
+
+    def finish_render(self, render_id: str, *, status: str, error: str | None = None, **fields) -> None:
+        with self.session() as s:
+            row = s.get(RenderRow, render_id)
+            if row is None:
+                return
+            row.status, row.finished = status, _now()
+            row.cost = round(sum(a.cost for a in s.exec(select(AttemptRow).where(AttemptRow.render_id == render_id))), 6)
+            row.error = redact(error)[:4000] if error else None
+            for name, value in fields.items():
+                setattr(row, name, value)
+            s.add(row)
+            s.commit()
+
+    def record_attempt(self, attempt: AttemptRow) -> None:
+        attempt.error = redact(attempt.error)[:4000] if attempt.error else None
+        with self.session() as s:
+            s.add(attempt)
+            if attempt.status in ("generated", "stored") and attempt.clip_key:
+                s.merge(ClipRow(key=attempt.clip_key, project=attempt.project, scene=attempt.scene,
+                                engine=attempt.engine, model=attempt.model, duration=attempt.clip_seconds))
+            s.commit()
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def renders(self, slug: str, limit: int = 20) -> list[RenderRow]:
+        with self.session() as s:
+            stmt = select(RenderRow).where(RenderRow.project == slug).order_by(col(RenderRow.started).desc()).limit(limit)
+            return list(s.exec(stmt))
+
+    def attempts(self, render_id: str | None = None, slug: str | None = None) -> list[AttemptRow]:
+        with self.session() as s:
+            stmt = select(AttemptRow)
+            if render_id:
+                stmt = stmt.where(AttemptRow.render_id == render_id)
+            if slug:
+                stmt = stmt.where(AttemptRow.project == slug)
+            return list(s.exec(stmt.order_by(col(AttemptRow.id))))
+
+    def engine_speed(self, engine: str) -> float | None:
+        """Mean engine-seconds per clip-second of this engine's successful generations."""
+        with self.session() as s:
+            rows = s.exec(select(AttemptRow).where(AttemptRow.engine == engine, AttemptRow.status == "generated",
+                                                   col(AttemptRow.clip_seconds) > 0))
+            ratios = [r.seconds / r.clip_seconds for r in rows if r.clip_seconds]
+        return sum(ratios) / len(ratios) if ratios else None
+
+
+_CATALOGS: dict[str, Catalog] = {}
+_LOCK = threading.Lock()
+
+
+def open_catalog(url: str | None = None) -> Catalog:
+    """One catalog (and connection pool) per URL per process."""
+    if url is None:
+        from reelflow.settings import get_settings
+
+        url = get_settings().database_url
+    with _LOCK:
+        if url not in _CATALOGS:
+            _CATALOGS[url] = Catalog(url)
+        return _CATALOGS[url]

@@ -1,0 +1,44 @@
+"""Estimate what a render will cost before it runs: engine-seconds and money per scene."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from projects import Project
+from reelflow.settings import Settings
+from storage import ClipStore
+from storage.catalog import Catalog
+from tasks.plan import plan_project, prefer_stored
+
+
+class SceneCost(BaseModel):
+    scene_id: str
+    engine: str
+    cached: bool
+    clip_seconds: float
+    engine_seconds: float
+    dollars: float
+
+
+def estimate(project: Project, store: ClipStore, catalog: Catalog, settings: Settings,
+             engine: str | None = None, scenes: list[str] | None = None) -> list[SceneCost]:
+    """Per scene: a clip already stored costs 0; otherwise the engine's measured speed (from the
+    catalog's history, else the ``speed`` setting) times its price per second."""
+    rows = []
+    speeds: dict[str, float] = {}
+    chains = prefer_stored(plan_project(project, engine, scenes, settings.max_words_per_second), store.exists)
+    for chain in chains:
+        plan = chain[0]
+        name = plan.engine or "footage"
+        seconds = plan.duration or 0.0
+        if plan.kind == "footage" or store.exists(plan.key):
+            rows.append(SceneCost(scene_id=plan.scene_id, engine=name, cached=True, clip_seconds=seconds,
+                                  engine_seconds=0.0, dollars=0.0))
+            continue
+        if name not in speeds:
+            speeds[name] = catalog.engine_speed(name) or settings.speed.get(name, 1.0)
+        engine_seconds = seconds * speeds[name]
+        rows.append(SceneCost(scene_id=plan.scene_id, engine=name, cached=False, clip_seconds=seconds,
+                              engine_seconds=round(engine_seconds, 1),
+                              dollars=round(engine_seconds * settings.prices.get(name, 0.0), 4)))
+    return rows
