@@ -77,7 +77,7 @@ class S3Store:
         self.link_expiry = link_expiry
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=5, read=timeout),
-            retries=urllib3.Retry(total=1, backoff_factor=0.1, status_forcelist=[502, 503, 504]),
+            retries=False,  # one retry loop, ours (``_call``), which knows the deadline
             maxsize=16,
         )
         self.client = Minio(self.endpoint, access_key=access_key, secret_key=secret_key,
@@ -220,7 +220,9 @@ def classify(exc: BaseException) -> tuple[str, str]:
     from minio.error import InvalidResponseError, S3Error, ServerError
 
     if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)):
-        return "transient", f"{type(exc).__name__} (connection refused, reset or timed out)"
+        reason = getattr(exc, "reason", None) or exc
+        kind = "timed out" if "timed out" in str(reason).lower() else "connection refused or reset"
+        return "transient", f"{type(reason).__name__} ({kind})"
     status, code = None, None
     if isinstance(exc, S3Error):
         code = exc.code

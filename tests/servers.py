@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -89,3 +90,71 @@ def http_get(url: str) -> tuple[int, bytes]:
             return r.status, r.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+class FaultProxy:
+    """An HTTP proxy to ``upstream`` that answers the first ``fail`` requests with ``status``
+    (or stalls them for ``stall`` seconds), then forwards everything."""
+
+    def __init__(self, upstream: str, *, fail: int, status: int = 503, stall: float = 0.0):
+        import http.server
+        import threading
+
+        self.upstream, self.fail, self.status, self.stall = upstream.rstrip("/"), fail, status, stall
+        self.seen = 0
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with proxy.lock:
+                    proxy.seen += 1
+                    failing = proxy.seen <= proxy.fail
+                if failing and proxy.stall:
+                    time.sleep(proxy.stall)
+                if failing:
+                    payload = b"<Error><Code>ServiceUnavailable</Code></Error>" if proxy.status >= 500 else b""
+                    self.send_response(proxy.status)
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                request = urllib.request.Request(proxy.upstream + self.path, data=body or None,
+                                                 method=self.command, headers=dict(self.headers))
+                try:
+                    with urllib.request.urlopen(request, timeout=60) as r:
+                        status, headers, data = r.status, r.headers, r.read()
+                except urllib.error.HTTPError as exc:
+                    status, headers, data = exc.code, exc.headers, exc.read()
+                self.send_response(status)
+                for name, value in headers.items():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> "FaultProxy":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

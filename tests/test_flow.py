@@ -161,3 +161,25 @@ def test_mixed_footage_and_generated_scenes_stitch_to_the_profile(small_project,
     assert info.audio_duration == pytest.approx(frames / 12, abs=1 / 12)
     assert len(counting.calls) == 3
     assert [c.attempts for c in result.clips[3:]] == [["footage: stored"]] * 3
+
+
+def test_artifacts_storyboard_progress_and_report(small_project, counting):
+    import json
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    state = render_project(str(small_project), return_state=True)
+    result = state.result()
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
+    by_type = {a.type: a for a in found}
+    table = by_type["table"].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert [r["scene"] for r in rows] == ["s0", "s1", "s2"]
+    assert all(r["status"] == "generated" and r["engine"] == "animatic" and r["link"] for r in rows)
+    assert by_type["table"].key == "render-small-storyboard"
+    assert float(by_type["progress"].data) == 100.0
+    report = by_type["markdown"].data
+    assert result.video in report and f"![contact sheet]({result.contact_sheet})" in report

@@ -119,3 +119,29 @@ def test_link_expiry_is_the_setting(moto_s3, monkeypatch):
     store = open_store()
     assert store.link_expiry == timedelta(hours=2) and "X-Amz-Expires=7200" in store.url("k.mp4")
     assert S3_ACCESS in store.url("k.mp4")   # the key ID is part of every presigned link, by S3's design
+
+
+@pytest.mark.parametrize("fault", [dict(status=503), dict(status=500), dict(status=429), dict(stall=2.5)],
+                         ids=["503", "500", "429", "timeout"])
+def test_5xx_throttling_and_timeouts_are_retried(moto_s3, monkeypatch, tmp_path, fault):
+    from tests.servers import FaultProxy
+
+    bucket = f"f-{uuid.uuid4().hex[:8]}"
+    with FaultProxy(moto_s3.endpoint, fail=4, **fault) as proxy:
+        store = S3Store(f"s3://{bucket}/reels", endpoint=proxy.endpoint, access_key=S3_ACCESS,
+                        secret_key=S3_SECRET, region="us-east-1", retry_seconds=60, timeout=1.0)
+        src = tmp_path / "a.mp4"
+        src.write_bytes(b"clip" * 1000)
+        store.put_file("clips/a.mp4", src)
+        assert store.fetch("clips/a.mp4", tmp_path / "d").read_bytes() == b"clip" * 1000
+        assert proxy.seen > 4
+
+
+def test_a_store_that_stays_down_gives_up_with_a_clear_error(moto_s3, tmp_path):
+    from storage import TransientStorageError
+    from tests.servers import FaultProxy
+
+    with FaultProxy(moto_s3.endpoint, fail=10**6) as proxy:
+        with pytest.raises(TransientStorageError, match=r"HTTP 503.*gave up after 2 s"):
+            S3Store("s3://down/reels", endpoint=proxy.endpoint, access_key=S3_ACCESS, secret_key=S3_SECRET,
+                    region="us-east-1", retry_seconds=2)
