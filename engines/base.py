@@ -37,6 +37,7 @@ class ClipRequest(BaseModel):
     caption: str = ""
     image: str | None = None
     audio: str | None = None
+    audio2: str | None = None        # a second speaker's line (MultiTalk)
     voice: str = "en-us"
     width: int
     height: int
@@ -44,19 +45,30 @@ class ClipRequest(BaseModel):
     duration: float = Field(gt=0)
     seed: int = 0
     params: dict[str, Any] = Field(default_factory=dict)
+    deadline: float | None = Field(default=None, description="time.time() by which the clip must be done")
 
     def content_key(self, engine: str, model: str | None) -> str:
         """Content address: same engine, model, prompt, inputs and params -> same key."""
-        doc = self.model_dump(exclude={"scene_id", "image", "audio"})
+        doc = self.model_dump(exclude={"scene_id", "image", "audio", "audio2", "deadline"})
         doc.update(
             v=KEY_VERSION,
             engine=engine,
             model=model,
             image=file_digest(self.image) if self.image else None,
             audio=file_digest(self.audio) if self.audio else None,
+            audio2=file_digest(self.audio2) if self.audio2 else None,
         )
+        if doc["audio2"] is None:
+            del doc["audio2"]  # keys made before two-speaker scenes existed stay valid
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+    def seconds_left(self, default: float) -> float:
+        """Time this request may still take: ``default``, capped by its deadline."""
+        import time
+
+        return default if self.deadline is None else max(0.0, min(default, self.deadline - time.time()))
 
 
 class ClipResult(BaseModel):

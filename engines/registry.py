@@ -13,6 +13,8 @@ from engines.errors import EngineInputError
 # name -> (import path "module:attr", install hint)
 _BUILTIN: dict[str, tuple[str, str | None]] = {
     "animatic": ("engines.animatic:AnimaticEngine", None),
+    "hf-space": ("engines.hf_space:HFSpaceEngine", "'reelflow[remote]' (gradio_client)"),
+    "runpod": ("engines.runpod_endpoint:RunPodEngine", "'reelflow[remote]' (runpod)"),
 }
 _FACTORIES: dict[str, Callable[..., Engine]] = {}
 _INSTANCES: dict[tuple, Engine] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from reelflow.secrets import redact
 from tasks.catalog import close_render, open_render
 from tasks.clip import generate_clip
 from tasks.models import ClipPlan, ClipRef, RenderResult
-from tasks.project import load_spec, plan_clips
+from tasks.limits import ensure_engine_limits
+from tasks.project import load_spec, plan_clips, reuse_stored
+from tasks.speech import synthesize_speech
 from tasks.publish import publish_artifacts
 from tasks.stitch import normalize_clip, stitch_clips
 
@@ -46,11 +49,12 @@ def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> l
     history: dict[int, list[str]] = {i: [] for i in range(len(chains))}
     errors: dict[int, BaseException] = {}
     wave: dict[int, int] = {i: 0 for i in range(len(chains))}    # chain index -> position in chain
+    deadline = time.time() + get_settings().clip_budget             # the budget covers every engine tried
     done = 0
     while wave:
         positions = list(wave.items())
-        futures: list[PrefectFuture] = generate_clip.map([chains[i][pos] for i, pos in positions],
-                                                         render_id=unmapped(render_id))
+        plans = [chains[i][pos].model_copy(update={"deadline": deadline}) for i, pos in positions]
+        futures: list[PrefectFuture] = generate_clip.map(plans, render_id=unmapped(render_id))
         next_wave: dict[int, int] = {}
         for (i, pos), future in zip(positions, futures):
             plan = chains[i][pos]
@@ -87,7 +91,8 @@ def render_project(project: str, engine: str | None = None, scenes: list[str] | 
     """Render a production folder (``projects/<slug>``) into one stitched video."""
     logger = get_run_logger()
     spec = load_spec(project)
-    chains = plan_clips(spec, engine, scenes)
+    chains = reuse_stored(synthesize_speech(plan_clips(spec, engine, scenes)))
+    ensure_engine_limits(sorted({p.engine for chain in chains for p in chain if p.engine}))
     render_id = new_render_id()
     open_render(spec, render_id, engine, len(chains))
     events.emit("plan", total=len(chains), slug=spec.slug, render_id=render_id)

@@ -107,6 +107,8 @@ def _file_checks(project: Project, root: Path) -> list[tuple[tuple, str]]:
         if scene.character is not None and scene.character not in project.characters:
             known = ", ".join(sorted(project.characters)) or "none defined"
             found.append((("scenes", i, "character"), f"unknown character {scene.character!r} (known: {known})"))
+        if scene.speaker2 is not None and scene.speaker2.character not in project.characters:
+            found.append((("scenes", i, "speaker2", "character"), f"unknown character {scene.speaker2.character!r}"))
         if scene.footage is None and not (scene.action or scene.character):
             found.append((("scenes", i), "a scene needs an action or a character (or footage)"))
         need(("scenes", i, "audio"), scene.audio)

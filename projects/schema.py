@@ -44,11 +44,19 @@ class Character(Strict):
     voice: str = Field("en-us", pattern=r"^[A-Za-z0-9_+-]+$", description="espeak-ng voice for TTS.")
 
 
+class Speaker(Strict):
+    """A second speaker in a scene (MultiTalk-style two-person dialogue)."""
+
+    character: str
+    speech: PlainText
+
+
 class Scene(Strict):
     id: Slug
     character: str | None = None
     action: PlainText = ""
     speech: PlainText | None = None
+    speaker2: Speaker | None = None
     atmosphere: PlainText | None = None
     duration: float | None = Field(None, gt=0, le=600)
     engine: EngineSpec | None = None

@@ -40,6 +40,20 @@ class Settings(BaseSettings):
     s3_part_size_mb: int = Field(default=16, ge=5, le=5120, description="Multipart upload part size.")
     storage_retry_seconds: float = Field(default=120, ge=0, description="How long storage faults are retried.")
 
+    # Remote engines
+    hf_space: str = Field(default="alexnasa/Ovi-ZEROGPU", description="Space id or URL for the hf-space engine.")
+    hf_timeout: float = Field(default=900, gt=0, description="Seconds to wait for one Space job.")
+    runpod_endpoint: str | None = Field(default=None, description="Endpoint id for the runpod engine.")
+    runpod_timeout: float = Field(default=900, gt=0, description="Seconds before a RunPod job is cancelled.")
+    runpod_poll: float = Field(default=2.0, gt=0, description="Longest pause between status polls.")
+    quota_wait_max: float = Field(default=120, ge=0, description="Wait out a quota reset this short; else fall back.")
+    clip_budget: float = Field(default=3600, gt=0, description="Total seconds per clip, retries and fallbacks included.")
+    engine_concurrency: dict[str, int] = Field(
+        default_factory=lambda: {"hf-space": 1, "runpod": 4, "local": 1},
+        description="Clips at once per engine (Prefect global concurrency limits reelflow-engine-<name>).",
+    )
+    inline_limit_mb: float = Field(default=7.0, gt=0, description="Inputs above this go as presigned links, not base64.")
+
     # Catalog of renders, clips and attempts
     database_url: str = Field(default="sqlite:///./.reelflow/catalog.db", description="SQLAlchemy URL.")
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from contextlib import nullcontext
+from typing import Callable, ContextManager
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -12,13 +14,14 @@ from pathlib import Path
 from prefect import task
 from prefect.tasks import exponential_backoff
 
-from engines import EngineError, EngineInputError, InvalidClip, get_engine, is_retryable
+from engines import EngineError, EngineInputError, InvalidClip, QuotaExceeded, get_engine, is_retryable
 from media.probe import MediaInfo, ProbeError, probe
 from reelflow.secrets import redact
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
 from storage.catalog import AttemptRow, Catalog, open_catalog
 from tasks import events
+from tasks.limits import engine_slot
 from tasks.models import ClipPlan, ClipRef
 
 MIN_DURATION_RATIO = 0.5   # shorter than this share of the request: a broken clip, not a short one
@@ -40,31 +43,31 @@ def validate_clip(path: str | Path, requested: float | None) -> MediaInfo:
     return info
 
 
-def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path,
-                 catalog: Catalog | None = None, render_id: str = "") -> ClipRef:
+def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Catalog | None = None,
+                 render_id: str = "", slot: Callable[[str | None], ContextManager] = lambda engine: nullcontext()) -> ClipRef:
     """Return the plan's clip from the store, making it first if it is not there yet.
 
-    Every call is one attempt in the catalog: reused, generated, stored (footage) or failed.
+    Every engine call is one attempt in the catalog: reused, generated, stored (footage) or
+    failed. ``slot(engine)`` is held around the engine call (per-engine concurrency).
     """
     ref = dict(scene_id=plan.scene_id, index=plan.index, key=plan.key, engine=plan.engine,
-               model=plan.model, duration=plan.duration, speech=plan.speech)
-    attempt = AttemptRow(render_id=render_id, project=plan.project, scene=plan.scene_id, engine=plan.engine,
-                         model=plan.model, status="failed", clip_key=plan.key, clip_seconds=plan.duration)
+               model=plan.model, duration=plan.duration, speech=plan.subtitle)
     started = time.monotonic()
 
-    def record(status: str, exc: BaseException | None = None) -> None:
+    def record(status: str, since: float, exc: BaseException | None = None) -> None:
         if catalog is None:
             return
-        attempt.status, attempt.finished = status, datetime.now(timezone.utc)
-        attempt.seconds = round(time.monotonic() - started, 3)
-        attempt.cost = 0.0 if status == "reused" else round(attempt.seconds * price_of(plan.engine), 6)
-        if exc is not None:
-            attempt.error_class, attempt.error = type(exc).__name__, str(exc)
-        catalog.record_attempt(attempt)
+        seconds = round(time.monotonic() - since, 3)
+        catalog.record_attempt(AttemptRow(
+            render_id=render_id, project=plan.project, scene=plan.scene_id, engine=plan.engine, model=plan.model,
+            status=status, finished=datetime.now(timezone.utc), seconds=seconds, clip_seconds=plan.duration,
+            clip_key=plan.key, cost=0.0 if status == "reused" else round(seconds * price_of(plan.engine), 6),
+            error_class=type(exc).__name__ if exc else None, error=str(exc) if exc else None))
 
+    attempt_start = started
     try:
         if store.exists(plan.key):
-            record("reused")
+            record("reused", started)
             events.emit("clip", scene=plan.scene_id, cached=True, engine=plan.engine)
             return ClipRef(**ref, cached=True, attempts=[f"{plan.engine or 'footage'}: reused"])
         if plan.kind == "footage":
@@ -73,15 +76,28 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path,
             except InvalidClip as exc:
                 raise EngineInputError(f"scene {plan.scene_id!r}: footage is not a usable video: {exc}") from exc
             store.put_file(plan.key, plan.footage, {"project": plan.project, "scene": plan.scene_id, "kind": "footage"})
-            record("stored")
+            record("stored", started)
             events.emit("clip", scene=plan.scene_id, cached=False, engine=None)
             return ClipRef(**ref, cached=False, seconds=time.monotonic() - started, attempts=["footage: stored"])
 
+        if plan.deadline is not None and time.time() >= plan.deadline:
+            raise EngineError(f"scene {plan.scene_id!r}: the clip's time budget "
+                              f"(REELFLOW_CLIP_BUDGET={get_settings().clip_budget:g} s) is spent")
+        request = plan.request.model_copy(update={"deadline": plan.deadline})
         engine = get_engine(plan.engine, plan.model, plan.engine_params)
         work_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f"{plan.scene_id}-", dir=work_dir))
         try:
-            result = engine.generate(plan.request, scratch)
+            with slot(plan.engine):
+                try:
+                    result = engine.generate(request, scratch)
+                except QuotaExceeded as exc:
+                    if not _wait_out(exc, plan.deadline):
+                        raise
+                    record("failed", attempt_start, exc)
+                    time.sleep(exc.wait)
+                    attempt_start = time.monotonic()
+                    result = engine.generate(request, scratch)
             validate_clip(result.path, plan.duration)
             store.put_file(plan.key, result.path, {
                 "project": plan.project, "scene": plan.scene_id, "engine": plan.engine or "",
@@ -93,11 +109,18 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path,
         text = str(exc)
         if redact(text) != text:  # an SDK echoed a secret: scrub it before Prefect logs the error
             exc.args = (redact(text),)
-        record("failed", exc)
+        record("failed", attempt_start, exc)
         raise
-    record("generated")
+    record("generated", attempt_start)
     events.emit("clip", scene=plan.scene_id, cached=False, engine=plan.engine)
     return ClipRef(**ref, cached=False, seconds=time.monotonic() - started, attempts=[f"{plan.engine}: generated"])
+
+
+def _wait_out(exc: QuotaExceeded, deadline: float | None) -> bool:
+    """Is the quota reset short enough (REELFLOW_QUOTA_WAIT_MAX, and within the budget) to wait for?"""
+    if exc.wait is None or exc.wait > get_settings().quota_wait_max:
+        return False
+    return deadline is None or time.time() + exc.wait < deadline
 
 
 def price_of(engine: str | None) -> float:
@@ -130,4 +153,4 @@ def generate_clip(plan: ClipPlan, render_id: str) -> ClipRef:
     """Reuse or generate one scene's clip and publish it to the store."""
     settings = get_settings()
     return produce_clip(plan, open_store(settings.storage), Path(settings.work_dir) / "clips",
-                        open_catalog(settings.database_url), render_id)
+                        open_catalog(settings.database_url), render_id, slot=engine_slot)

@@ -9,6 +9,7 @@ from reelflow.settings import Settings
 from storage import ClipStore
 from storage.catalog import Catalog
 from tasks.plan import plan_project, prefer_stored
+from tasks.speech import speech_folder, with_speech
 
 
 class SceneCost(BaseModel):
@@ -26,7 +27,9 @@ def estimate(project: Project, store: ClipStore, catalog: Catalog, settings: Set
     catalog's history, else the ``speed`` setting) times its price per second."""
     rows = []
     speeds: dict[str, float] = {}
-    chains = prefer_stored(plan_project(project, engine, scenes, settings.max_words_per_second), store.exists)
+    chains = plan_project(project, engine, scenes, settings.max_words_per_second)
+    folder = speech_folder()
+    chains = prefer_stored([[with_speech(p, folder) for p in chain] for chain in chains], store.exists)
     for chain in chains:
         plan = chain[0]
         name = plan.engine or "footage"

@@ -24,7 +24,14 @@ class ClipPlan(BaseModel):
     footage: str | None = None            # absolute path of a footage file
     duration: float | None = None         # target seconds; None: the clip's own length
     speech: str | None = None             # subtitle text
+    speech2: str | None = None            # a second speaker's line, and voice
+    voice2: str | None = None
+    deadline: float | None = None         # time.time() by which the clip must exist (budget)
     warnings: list[str] = Field(default_factory=list)
+
+    @property
+    def subtitle(self) -> str | None:
+        return " — ".join(t for t in (self.speech, self.speech2) if t) or None
 
 
 class ClipRef(BaseModel):

@@ -24,11 +24,17 @@ def engine_chain(project: Project, scene: Scene, override: str | None) -> list[E
 
 def scene_context(project: Project, scene: Scene) -> dict:
     character = project.characters.get(scene.character) if scene.character else None
+    partner = project.characters.get(scene.speaker2.character) if scene.speaker2 else None
     return {
         "project": {"title": project.title, "slug": project.slug},
         "scene": scene.model_dump(exclude={"engine"}),
         "character": character.model_dump() if character else None,
+        "partner": partner.model_dump() if partner else None,
     }
+
+
+def clip_key(request: ClipRequest, engine: str, model: str | None) -> str:
+    return f"clips/{request.content_key(engine, model)}.mp4"
 
 
 def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec, max_wps: float) -> ClipPlan:
@@ -55,9 +61,11 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
     )
     return ClipPlan(
         scene_id=scene.id, index=index, project=project.slug, kind="generate",
-        key=f"clips/{request.content_key(spec.name, spec.model)}.mp4",
+        key=clip_key(request, spec.name, spec.model),
         engine=spec.name, model=spec.model, engine_params=spec.params, request=request,
         duration=duration, speech=scene.speech, warnings=rendered.warnings,
+        speech2=scene.speaker2.speech if scene.speaker2 else None,
+        voice2=project.characters[scene.speaker2.character].voice if scene.speaker2 else None,
     )
 
 

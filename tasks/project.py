@@ -20,11 +20,15 @@ def load_spec(project: str) -> Project:
 @task(task_run_name="plan-{spec.slug}")
 def plan_clips(spec: Project, engine: str | None, scenes: list[str] | None) -> list[list[ClipPlan]]:
     """Render every scene's prompt and compute its clip keys, one plan per engine in its chain."""
-    settings = get_settings()
-    chains = plan_project(spec, engine, scenes, settings.max_words_per_second)
-    chains = prefer_stored(chains, open_store(settings.storage).exists)
+    chains = plan_project(spec, engine, scenes, get_settings().max_words_per_second)
     logger = get_run_logger()
     for chain in chains:
         for warning in chain[0].warnings:
             logger.warning(warning)
     return chains
+
+
+@task(task_run_name="reuse-stored")
+def reuse_stored(chains: list[list[ClipPlan]]) -> list[list[ClipPlan]]:
+    """Put first in each chain a plan whose clip is already stored (e.g. from a fallback)."""
+    return prefer_stored(chains, open_store(get_settings().storage).exists)

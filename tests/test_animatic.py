@@ -22,10 +22,10 @@ class TestAnimaticContract(EngineContract):
         return get_engine("animatic")
 
     @pytest.fixture
-    def bad_request(self, tmp_path):
+    def bad_call(self, engine, tmp_path):
         broken = tmp_path / "broken.png"
         broken.write_bytes(b"not a png")
-        return request(image=str(broken))
+        return lambda out: engine.generate(request(image=str(broken)), out)
 
 
 @pytest.fixture

@@ -16,10 +16,12 @@ from tests.conftest import DEMO
 
 
 def render(model=None, **scene):
-    base = dict(id="s", character="max", action="waving", speech="Hello", atmosphere="rain", duration=5)
+    base = dict(id="s", character="max", action="waving", speech="Hello", atmosphere="rain", duration=5,
+                speaker2=None)
     base.update(scene)
     ctx = {"project": {"title": "t", "slug": "t"}, "scene": base,
-           "character": {"name": "Max", "description": "a driver", "voice": "en-us", "image": None}}
+           "character": {"name": "Max", "description": "a driver", "voice": "en-us", "image": None},
+           "partner": None}
     path, sandboxed = template_for(model, None, Path("."))
     return render_scene_prompt(scene_id="s", template=path, sandboxed=sandboxed, model=model,
                                context=ctx, speech=base["speech"], duration=base["duration"])
@@ -110,3 +112,15 @@ def test_prompts_command_prints_every_scene():
     assert result.output.count("<S>") == 6 and result.output.count("<AUDCAP>") == 6
     for scene in ("intro", "win", "question", "answer", "podium", "outro"):
         assert scene in result.output
+
+
+def test_a_second_speaker_gets_their_own_speech_token(demo_copy):
+    spec = (demo_copy / "project.yaml").read_text().replace(
+        "    speech: Max, how did the final laps feel from the cockpit?\n",
+        "    speech: Max, how did the final laps feel from the cockpit?\n"
+        "    speaker2: {character: max, speech: 'Hot, but worth it.'}\n")
+    (demo_copy / "project.yaml").write_text(spec)
+    plan = plan_project(load_project(demo_copy))[2][0]
+    assert plan.request.prompt.count("<S>") == 2
+    assert "Max replies <S>Hot, but worth it.<E>" in plan.request.prompt
+    assert plan.subtitle == "Max, how did the final laps feel from the cockpit? — Hot, but worth it."

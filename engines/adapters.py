@@ -1,0 +1,94 @@
+"""Payload builders and response parsers per model family, matching the reference services.
+
+  ovi          (reference 000, Ovi 1.1 on RunPod)  prompt/mode/model/image/seed/... -> data[0].url
+  multitalk    (reference 004)  reference_image/audio_1/audio_2/prompt/num_frames/...
+                                -> video_url | video_base64
+  infinitetalk (reference 002)  image + audio (+ prompt) -> video_url | video_base64
+  omniavatar   (reference 001)  image + audio (+ prompt) -> video_base64 | video_url
+
+Inputs are sent inline as base64, or as links when ``link`` is given (for payloads above
+RunPod's 10 MB ``/run`` limit).
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any, Callable
+
+from engines.base import ClipRequest
+from engines.errors import EngineInputError, InvalidClip
+
+FAMILIES = ("ovi", "multitalk", "infinitetalk", "omniavatar")
+AUDIO_DRIVEN = ("multitalk", "infinitetalk", "omniavatar")
+OVI_MODELS = {"720x720_5s": (720, 720, 5.0), "960x960_5s": (960, 960, 5.0), "960x960_10s": (960, 960, 10.0)}
+
+Encoder = Callable[[str], str]   # local file -> base64 text or a URL
+
+
+def family_of(model: str | None, params: dict[str, Any]) -> str:
+    """The model family: ``params.family``, else guessed from the model name, else ovi."""
+    family = params.get("family")
+    if family is None:
+        family = next((f for f in FAMILIES if model and f in model.lower()), "ovi")
+    if family not in FAMILIES:
+        raise EngineInputError(f"unknown model family {family!r}; one of {', '.join(FAMILIES)}")
+    return family
+
+
+def b64(path: str) -> str:
+    return base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def build_payload(family: str, request: ClipRequest, model: str | None, encode: Encoder = b64) -> dict[str, Any]:
+    """The ``input`` object for one clip."""
+    p = {k: v for k, v in request.params.items() if k not in ("family", "space", "endpoint", "api_name", "timeout")}
+    if family == "ovi":
+        payload = {
+            "prompt": request.prompt,
+            "mode": p.pop("mode", "i2v" if request.image else "t2v"),
+            "model": model or "960x960_5s",
+            "seed": request.seed,
+            "sample_steps": p.pop("sample_steps", 50),
+            "video_guidance_scale": p.pop("video_guidance_scale", 4.0),
+            "audio_guidance_scale": p.pop("audio_guidance_scale", 3.0),
+        }
+        if payload["model"] not in OVI_MODELS:
+            raise EngineInputError(f"Ovi model {payload['model']!r} is not one of {', '.join(OVI_MODELS)}")
+        if request.image and payload["mode"] == "i2v":
+            payload["image"] = encode(request.image)
+        return {**payload, **p}
+    if not request.image or not request.audio:
+        raise EngineInputError(f"scene {request.scene_id!r}: the {family} family needs a character image and speech audio")
+    if family == "multitalk":
+        payload = {
+            "reference_image": encode(request.image),
+            "audio_1": encode(request.audio),
+            "prompt": request.prompt,
+            "num_frames": min(201, round(request.duration * request.fps)),
+            "seed": request.seed,
+            "sampling_steps": p.pop("sampling_steps", 20),
+            "fps": request.fps,
+        }
+        if request.audio2:
+            payload["audio_2"] = encode(request.audio2)
+        return {**payload, **p}
+    return {"image": encode(request.image), "audio": encode(request.audio), "prompt": request.prompt,
+            "seed": request.seed, **p}
+
+
+def parse_output(output: Any) -> tuple[str, str]:
+    """("url" | "base64", value) from any reference service's output; InvalidClip if none."""
+    if isinstance(output, dict):
+        if output.get("error"):
+            raise InvalidClip(f"the endpoint returned an error: {output['error']}")
+        data = output.get("data")
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            if data[0].get("url"):
+                return "url", data[0]["url"]
+            if data[0].get("b64_json"):
+                return "base64", data[0]["b64_json"]
+        for key, kind in (("video_url", "url"), ("url", "url"), ("video_base64", "base64"), ("video", "base64")):
+            if isinstance(output.get(key), str) and output[key]:
+                return kind, output[key]
+    raise InvalidClip(f"no video in the endpoint's output ({str(output)[:200]!r})")

@@ -1,0 +1,35 @@
+"""Per-engine concurrency: Prefect global concurrency limits named ``reelflow-engine-<name>``."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from prefect import task
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+
+from reelflow.settings import get_settings
+
+
+def limit_name(engine: str) -> str:
+    return f"reelflow-engine-{engine}"
+
+
+@task(task_run_name="engine-limits")
+def ensure_engine_limits(engines: list[str]) -> dict[str, int]:
+    """Create (or update) the limits for the engines this render uses, from the settings."""
+    wanted = {e: n for e, n in get_settings().engine_concurrency.items() if e in engines}
+    with get_client(sync_client=True) as client:
+        for engine, slots in wanted.items():
+            client.upsert_global_concurrency_limit_by_name(limit_name(engine), slots)
+    return wanted
+
+
+@contextmanager
+def engine_slot(engine: str | None):
+    """Hold one slot of the engine's limit while it works (no limit configured: no wait)."""
+    if engine and engine in get_settings().engine_concurrency:
+        with concurrency(limit_name(engine), occupy=1, strict=False):
+            yield
+    else:
+        yield

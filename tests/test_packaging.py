@@ -1,0 +1,26 @@
+"""The installed environment is consistent: every extra the suite uses resolves together."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib.metadata import requires
+
+
+def test_pip_check_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_base_install_has_no_torch():
+    base = [r for r in requires("reelflow") if "extra ==" not in r]
+    assert not any(r.startswith(("torch", "diffusers")) for r in base)
+    assert not any(r.startswith(("runpod", "gradio", "minio")) for r in base)
+
+
+def test_engines_import_nothing_heavy_at_package_import():
+    code = ("import sys, engines, storage, flows.render; "
+            "heavy = [m for m in ('torch', 'diffusers', 'gradio_client', 'runpod', 'minio') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
