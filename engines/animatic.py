@@ -17,12 +17,8 @@ from PIL import Image, ImageOps
 from engines.base import ClipRequest, ClipResult
 from engines.errors import EngineError, EngineInputError
 from media import ffmpeg, images, tts
+from media.soundtrack import AUDIO_RATE, ENCODE_ARGS, soundtrack_args, speak_to_fit
 from prompts import parse_prompt
-
-AUDIO_RATE = 48000
-LEAD_IN = 0.3          # seconds of room tone before the line starts
-BASE_WPM = 165
-MAX_WPM = 420
 
 # zoom in, zoom out, pan right, pan left: picked by the seed
 _MOTIONS = (
@@ -45,29 +41,12 @@ def animatic_args(
         f"[0:v]zoompan=z='{z}':x='{x}':y='{y}':d=1:s={width}x{height}:fps={r},setsar=1[bg]",
         "[bg][1:v]overlay=0:0,format=yuv420p[v]",
     ]
-    audio_in = 2
-    if speech:
-        args += ["-i", speech]
-        graph.append(
-            f"[{audio_in}:a]aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
-            f"adelay={int(LEAD_IN * 1000)}:all=1[speech]"
-        )
-        audio_in += 1
-    if ambience:
-        args += ["-f", "lavfi", "-i", f"anoisesrc=color=pink:seed={seed}:amplitude=0.06:sample_rate={AUDIO_RATE}"]
-        graph.append(f"[{audio_in}:a]lowpass=f=900,aformat=sample_fmts=fltp:channel_layouts=stereo[bed]")
-    else:
-        args += ["-f", "lavfi", "-i", f"anullsrc=r={AUDIO_RATE}:cl=stereo"]
-        graph.append(f"[{audio_in}:a]aformat=sample_fmts=fltp:channel_layouts=stereo[bed]")
-    mix = "[speech][bed]amix=inputs=2:normalize=0:duration=longest," if speech else "[bed]"
-    graph.append(f"{mix}apad,atrim=end_sample={samples}[a]")
+    sound_args, sound_graph = soundtrack_args(2, speech, ambience, seed, samples)
+    args += sound_args
+    graph += sound_graph
     args += [
         "-filter_complex", ";".join(graph),
-        "-map", "[v]", "-map", "[a]", "-frames:v", str(frames),
-        "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
-        "-c:a", "aac", "-b:a", "128k", "-ar", str(AUDIO_RATE), "-ac", "2",
-        "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
-        "-movflags", "+faststart", out,
+        "-map", "[v]", "-map", "[a]", "-frames:v", str(frames), *ENCODE_ARGS, out,
     ]
     return args
 
@@ -101,16 +80,10 @@ class AnimaticEngine:
         text = " ".join(lines).strip()
         if not text:
             return None
-        path = work / "speech.wav"
-        room = max(0.5, request.duration - LEAD_IN - 0.2)
         try:
-            spoken = tts.speak_to_wav(text, path, request.voice, speed=BASE_WPM, seed=request.seed)
-            if spoken > room:  # speak faster rather than cut the line off
-                wpm = min(MAX_WPM, int(BASE_WPM * spoken / room) + 1)
-                tts.speak_to_wav(text, path, request.voice, speed=wpm, seed=request.seed)
+            return str(speak_to_fit(text, request.voice, request.duration, work / "speech.wav", request.seed))
         except tts.TTSError as exc:
             raise EngineInputError(f"scene {request.scene_id!r}: {exc}") from exc
-        return str(path)
 
     def generate(self, request: ClipRequest, out_dir: Path) -> ClipResult:
         started = time.monotonic()

@@ -15,6 +15,7 @@ _BUILTIN: dict[str, tuple[str, str | None]] = {
     "animatic": ("engines.animatic:AnimaticEngine", None),
     "hf-space": ("engines.hf_space:HFSpaceEngine", "'reelflow[remote]' (gradio_client)"),
     "runpod": ("engines.runpod_endpoint:RunPodEngine", "'reelflow[remote]' (runpod)"),
+    "local": ("engines.diffusers_local:DiffusersEngine", "'reelflow[local]' (torch, diffusers)"),
 }
 _FACTORIES: dict[str, Callable[..., Engine]] = {}
 _INSTANCES: dict[tuple, Engine] = {}

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     )
     inline_limit_mb: float = Field(default=7.0, gt=0, description="Inputs above this go as presigned links, not base64.")
 
+    # Local GPU engine
+    local_model: str | None = Field(default=None, description="Model folder for the local engine.")
+    local_params: dict = Field(default_factory=dict, description='JSON defaults, e.g. {"steps": 30, "height": 480}.')
+    gpu: int = Field(default=0, ge=0, description="GPU index: the local engine's Prefect limit is gpu:<index>.")
+
     # Catalog of renders, clips and attempts
     database_url: str = Field(default="sqlite:///./.reelflow/catalog.db", description="SQLAlchemy URL.")
 

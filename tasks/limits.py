@@ -12,6 +12,9 @@ from reelflow.settings import get_settings
 
 
 def limit_name(engine: str) -> str:
+    """``gpu:<index>`` for the local engine (one clip per GPU), else ``reelflow-engine-<name>``."""
+    if engine == "local":
+        return f"gpu:{get_settings().gpu}"
     return f"reelflow-engine-{engine}"
 
 

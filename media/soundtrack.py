@@ -1,0 +1,51 @@
+"""A clip's soundtrack for engines that make no audio: the speech line spoken by offline
+TTS (sped up to fit the clip), over a quiet ambience bed, exactly ``samples`` long."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from media import tts
+
+AUDIO_RATE = 48000
+LEAD_IN = 0.3          # seconds of room tone before the line starts
+BASE_WPM = 165
+MAX_WPM = 420
+
+
+def speak_to_fit(text: str, voice: str, seconds: float, path: Path, seed: int = 0) -> Path:
+    """Speak ``text`` into ``path``, faster if needed so it ends inside a ``seconds`` clip."""
+    room = max(0.5, seconds - LEAD_IN - 0.2)
+    spoken = tts.speak_to_wav(text, path, voice, speed=BASE_WPM, seed=seed)
+    if spoken > room:  # speak faster rather than cut the line off
+        tts.speak_to_wav(text, path, voice, speed=min(MAX_WPM, int(BASE_WPM * spoken / room) + 1), seed=seed)
+    return path
+
+
+def soundtrack_args(first_input: int, speech: str | None, ambience: bool, seed: int, samples: int) -> tuple[list[str], list[str]]:
+    """(ffmpeg input args, filter-graph parts ending in ``[a]``) for speech over a bed (pure)."""
+    args: list[str] = []
+    graph: list[str] = []
+    index = first_input
+    if speech:
+        args += ["-i", speech]
+        graph.append(f"[{index}:a]aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
+                     f"adelay={int(LEAD_IN * 1000)}:all=1[speech]")
+        index += 1
+    if ambience:
+        args += ["-f", "lavfi", "-i", f"anoisesrc=color=pink:seed={seed}:amplitude=0.06:sample_rate={AUDIO_RATE}"]
+        graph.append(f"[{index}:a]lowpass=f=900,aformat=sample_fmts=fltp:channel_layouts=stereo[bed]")
+    else:
+        args += ["-f", "lavfi", "-i", f"anullsrc=r={AUDIO_RATE}:cl=stereo"]
+        graph.append(f"[{index}:a]aformat=sample_fmts=fltp:channel_layouts=stereo[bed]")
+    mix = "[speech][bed]amix=inputs=2:normalize=0:duration=longest," if speech else "[bed]"
+    graph.append(f"{mix}apad,atrim=end_sample={samples}[a]")
+    return args, graph
+
+
+ENCODE_ARGS = [
+    "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+    "-c:a", "aac", "-b:a", "128k", "-ar", str(AUDIO_RATE), "-ac", "2",
+    "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
+    "-movflags", "+faststart",
+]

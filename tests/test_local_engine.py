@@ -1,0 +1,123 @@
+"""The local diffusers engine on CPU, with tiny random-weight Wan pipelines built offline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engines import EngineInputError, get_engine
+from engines.diffusers_local import DiffusersEngine, frames_for
+from media.probe import probe
+from tests.engine_contract import EngineContract, request
+from tests.media import audio_pcm
+from tests.tiny_models import tiny_wan_i2v, tiny_wan_t2v
+
+TINY = {"height": 32, "width": 32, "steps": 2, "max_sequence_length": 16, "negative_prompt": "", "fps": 16}
+
+
+@pytest.fixture(scope="session")
+def wan_t2v(tmp_path_factory) -> Path:
+    return tiny_wan_t2v(tmp_path_factory.mktemp("models") / "wan-t2v")
+
+
+@pytest.fixture(scope="session")
+def wan_i2v(tmp_path_factory) -> Path:
+    return tiny_wan_i2v(tmp_path_factory.mktemp("models") / "wan-i2v")
+
+
+class TestLocalContract(EngineContract):
+    @pytest.fixture
+    def engine(self, wan_t2v):
+        return get_engine("local", str(wan_t2v), TINY)
+
+    @pytest.fixture
+    def bad_call(self, tmp_path):
+        return lambda out: DiffusersEngine(str(tmp_path / "no-such-model"), TINY).generate(request(), out)
+
+
+@pytest.mark.parametrize("seconds,fps,rule,expected", [
+    (5, 16, "4k+1", 81), (2, 16, "4k+1", 33), (2.1, 16, "4k+1", 37), (5, 24, "8k+1", 121), (1, 10, "any", 10),
+])
+def test_frame_count_follows_the_model_rule(seconds, fps, rule, expected):
+    assert frames_for(seconds, fps, rule) == expected
+
+
+def test_t2v_clip_has_the_native_size_exact_duration_and_speech(wan_t2v, tmp_path):
+    result = get_engine("local", str(wan_t2v), TINY).generate(request(duration=3.0), tmp_path)
+    info = probe(result.path, count_frames=True)
+    assert (info.width, info.height, info.fps, info.video_frames) == (32, 32, 16.0, 48)
+    assert result.meta["frames"] == 49                       # 4k+1 generated, trimmed to 3.0 s
+    assert info.audio_duration == pytest.approx(3.0, abs=0.001)
+    pcm, _ = audio_pcm(Path(result.path))
+    assert np.sqrt((pcm ** 2).mean()) > 0.01                # the <S> line is spoken by TTS
+
+
+def test_ovi_tokens_never_reach_the_video_model(wan_t2v):
+    engine = get_engine("local", str(wan_t2v), TINY)
+    kwargs = engine.call_kwargs(request(), engine.pipeline())
+    assert kwargs["prompt"] == "Max waves. Max says"
+    assert "<S>" not in kwargs["prompt"] and "AUDCAP" not in kwargs["prompt"]
+    assert (kwargs["num_frames"], kwargs["height"], kwargs["width"]) == (33, 32, 32)
+
+
+def test_i2v_uses_the_scene_image(wan_i2v, tmp_path):
+    engine = get_engine("local", str(wan_i2v), TINY)
+    assert "image" in engine.call_kwargs(request(), engine.pipeline())
+    result = engine.generate(request(), tmp_path)
+    assert probe(result.path, count_frames=True).video_frames == 32
+    with pytest.raises(EngineInputError, match="image-to-video model; the scene needs a character image"):
+        engine.generate(request(image=None), tmp_path / "x")
+
+
+def test_i2v_variant_is_used_only_when_the_scene_has_an_image(wan_t2v, wan_i2v):
+    engine = get_engine("local", str(wan_t2v), {**TINY, "i2v_model": str(wan_i2v)})
+    assert type(engine.pipeline(i2v=True)).__name__ == "WanImageToVideoPipeline"
+    assert type(engine.pipeline()).__name__ == "WanPipeline"
+
+
+def test_the_pipeline_is_loaded_once_per_process(wan_t2v):
+    a = get_engine("local", str(wan_t2v), TINY)
+    b = DiffusersEngine(str(wan_t2v), TINY)
+    assert a.pipeline() is b.pipeline()
+
+
+def test_a_model_is_required(monkeypatch):
+    monkeypatch.delenv("REELFLOW_LOCAL_MODEL", raising=False)
+    with pytest.raises(EngineInputError, match="REELFLOW_LOCAL_MODEL"):
+        DiffusersEngine()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_demo_renders_with_engine_local(demo_copy, wan_t2v, monkeypatch, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+    from reelflow.settings import reload_settings
+
+    monkeypatch.setenv("REELFLOW_LOCAL_MODEL", str(wan_t2v))
+    monkeypatch.setenv("REELFLOW_LOCAL_PARAMS", json.dumps(TINY))
+    reload_settings()
+    result = CliRunner().invoke(app, ["render", str(demo_copy), "--engine", "local", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    info = probe(result.output.strip().splitlines()[-1], count_frames=True)
+    assert (info.width, info.height, info.fps, info.video_frames) == (576, 896, 24.0, 720)
+    assert (info.audio_codec, info.audio_rate) == ("aac", 48000)
+
+
+def test_the_worker_serves_the_local_engine(wan_t2v, monkeypatch):
+    import json
+
+    from engines.runpod_worker import handler
+    from reelflow.settings import reload_settings
+
+    monkeypatch.setenv("REELFLOW_WORKER_ENGINE", "local")
+    monkeypatch.setenv("REELFLOW_WORKER_MODEL", str(wan_t2v))
+    monkeypatch.setenv("REELFLOW_LOCAL_PARAMS", json.dumps(TINY))
+    reload_settings()
+    out = handler({"id": "job-local", "input": {"prompt": "A driver waves. <S>Hi<E> Audio: wind", "model": "720x720_5s"}})
+    assert "error" not in out, out
+    assert out["data"][0]["b64_json"] and out["usage"]["duration_seconds"] == 5.0
