@@ -127,3 +127,15 @@ def postgres_url(tmp_path_factory):
         yield server.get_uri().replace("postgresql://", "postgresql+psycopg://", 1)
     finally:
         server.cleanup()
+
+
+@pytest.fixture
+def counting():
+    """The animatic, registered in its own name, counting engine calls per scene."""
+    import engines
+    from tests.engines_fake import CountingEngine
+
+    engine = CountingEngine()
+    engines.register("animatic", lambda model=None, params=None: engine)
+    yield engine
+    engines.unregister("animatic")

@@ -87,10 +87,28 @@ FAMILY_HANDLERS = {
 }
 
 
-class RunPodServer:
-    def __init__(self, api_key: str):
+class ThreadedApp:
+    """An ASGI app served by uvicorn on a free loopback port, in a thread, as a context manager."""
+
+    def serve(self, app) -> None:
         import uvicorn
 
+        self.port = free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        wait_for_port(self.port)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class RunPodServer(ThreadedApp):
+    def __init__(self, api_key: str):
         self.api_key = api_key
         self.faults = Faults()
         self.jobs: dict[str, dict] = {}
@@ -148,9 +166,7 @@ class RunPodServer:
                 counts[job["status"]] = counts.get(job["status"], 0) + 1
             return {"jobs": counts, "workers": {"idle": 1, "running": counts.get("IN_PROGRESS", 0)}}
 
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.serve(app)
 
     @property
     def base_url(self) -> str:
@@ -201,22 +217,13 @@ class RunPodServer:
                 output["data"][0]["b64_json"] = cut
         job.update(status="COMPLETED", output=output)
 
-    def __enter__(self) -> "RunPodServer":
-        self.thread.start()
-        wait_for_port(self.port)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
-class SpaceServer:
+class SpaceServer(ThreadedApp):
     """A gradio app with the Ovi Space's signature, answering with animatic clips (5 s, 576x896)."""
 
     def __init__(self):
         import gradio as gr
-        import uvicorn
 
         self.faults = Faults()
         self.calls: list[str] = []
@@ -261,20 +268,9 @@ class SpaceServer:
                     return JSONResponse({"error": f"injected {status}"}, status_code=status)
             return await call_next(request)
 
-        app = gr.mount_gradio_app(app, demo, path="", allowed_paths=[str(self.tmp)])
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.serve(gr.mount_gradio_app(app, demo, path="", allowed_paths=[str(self.tmp)]))
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
 
-    def __enter__(self) -> "SpaceServer":
-        self.thread.start()
-        wait_for_port(self.port)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)

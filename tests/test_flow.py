@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pysubs2
@@ -13,18 +12,10 @@ import engines
 from engines import EngineInputError
 from flows.render import RenderFailed, render_project
 from media.probe import probe
-from tests.engines_fake import CountingEngine, FaultyEngine, bad_input, quota, transient
+from tests.engines_fake import FaultyEngine, bad_input, quota, transient
 from tests.media import marked_clip
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture
-def counting():
-    engine = CountingEngine()
-    engines.register("animatic", lambda model=None, params=None: engine)
-    yield engine
-    engines.unregister("animatic")
 
 
 def use_engine(name: str, engine) -> None:

@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import yaml
@@ -25,14 +24,6 @@ from tests.conftest import S3_SECRET, use_s3
 from tests.engines_fake import CountingEngine, FaultyEngine, quota, transient
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-
-
-@pytest.fixture
-def counting():
-    engine = CountingEngine()
-    engines.register("animatic", lambda model=None, params=None: engine)
-    yield engine
-    engines.unregister("animatic")
 
 
 class SlowEngine(CountingEngine):
