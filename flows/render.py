@@ -23,7 +23,7 @@ from tasks.catalog import close_render, open_render
 from tasks.clip import generate_clip
 from tasks.models import ClipPlan, ClipRef, RenderResult
 from tasks.limits import ensure_engine_limits
-from tasks.project import load_spec, plan_clips, reuse_stored
+from tasks.project import find_projects, load_spec, plan_clips, reuse_stored
 from tasks.speech import synthesize_speech
 from tasks.publish import publish_artifacts
 from tasks.stitch import normalize_clip, stitch_clips
@@ -138,11 +138,12 @@ def render_batch(root: str = "projects", engine: str | None = None) -> dict[str,
     """Render every ``<root>/*/project.yaml``; one failing production does not stop the rest."""
     logger = get_run_logger()
     outcomes: dict[str, str] = {}
-    for spec in sorted(Path(root).glob("*/project.yaml")):
-        state = render_project(str(spec.parent), engine=engine, return_state=True)
+    for folder in find_projects(root):
+        name = Path(folder).name
+        state = render_project(folder, engine=engine, return_state=True)
         if state.is_completed():
-            outcomes[spec.parent.name] = state.result().video
+            outcomes[name] = state.result().video
         else:
-            outcomes[spec.parent.name] = f"FAILED: {state.message}"
-            logger.error("%s failed: %s", spec.parent.name, state.message)
+            outcomes[name] = f"FAILED: {state.message}"
+            logger.error("%s failed: %s", name, state.message)
     return outcomes

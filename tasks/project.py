@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import get_run_logger, task
 
 from projects import Project, load_project
@@ -9,6 +11,12 @@ from reelflow.settings import get_settings
 from tasks.models import ClipPlan
 from storage import open_store
 from tasks.plan import plan_project, prefer_stored
+
+
+@task(task_run_name="find-projects")
+def find_projects(root: str) -> list[str]:
+    """Every production folder under ``root`` (folders holding a project.yaml), sorted."""
+    return [str(p.parent) for p in sorted(Path(root).glob("*/project.yaml"))]
 
 
 @task(task_run_name="load-{project}")

@@ -174,3 +174,14 @@ def test_artifacts_storyboard_progress_and_report(small_project, counting):
     assert float(by_type["progress"].data) == 100.0
     report = by_type["markdown"].data
     assert result.video in report and f"![contact sheet]({result.contact_sheet})" in report
+
+
+def test_batch_renders_every_project_and_reports_failures(tmp_path, small_project, counting):
+    from flows.render import render_batch
+
+    broken = small_project.parent / "broken"
+    broken.mkdir()
+    (broken / "project.yaml").write_text("title: broken\nscenes: []\n")
+    outcomes = render_batch(str(small_project.parent))
+    assert set(outcomes) == {"small", "broken"}
+    assert outcomes["small"].endswith("final.mp4") and outcomes["broken"].startswith("FAILED")
