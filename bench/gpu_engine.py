@@ -6,8 +6,8 @@
 
 Both sides run in this process on the same loaded pipeline, alternating, after one warm-up
 each, so machine noise hits them alike; the ratios (engine / direct) are what to read.
-``engine_generation`` is the engine's pipeline call (prompt parsing, frame rule, seeding,
-memory release); ``engine_clip`` adds what the engine does on top: PNG frames, TTS and the
+``engine_generation`` is the engine's ``run_pipeline`` (prompt parsing, frame rule, seeding,
+the per-GPU lock); ``engine_clip`` adds what the engine does on top: PNG frames, TTS and the
 H.264/AAC encode. Target: generation ratio <= 1.05.
 """
 
@@ -74,15 +74,7 @@ def main() -> None:
             pipe(**{**kwargs, "generator": torch.Generator("cpu").manual_seed(1)})
 
     def through_engine_generation() -> None:
-        # The engine's pipeline call path, without the encode: its kwargs, seeding and cleanup.
-        k = engine.call_kwargs(request, pipe)
-        with torch.inference_mode():
-            pipe(**k)
-        import gc
-
-        gc.collect()
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        engine.run_pipeline(request)       # the engine's own path up to frames, without the encode
 
     def through_engine_clip() -> None:
         engine.generate(request, Path(tempfile.mkdtemp(dir=tmp)))
@@ -92,8 +84,10 @@ def main() -> None:
     runs = {"direct": direct, "engine_generation": through_engine_generation, "engine_clip": through_engine_clip}
     for fn in runs.values():     # warm-up
         fn()
-    for _ in range(args.repeats):
-        for name, fn in runs.items():
+    names = list(runs)
+    for repeat in range(args.repeats):
+        for name in names[repeat % 3:] + names[:repeat % 3]:   # rotate: nobody always goes first
+            fn = runs[name]
             peak_reset(torch)
             started = time.perf_counter()
             fn()

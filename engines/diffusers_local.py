@@ -91,6 +91,13 @@ def load_pipeline(model: str, device: str, dtype_name: str, options: dict) -> An
         return pipe
 
 
+def _release_memory(torch) -> None:
+    """After a failure: drop what the failed call held, so the next clip starts clean."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def _is_i2v(pipe) -> bool:
     return "ImageToVideo" in type(pipe).__name__ or "I2V" in type(pipe).__name__
 
@@ -139,12 +146,11 @@ class DiffusersEngine:
             kwargs["image"] = Image.open(request.image).convert("RGB").resize((kwargs["width"], kwargs["height"]))
         return kwargs
 
-    def generate(self, request: ClipRequest, out_dir: Path) -> ClipResult:
+    def run_pipeline(self, request: ClipRequest):
+        """(frames, audio or None) from the pipeline; GPU memory is released if it fails."""
         torch = _torch()
-        started = time.monotonic()
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         with _GPU_LOCK:
+            pipe = None
             try:
                 pipe = self.pipeline(i2v=bool(request.image and self.params.get("i2v_model")))
                 if _is_i2v(pipe) and not request.image:
@@ -153,19 +159,21 @@ class DiffusersEngine:
                 kwargs = self.call_kwargs(request, pipe)
                 with torch.inference_mode():
                     output = pipe(**kwargs)
-                frames = output.frames[0]
-                audio = getattr(output, "audio", None)
-            except torch.cuda.OutOfMemoryError as exc:
-                raise TransientEngineError(f"scene {request.scene_id!r}: GPU out of memory: {exc}") from exc
-            except (EngineError, KeyboardInterrupt):
+                return output.frames[0], getattr(output, "audio", None)
+            except BaseException as exc:
+                _release_memory(torch)
+                if isinstance(exc, torch.cuda.OutOfMemoryError):
+                    raise TransientEngineError(f"scene {request.scene_id!r}: GPU out of memory: {exc}") from exc
+                if isinstance(exc, (RuntimeError, ValueError, TypeError)) and not isinstance(exc, EngineError):
+                    name = type(pipe).__name__ if pipe is not None else "the pipeline"
+                    raise EngineError(f"scene {request.scene_id!r}: {name} failed: {exc}") from exc
                 raise
-            except (RuntimeError, ValueError, TypeError) as exc:
-                raise EngineError(f"scene {request.scene_id!r}: {type(pipe).__name__ if 'pipe' in dir() else 'pipeline'} "
-                                  f"failed: {exc}") from exc
-            finally:
-                gc.collect()
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
+
+    def generate(self, request: ClipRequest, out_dir: Path) -> ClipResult:
+        started = time.monotonic()
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        frames, audio = self.run_pipeline(request)
         fps = float({**self.params, **request.params}.get("fps", 16))
         path = self._encode(request, frames, audio, fps, out_dir)
         return ClipResult(path=str(path), engine=self.name, model=self.model, seconds=time.monotonic() - started,

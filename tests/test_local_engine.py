@@ -121,3 +121,11 @@ def test_the_worker_serves_the_local_engine(wan_t2v, monkeypatch):
     out = handler({"id": "job-local", "input": {"prompt": "A driver waves. <S>Hi<E> Audio: wind", "model": "720x720_5s"}})
     assert "error" not in out, out
     assert out["data"][0]["b64_json"] and out["usage"]["duration_seconds"] == 5.0
+
+
+def test_a_failing_pipeline_is_a_typed_error_and_the_engine_recovers(wan_t2v, tmp_path):
+    engine = DiffusersEngine(str(wan_t2v), {**TINY, "height": 30})   # not divisible by the VAE's 8x8 / 2x2 patches
+    with pytest.raises(Exception) as info:
+        engine.generate(request(), tmp_path / "bad")
+    assert type(info.value).__module__ == "engines.errors"
+    assert get_engine("local", str(wan_t2v), TINY).generate(request(), tmp_path / "ok").path
