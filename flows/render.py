@@ -15,17 +15,17 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from engines import EngineInputError, falls_back
 from projects import project_dir_of
-from storage import open_store
-from reelflow.settings import get_settings
-from tasks import events
 from reelflow.secrets import redact
+from reelflow.settings import get_settings
+from storage import open_store
+from tasks import events
 from tasks.catalog import close_render, open_render
 from tasks.clip import generate_clip
-from tasks.models import ClipPlan, ClipRef, RenderResult
 from tasks.limits import ensure_engine_limits
+from tasks.models import ClipPlan, ClipRef, RenderResult
 from tasks.project import find_projects, load_spec, plan_clips, reuse_stored
-from tasks.speech import synthesize_speech
 from tasks.publish import publish_artifacts
+from tasks.speech import synthesize_speech
 from tasks.stitch import normalize_clip, stitch_clips
 
 
