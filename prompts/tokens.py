@@ -16,7 +16,6 @@ from pydantic import BaseModel
 SPEECH_OPEN, SPEECH_CLOSE = "<S>", "<E>"
 AUDCAP_OPEN, AUDCAP_CLOSE = "<AUDCAP>", "<ENDAUDCAP>"
 AUDIO_SUFFIX = "Audio:"
-DIALECTS = ("audcap", "audio-suffix")
 
 _TOKEN_RE = re.compile(r"<\s*/?\s*(S|E|AUDCAP|ENDAUDCAP)\s*>", re.IGNORECASE)
 _AUDIO_LABEL_RE = re.compile(r"\baudio\s*:", re.IGNORECASE)

@@ -37,6 +37,10 @@ class ClipStore(Protocol):
         """A local, read-only file with the object's bytes (may be the store's own file)."""
         ...
 
+    def metadata(self, key: str) -> dict[str, str]:
+        """The metadata ``put_file`` stored with the object ({} if none)."""
+        ...
+
     def url(self, key: str) -> str:
         """Where a person can open the object (a path, or a presigned link)."""
         ...

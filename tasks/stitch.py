@@ -10,7 +10,6 @@ from prefect import task
 
 from media import ffmpeg, images, stitch
 from media.images import font_dir
-from media.probe import probe
 from media.subtitles import build_subtitles, write_subtitles
 from projects.schema import Output
 from reelflow.settings import get_settings
@@ -26,21 +25,23 @@ def normalized_key(ref: ClipRef, profile: Output, frames: int | None) -> str:
 
 
 def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: Path) -> NormalizedRef:
-    """Normalise one stored clip to ``profile`` (cached in the store under its own key)."""
+    """Normalise one stored clip to ``profile`` (cached in the store under its own key).
+
+    A clip kept at its own length (footage without a duration) is keyed ``-auto``; the frame
+    count it came out with is kept in the object's metadata, so a cache hit needs no download.
+    """
     frames = profile.frames_for(ref.duration) if ref.duration else None
-    work_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
-        key = normalized_key(ref, profile, frames)
-        if not store.exists(key):
-            src = store.fetch(ref.key, tmp)
+    key = normalized_key(ref, profile, frames)
+    if store.exists(key):
+        if frames is None:
+            frames = int(store.metadata(key)["frames"])
+    else:
+        work_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
             out = Path(tmp) / "normalized.mov"
-            info = stitch.normalize_clip(src, out, profile, ref.duration)
+            info = stitch.normalize_clip(store.fetch(ref.key, tmp), out, profile, ref.duration)
             frames = info.video_frames or profile.frames_for(info.duration)
-            if ref.duration is None:  # footage at its own length: key by the frames it got
-                key = normalized_key(ref, profile, frames)
-            store.put_file(key, out, {"scene": ref.scene_id, "source": ref.key})
-        elif frames is None:
-            frames = probe(store.fetch(key, tmp), count_frames=True).video_frames or 0
+            store.put_file(key, out, {"scene": ref.scene_id, "source": ref.key, "frames": str(frames)})
     events.emit("normalized", scene=ref.scene_id)
     return NormalizedRef(scene_id=ref.scene_id, index=ref.index, key=key, frames=frames, speech=ref.speech)
 

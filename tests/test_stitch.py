@@ -160,3 +160,17 @@ def test_burned_and_vtt_subtitles(mixed_clips, tmp_path, mode):
     else:
         assert keys["subtitles"].endswith(".vtt") and text_rows.max() < 40
         assert store.path(keys["subtitles"]).read_text().startswith("WEBVTT")
+
+
+def test_footage_at_its_own_length_is_normalised_once(mixed_clips, tmp_path, monkeypatch):
+    import media.stitch as media_stitch
+
+    store = LocalStore(tmp_path / "s")
+    key = store.put_file("footage/own.mp4", mixed_clips[3])
+    ref = ClipRef(scene_id="own", index=0, key=key, engine=None, cached=False, duration=None)
+    first = normalize_stored(ref, PROFILE, store, tmp_path / "w")
+    runs = []
+    original = media_stitch.normalize_clip
+    monkeypatch.setattr(media_stitch, "normalize_clip", lambda *a, **kw: runs.append(a) or original(*a, **kw))
+    again = normalize_stored(ref, PROFILE, store, tmp_path / "w")
+    assert runs == [] and again == first and first.frames == 60     # 2.5 s at 24 fps
