@@ -146,6 +146,8 @@ def middle_frame(path: str | Path):
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         target = (container.duration or 0) / 2 / 1_000_000
+        if target and stream.time_base:
+            container.seek(int(target / stream.time_base), stream=stream)   # to the keyframe before it
         frame = None
         for frame in container.decode(stream):
             if frame.time is not None and frame.time >= target:

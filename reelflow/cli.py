@@ -76,21 +76,27 @@ def prompts(project: ProjectArg, engine: Annotated[Optional[str], typer.Option(h
 
 
 def _copy_out(result, dest: Path) -> Path:
-    from storage import open_store
+    """Copy the render's files into ``dest`` atomically, the video last (its presence = complete)."""
+    import tempfile
+
     from reelflow.settings import get_settings
+    from storage import open_store
 
     store = open_store(get_settings().storage)
     dest.mkdir(parents=True, exist_ok=True)
-    final = dest / "final.mp4"
-    keys = [result.video_key]
     base = result.video_key.rsplit("/", 1)[0]
-    keys += [k for k in store.list(base) if k != result.video_key]
-    for key in keys:
-        target = dest / key.rsplit("/", 1)[-1]
-        tmp = target.with_name(f".{target.name}.part")
-        shutil.copyfile(store.fetch(key, dest), tmp)
-        os.replace(tmp, target)
-    return final
+    keys = [k for k in store.list(base) if k != result.video_key] + [result.video_key]
+    with tempfile.TemporaryDirectory(dir=dest, prefix=".reelflow-") as tmp:
+        for key in keys:
+            target = dest / key.rsplit("/", 1)[-1]
+            fetched = store.fetch(key, tmp)
+            if fetched.is_relative_to(tmp):      # downloaded for us: just move it into place
+                os.replace(fetched, target)
+            else:                                # the store's own file: copy, then publish
+                part = Path(tmp) / f"{target.name}.part"
+                shutil.copyfile(fetched, part)
+                os.replace(part, target)
+    return dest / "final.mp4"
 
 
 @app.command()

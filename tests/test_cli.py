@@ -71,3 +71,17 @@ def test_cost_before_and_after_a_render_and_history(small_project, monkeypatch):
 def test_history_of_a_project_never_rendered(small_project):
     result = CliRunner().invoke(app, ["history", str(small_project)])
     assert result.exit_code == 1 and "no renders of 'small'" in result.output
+
+
+def test_render_to_s3_with_out_copies_the_files_and_prints_the_local_path(small_project, moto_s3, monkeypatch, tmp_path):
+    import uuid
+
+    from tests.conftest import use_s3
+
+    use_s3(monkeypatch, moto_s3.endpoint, f"out-{uuid.uuid4().hex[:8]}")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["render", str(small_project), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1] == str(out / "final.mp4")
+    assert sorted(p.name for p in out.iterdir()) == ["contact-sheet.png", "final.mp4", "final.srt"]
+    assert probe(out / "final.mp4").duration == pytest.approx(4.5, abs=0.1)
