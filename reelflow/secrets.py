@@ -35,15 +35,26 @@ def resolve(value: SecretStr | str | None, block: str, env: str | None = None, *
     return remember(value) if sensitive else value
 
 
+_BLOCKS: dict[str, str] = {}
+
+
 def _from_block(name: str) -> str | None:
-    if not os.environ.get("PREFECT_API_URL"):
+    """The Prefect Secret block ``name`` (found values are kept for the process)."""
+    if name in _BLOCKS:
+        return _BLOCKS[name]
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
         return None  # no server to ask; don't start an ephemeral one just to find nothing
     try:
         from prefect.blocks.system import Secret
 
-        return str(Secret.load(name).get())
+        value = str(Secret.load(name).get())
     except Exception:  # noqa: BLE001 - a missing block is simply "not configured"
         return None
+    with _LOCK:
+        _BLOCKS[name] = value
+    return value
 
 
 def redact(text: object) -> str:

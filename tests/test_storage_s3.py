@@ -145,3 +145,25 @@ def test_a_store_that_stays_down_gives_up_with_a_clear_error(moto_s3, tmp_path):
         with pytest.raises(TransientStorageError, match=r"HTTP 503.*gave up after 2 s"):
             S3Store("s3://down/reels", endpoint=proxy.endpoint, access_key=S3_ACCESS, secret_key=S3_SECRET,
                     region="us-east-1", retry_seconds=2)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_credentials_from_prefect_secret_blocks(moto_s3, monkeypatch, tmp_path):
+    from prefect.blocks.system import Secret
+
+    from reelflow import secrets
+    from reelflow.settings import reload_settings
+
+    monkeypatch.setattr(secrets, "_BLOCKS", {})         # this test's block values stay in this test
+    use_s3(monkeypatch, moto_s3.endpoint, f"blk-{uuid.uuid4().hex[:8]}")
+    monkeypatch.delenv("REELFLOW_S3_ACCESS_KEY")
+    monkeypatch.delenv("REELFLOW_S3_SECRET_KEY")
+    reload_settings()
+    Secret(value=S3_ACCESS).save("reelflow-s3-access-key", overwrite=True)
+    Secret(value="block-secret-value-42").save("reelflow-s3-secret-key", overwrite=True)
+    store = open_store()
+    src = tmp_path / "a.bin"
+    src.write_bytes(b"x")
+    store.put_file("clips/a.mp4", src)
+    assert store.exists("clips/a.mp4")
+    assert secrets.redact("key block-secret-value-42") == "key ***"   # a block's secret is redacted too
