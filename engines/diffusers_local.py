@@ -20,6 +20,7 @@ GPU memory is released after an error.
 from __future__ import annotations
 
 import gc
+import inspect
 import threading
 import time
 import wave
@@ -98,6 +99,12 @@ def _release_memory(torch) -> None:
         torch.cuda.empty_cache()
 
 
+def _audio_rate(pipe) -> int:
+    """Sample rate of a pipeline's audio output: LTX-2's vocoder says (24 kHz), else 24 kHz."""
+    config = getattr(getattr(pipe, "vocoder", None), "config", None)
+    return int(getattr(config, "output_sampling_rate", 24000))
+
+
 def _is_i2v(pipe) -> bool:
     return "ImageToVideo" in type(pipe).__name__ or "I2V" in type(pipe).__name__
 
@@ -140,6 +147,8 @@ class DiffusersEngine:
             kwargs["negative_prompt"] = p["negative_prompt"]
         if "max_sequence_length" in p:
             kwargs["max_sequence_length"] = int(p["max_sequence_length"])
+        if "frame_rate" in inspect.signature(pipe.__call__).parameters:   # LTX-2 and LTX-Video take it
+            kwargs["frame_rate"] = fps
         if request.image and _is_i2v(pipe):
             from PIL import Image
 
@@ -147,7 +156,7 @@ class DiffusersEngine:
         return kwargs
 
     def run_pipeline(self, request: ClipRequest):
-        """(frames, audio or None) from the pipeline; GPU memory is released if it fails."""
+        """(frames, audio or None, audio rate) from the pipeline; GPU memory is released if it fails."""
         torch = _torch()
         with _GPU_LOCK:
             pipe = None
@@ -159,7 +168,7 @@ class DiffusersEngine:
                 kwargs = self.call_kwargs(request, pipe)
                 with torch.inference_mode():
                     output = pipe(**kwargs)
-                return output.frames[0], getattr(output, "audio", None)
+                return output.frames[0], getattr(output, "audio", None), _audio_rate(pipe)
             except BaseException as exc:
                 _release_memory(torch)
                 if isinstance(exc, torch.cuda.OutOfMemoryError):
@@ -173,13 +182,13 @@ class DiffusersEngine:
         started = time.monotonic()
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        frames, audio = self.run_pipeline(request)
+        frames, audio, audio_rate = self.run_pipeline(request)
         fps = float({**self.params, **request.params}.get("fps", 16))
-        path = self._encode(request, frames, audio, fps, out_dir)
+        path = self._encode(request, frames, audio, audio_rate, fps, out_dir)
         return ClipResult(path=str(path), engine=self.name, model=self.model, seconds=time.monotonic() - started,
                           meta={"frames": int(len(frames)), "size": [int(frames.shape[2]), int(frames.shape[1])]})
 
-    def _encode(self, request: ClipRequest, frames, audio, fps: float, work: Path) -> Path:
+    def _encode(self, request: ClipRequest, frames, audio, audio_rate: int, fps: float, work: Path) -> Path:
         """Frames (+ the pipeline's audio, or TTS speech over a bed) -> an MP4 of exactly ``duration``."""
         import numpy as np
         from PIL import Image
@@ -193,7 +202,7 @@ class DiffusersEngine:
         samples = round(keep * AUDIO_RATE / rate)
         parsed = parse_prompt(request.prompt)
         if audio is not None:
-            speech, ambience = self._write_audio(audio, work / "pipeline.wav"), False
+            speech, ambience = self._write_audio(audio, work / "pipeline.wav", audio_rate), False
         elif request.audio:
             speech, ambience = request.audio, bool(parsed.ambience)
         elif parsed.speech:
@@ -214,7 +223,7 @@ class DiffusersEngine:
         return out
 
     @staticmethod
-    def _write_audio(audio, path: Path, rate: int = 24000) -> str:
+    def _write_audio(audio, path: Path, rate: int) -> str:
         """A pipeline's audio tensor/array (channels x samples, -1..1) as a 16-bit WAV."""
         import numpy as np
 
