@@ -51,7 +51,7 @@ def _count_packets(container, path: Path) -> int:
         for packet in container.demux(container.streams.video[0]):
             if packet.size > 0 and (packet.pos is None or packet.pos + packet.size <= size):
                 count += 1
-    except Exception:  # noqa: BLE001 - reading stops where the file is broken  # av errors vary by container
+    except Exception:  # noqa: BLE001 - reading stops where the file is broken (av's errors vary)
         pass
     return count
 

@@ -170,9 +170,20 @@ class S3Store:
             else:
                 self._call(f"publish {key}", lambda: self.client.compose_object(
                     self.bucket, final, [ComposeSource(self.bucket, tmp)], metadata=meta or None))
-        finally:
+        except BaseException:
+            self._discard(tmp)      # one quick try: the publish error is the one to report
+            raise
+        try:
             self._call(f"clean up {tmp}", lambda: self.client.remove_object(self.bucket, tmp))
+        except StorageError as exc:  # published all the same; .tmp/ leftovers expire by lifecycle
+            log.warning("%s: %s", key, exc)
         return key
+
+    def _discard(self, name: str) -> None:
+        try:
+            self.client.remove_object(self.bucket, name)
+        except Exception:  # noqa: BLE001 - best effort; the original error matters more
+            pass
 
     def fetch(self, key: str, workdir: str | Path) -> Path:
         dest = Path(workdir) / Path(key).name

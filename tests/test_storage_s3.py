@@ -167,3 +167,25 @@ def test_credentials_from_prefect_secret_blocks(moto_s3, monkeypatch, tmp_path):
     store.put_file("clips/a.mp4", src)
     assert store.exists("clips/a.mp4")
     assert secrets.redact("key block-secret-value-42") == "key ***"   # a block's secret is redacted too
+
+
+def test_a_failed_publish_reports_its_own_error_quickly(moto_s3, tmp_path):
+    """Upload works, the server-side copy keeps failing: the copy's error comes back, not a
+    cleanup error after a second wait."""
+    import time
+
+    from storage import TransientStorageError
+
+    store = S3Store(f"s3://pub-{uuid.uuid4().hex[:8]}/reels", endpoint=moto_s3.endpoint, access_key=S3_ACCESS,
+                    secret_key=S3_SECRET, region="us-east-1", retry_seconds=2)
+    src = tmp_path / "a.mp4"
+    src.write_bytes(b"x" * 100)
+    original = store.client.copy_object
+    store.client.copy_object = lambda *a, **kw: (_ for _ in ()).throw(ConnectionResetError("reset"))
+    started = time.monotonic()
+    with pytest.raises(TransientStorageError, match="publish clips/a.mp4"):
+        store.put_file("clips/a.mp4", src)
+    assert time.monotonic() - started < 5
+    store.client.copy_object = original
+    assert not store.exists("clips/a.mp4")
+    assert list(store.client.list_objects(store.bucket, recursive=True)) == []   # the .tmp/ upload was discarded
