@@ -14,8 +14,9 @@ Adapters translate their SDK's exceptions at the boundary with ``raise ... from 
 
 from __future__ import annotations
 
+from reelflow.errors import RenderError
 
-class EngineError(RuntimeError):
+class EngineError(RenderError):
     """Base class: an engine failed to produce a clip."""
 
     retryable = False

@@ -27,9 +27,10 @@ from tasks.project import find_projects, load_spec, plan_clips, reuse_stored
 from tasks.publish import publish_artifacts
 from tasks.speech import synthesize_speech
 from tasks.stitch import normalize_clip, stitch_clips
+from reelflow.errors import RenderError
 
 
-class RenderFailed(RuntimeError):
+class RenderFailed(RenderError):
     """Some scenes got no clip from any engine in their chain."""
 
 

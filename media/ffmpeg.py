@@ -15,13 +15,14 @@ import subprocess
 from functools import lru_cache
 
 from reelflow.settings import get_settings
+from reelflow.errors import RenderError
 
 log = logging.getLogger("reelflow.ffmpeg")
 
 BASE_ARGS = ["-nostdin", "-y", "-hide_banner"]
 
 
-class FFmpegError(RuntimeError):
+class FFmpegError(RenderError):
     """ffmpeg failed or is missing; carries the command and stderr for the user."""
 
     def __init__(self, message: str, cmd: list[str] | None = None, stderr: str = ""):

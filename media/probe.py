@@ -6,9 +6,10 @@ from fractions import Fraction
 from pathlib import Path
 
 from pydantic import BaseModel
+from reelflow.errors import InputError
 
 
-class ProbeError(ValueError):
+class ProbeError(InputError):
     """The file is not readable media or lacks what the caller needs."""
 
 

@@ -16,6 +16,7 @@ import sys
 import threading
 import wave
 from pathlib import Path
+from reelflow.errors import RenderError
 
 _LOCK = threading.Lock()
 _STATE: dict = {}
@@ -26,7 +27,7 @@ _ESPEAK_CHARS_UTF8 = 1
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 
-class TTSError(RuntimeError):
+class TTSError(RenderError):
     """Speech synthesis failed (unknown voice, library missing)."""
 
 

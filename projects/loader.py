@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from media.tts import check_voice
 from projects.schema import Project
+from reelflow.errors import InputError
 
 SPEC_NAME = "project.yaml"
 _LOADER_FIELDS = {"slug", "root"}
@@ -29,7 +30,7 @@ class Problem(BaseModel):
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
-class ProjectError(ValueError):
+class ProjectError(InputError):
     """The spec has problems; ``problems`` holds one line each."""
 
     def __init__(self, problems: list[Problem]):

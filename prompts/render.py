@@ -16,12 +16,13 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel
 
 from prompts import tokens
+from reelflow.errors import InputError
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 MAX_PROMPT_CHARS = 2000
 
 
-class PromptError(ValueError):
+class PromptError(InputError):
     """A template failed to render or rendered an invalid prompt."""
 
 

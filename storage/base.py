@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+from reelflow.errors import InfrastructureError
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 
 
-class StorageError(RuntimeError):
+class StorageError(InfrastructureError):
     """The store could not read or write an object."""
 
 

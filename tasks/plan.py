@@ -8,9 +8,10 @@ from engines.base import ClipRequest, file_digest
 from tasks.models import ClipPlan
 from projects.schema import EngineSpec, Project, Scene
 from prompts import render_scene_prompt, template_for
+from reelflow.errors import InputError
 
 
-class PlanError(ValueError):
+class PlanError(InputError):
     """The project cannot be planned as asked (unknown scene id, bad template)."""
 
 
