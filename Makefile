@@ -8,7 +8,7 @@ PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 
-.PHONY: demo test setup setup-dev clean
+.PHONY: demo test test-quick setup setup-dev clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "reelflow needs Python 3.11+ (set PYTHON=python3.11)")'
@@ -30,6 +30,9 @@ demo: $(VENV)/.base
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-quick: $(VENV)/.dev
+	$(BIN)/python -m pytest -m 'not slow' $(PYTEST_ARGS)
 
 clean:
 	rm -rf .reelflow .pytest_cache
