@@ -49,7 +49,7 @@ def caption_png(text: str, width: int, height: int, path: str | Path) -> Path:
     return Path(path)
 
 
-def placeholder_png(label: str, width: int, height: int, path: str | Path) -> Path:
+def placeholder_image(label: str, width: int, height: int) -> Image.Image:
     """A deterministic two-tone card for scenes without a character image."""
     h = hashlib.sha256(label.encode()).digest()
     top, bottom = (h[0], h[1], h[2]), (h[3] // 3, h[4] // 3, h[5] // 3)
@@ -58,7 +58,12 @@ def placeholder_png(label: str, width: int, height: int, path: str | Path) -> Pa
     for y in range(height):
         t = y / max(1, height - 1)
         draw.line([(0, y), (width, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom)))
-    img.save(path)
+    return img
+
+
+def placeholder_png(label: str, width: int, height: int, path: str | Path) -> Path:
+    """:func:`placeholder_image` saved as a PNG."""
+    placeholder_image(label, width, height).save(path)
     return Path(path)
 
 

@@ -223,5 +223,8 @@ def cost(
           f"${sum(r.dollars for r in rows):.4f}")
 
 
+from reelflow import cli_review  # noqa: E402,F401  (registers storyboard and serve)
+
+
 def main() -> None:  # pragma: no cover
     app()

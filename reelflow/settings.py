@@ -20,6 +20,11 @@ class Settings(BaseSettings):
         default=Path("./.reelflow/work"),
         description="Scratch space for engine output and stitching.",
     )
+    public_url: str | None = Field(
+        default=None,
+        description="Where `reelflow serve` (or a public bucket/CDN) is reached, e.g. http://host:8765: "
+                    "artifact links become <public_url>/<key>.",
+    )
     ffmpeg: str | None = Field(default=None, description="ffmpeg binary; default: imageio-ffmpeg's.")
     ffmpeg_timeout: float = Field(default=1800.0, description="Seconds before one ffmpeg run is killed.")
     max_words_per_second: float = Field(

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel
 
 from projects import Project
 from reelflow.settings import Settings
 from storage import ClipStore
-from storage.catalog import Catalog
 from tasks.plan import plan_project, prefer_stored
-from tasks.speech import speech_folder, with_speech
+from tasks.models import ClipPlan
+from tasks.spoken import speech_folder, with_speech
+
+if TYPE_CHECKING:
+    from storage.catalog import Catalog
 
 
 class SceneCost(BaseModel):
@@ -25,11 +30,17 @@ def estimate(project: Project, store: ClipStore, catalog: Catalog, settings: Set
              engine: str | None = None, scenes: list[str] | None = None) -> list[SceneCost]:
     """Per scene: a clip already stored costs 0; otherwise the engine's measured speed (from the
     catalog's history, else the ``speed`` setting) times its price per second."""
-    rows = []
-    speeds: dict[str, float] = {}
     chains = plan_project(project, engine, scenes, settings.max_words_per_second)
     folder = speech_folder()
     chains = prefer_stored([[with_speech(p, folder) for p in chain] for chain in chains], store.exists)
+    return estimate_chains(chains, store, catalog, settings)
+
+
+def estimate_chains(chains: list[list[ClipPlan]], store: ClipStore, catalog: Catalog,
+                    settings: Settings) -> list[SceneCost]:
+    """The estimate of chains already planned (speech given, stored plans first)."""
+    rows = []
+    speeds: dict[str, float] = {}
     for chain in chains:
         plan = chain[0]
         name = plan.engine or "footage"

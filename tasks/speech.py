@@ -5,51 +5,12 @@ The WAVs are cached by (text, voice) and become part of the clip's content key."
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
 from prefect import task
 
-from engines import EngineInputError
-from engines.adapters import AUDIO_DRIVEN, family_of
-from media import tts
-from reelflow.settings import get_settings
 from tasks.models import ClipPlan
-from tasks.plan import clip_key
+from tasks.spoken import needs_audio, speech_folder, spoken, with_speech
 
-
-def needs_audio(plan: ClipPlan) -> bool:
-    return (plan.kind == "generate" and plan.request.audio is None
-            and plan.engine in ("runpod", "local") and family_of(plan.model, plan.engine_params) in AUDIO_DRIVEN)
-
-
-def spoken(text: str, voice: str, folder: Path) -> str:
-    """A WAV of ``text`` in ``voice``, made once per (text, voice)."""
-    digest = hashlib.sha256(f"{voice}\n{text}".encode()).hexdigest()[:24]
-    path = folder / f"{digest}.wav"
-    if not path.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part.wav")
-        tts.speak_to_wav(text, tmp, voice)
-        tmp.replace(path)
-    return str(path)
-
-
-def with_speech(plan: ClipPlan, folder: Path) -> ClipPlan:
-    """The plan with its speech as audio (and its key recomputed), if its family needs that."""
-    if not needs_audio(plan):
-        return plan
-    if not plan.speech:
-        raise EngineInputError(f"scene {plan.scene_id!r}: the {family_of(plan.model, plan.engine_params)} "
-                               f"family is driven by speech; give the scene a speech line or an audio file")
-    audio = spoken(plan.speech, plan.request.voice, folder)
-    audio2 = spoken(plan.speech2, plan.voice2 or plan.request.voice, folder) if plan.speech2 else None
-    request = plan.request.model_copy(update={"audio": audio, "audio2": audio2})
-    return plan.model_copy(update={"request": request, "key": clip_key(request, plan.engine, plan.model)})
-
-
-def speech_folder() -> Path:
-    return Path(get_settings().work_dir).resolve() / "speech"
+__all__ = ["needs_audio", "speech_folder", "spoken", "synthesize_speech", "with_speech"]
 
 
 @task(task_run_name="synthesize-speech")

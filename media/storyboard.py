@@ -1,0 +1,166 @@
+"""Draw a storyboard: one panel per scene, as a PNG sheet and a self-contained HTML page.
+
+Pure drawing: the caller gives :class:`Panel` values (the picture and the words); nothing here
+knows about projects, engines or stores. All text is untrusted (it comes from a production):
+the HTML escapes every value and the PNG draws it as plain glyphs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import textwrap
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from media.images import load_font
+
+PANEL_W, IMAGE_H, TEXT_H, GAP = 320, 300, 196, 12
+BACKGROUND, CARD, TEXT, DIM, WARN = (18, 18, 22), (34, 34, 40), (235, 235, 235), (160, 160, 170), (255, 190, 70)
+
+
+@dataclass
+class Panel:
+    scene_id: str
+    image: Image.Image
+    start: float
+    end: float
+    engine: str
+    model: str | None = None
+    action: str = ""
+    speech: str | None = None
+    cost: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def timecode(self) -> str:
+        return f"{timecode(self.start)}–{timecode(self.end)}"
+
+    @property
+    def engine_label(self) -> str:
+        return f"{self.engine} · {self.model}" if self.model else self.engine
+
+
+def timecode(seconds: float) -> str:
+    """``m:ss.s`` (``h:mm:ss.s`` past an hour)."""
+    tenths = round(seconds * 10)
+    h, rest = divmod(tenths, 36000)
+    m, rest = divmod(rest, 600)
+    s = f"{m:02d}:{rest / 10:04.1f}" if h else f"{m}:{rest / 10:04.1f}"
+    return f"{h}:{s}" if h else s
+
+
+def fit_image(image: Image.Image, width: int, height: int) -> Image.Image:
+    """``image`` scaled to fit a width x height box, centred on the card colour."""
+    img = image.convert("RGB")
+    img.thumbnail((width, height), Image.Resampling.BILINEAR)
+    box = Image.new("RGB", (width, height), CARD)
+    box.paste(img, ((width - img.width) // 2, (height - img.height) // 2))
+    return box
+
+
+def _wrap(text: str, chars: int, lines: int) -> list[str]:
+    wrapped = textwrap.wrap(" ".join(text.split()), width=chars) or []
+    if len(wrapped) > lines:
+        wrapped = wrapped[:lines]
+        wrapped[-1] = wrapped[-1][: chars - 1].rstrip() + "…"
+    return wrapped
+
+
+def draw_png(panels: list[Panel], title: str, summary: str, path: str | Path, *, columns: int = 4) -> Path:
+    """Tile the panels into one PNG sheet under a title and a summary line."""
+    if not panels:
+        raise ValueError("a storyboard needs at least one panel")
+    cols = min(columns, len(panels))
+    rows = -(-len(panels) // cols)
+    header = 74
+    width = GAP + cols * (PANEL_W + GAP)
+    height = header + rows * (IMAGE_H + TEXT_H + GAP) + GAP
+    sheet = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    big, bold, small = load_font(24), load_font(17), load_font(14)
+    draw.text((GAP, 12), title[:120], font=big, fill=TEXT)
+    draw.text((GAP, 44), summary[:160], font=small, fill=DIM)
+    for i, panel in enumerate(panels):
+        x = GAP + (i % cols) * (PANEL_W + GAP)
+        y = header + (i // cols) * (IMAGE_H + TEXT_H + GAP)
+        draw.rectangle([x, y, x + PANEL_W - 1, y + IMAGE_H + TEXT_H - 1], fill=CARD)
+        sheet.paste(fit_image(panel.image, PANEL_W, IMAGE_H), (x, y))
+        ty = y + IMAGE_H + 8
+        draw.text((x + 10, ty), f"{i + 1}. {panel.scene_id}"[:30], font=bold, fill=TEXT)
+        tc = panel.timecode
+        draw.text((x + PANEL_W - 10 - draw.textlength(tc, font=small), ty + 3), tc, font=small, fill=DIM)
+        ty += 24
+        meta = f"{panel.engine_label} · {panel.cost}" if panel.cost else panel.engine_label
+        for line in _wrap(meta, 42, 1):
+            draw.text((x + 10, ty), line, font=small, fill=DIM)
+            ty += 19
+        for line in _wrap(panel.action, 42, 2):
+            draw.text((x + 10, ty), line, font=small, fill=TEXT)
+            ty += 19
+        if panel.speech:
+            for line in _wrap(f"“{panel.speech}”", 42, 3):
+                draw.text((x + 10, ty), line, font=small, fill=(200, 220, 255))
+                ty += 19
+        for warning in panel.warnings[:1]:
+            for line in _wrap(f"⚠ {warning}", 42, 3):
+                draw.text((x + 10, ty), line, font=small, fill=WARN)
+                ty += 19
+    sheet.save(path, compress_level=3)
+    return Path(path)
+
+
+def jpeg_data_uri(image: Image.Image, width: int, height: int, quality: int = 80) -> str:
+    buf = io.BytesIO()
+    img = image.convert("RGB")
+    img.thumbnail((width, height), Image.Resampling.BILINEAR)
+    img.save(buf, "JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+_CSS = """
+body{margin:0;padding:16px;background:#121216;color:#ebebeb;font:15px/1.4 system-ui,-apple-system,Roboto,sans-serif}
+h1{font-size:1.3em;margin:0 0 4px}
+.sum{color:#a0a0aa;margin:0 0 16px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(260px,1fr));gap:12px}
+.card{background:#222228;border-radius:8px;overflow:hidden}
+.card img{display:block;width:100%;height:260px;object-fit:contain;background:#222228}
+.txt{padding:8px 10px 12px}
+.head{display:flex;justify-content:space-between;gap:8px;font-weight:600}
+.tc{color:#a0a0aa;font-weight:400;font-variant-numeric:tabular-nums;white-space:nowrap}
+.meta{color:#a0a0aa;font-size:.9em;margin:2px 0 6px}
+.speech{color:#c8dcff;margin:6px 0 0}
+.warn{color:#ffbe46;font-size:.9em;margin:6px 0 0}
+"""
+
+
+def write_html(panels: list[Panel], title: str, summary: str, path: str | Path) -> Path:
+    """One HTML file with every picture inlined (data URIs): it opens anywhere, phones included."""
+    esc = html.escape
+    cards = []
+    for i, p in enumerate(panels):
+        meta = esc(p.engine_label) + (f" · {esc(p.cost)}" if p.cost else "")
+        parts = [
+            f'<div class="card" id="scene-{esc(p.scene_id)}">',
+            f'<img alt="{esc(p.scene_id)}" src="{jpeg_data_uri(p.image, 520, 520)}">',
+            '<div class="txt">',
+            f'<div class="head"><span>{i + 1}. {esc(p.scene_id)}</span><span class="tc">{esc(p.timecode)}</span></div>',
+            f'<div class="meta">{meta}</div>',
+            f"<div>{esc(p.action)}</div>" if p.action else "",
+            f'<p class="speech">“{esc(p.speech)}”</p>' if p.speech else "",
+            *[f'<p class="warn">⚠ {esc(w)}</p>' for w in p.warnings],
+            "</div></div>",
+        ]
+        cards.append("".join(parts))
+    page = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
+        f'<h1>{esc(title)}</h1><p class="sum">{esc(summary)}</p>'
+        f'<div class="grid">{"".join(cards)}</div></body></html>\n'
+    )
+    Path(path).write_text(page, encoding="utf-8")
+    return Path(path)

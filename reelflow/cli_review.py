@@ -1,0 +1,70 @@
+"""``reelflow storyboard`` and ``reelflow serve``: look at a production before and after a render.
+
+Registered on :data:`reelflow.cli.app`. Neither command imports Prefect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from reelflow.cli import ProjectArg, _load_or_exit, app, err, out
+
+
+def default_storyboard_dir(slug: str) -> Path:
+    """``.reelflow/storyboards/<slug>/`` beside the work folder (``REELFLOW_WORK_DIR``'s parent)."""
+    from reelflow.settings import get_settings
+
+    return Path(get_settings().work_dir).parent / "storyboards" / slug
+
+
+@app.command()
+def storyboard(
+    project: ProjectArg,
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for storyboard.png and storyboard.html "
+                                                    "(default: .reelflow/storyboards/<slug>/).")] = None,
+    engine: Annotated[Optional[str], typer.Option(help="Plan for this engine (overrides project.yaml).")] = None,
+) -> None:
+    """Draw every scene before paying for a render: picture, timing, speech, engine, cost. No engine call."""
+    from reelflow.errors import ReelflowError
+    from reelflow.settings import get_settings
+    from storage import open_store
+    from tasks.storyboard import make_storyboard
+
+    spec = _load_or_exit(project)
+    settings = get_settings()
+    dest = out_dir or default_storyboard_dir(spec.slug)
+    try:
+        png, page = make_storyboard(spec, open_store(settings.storage), settings, dest, engine)
+    except ReelflowError as exc:
+        err.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    out.print(f"{spec.slug}: storyboard of {len(spec.scenes)} scenes", highlight=False)
+    print(png.resolve())
+    print(page.resolve())
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 to reach it from other machines).")] = "127.0.0.1",
+) -> None:
+    """Serve the store read-only over HTTP, with a review page per render (set REELFLOW_PUBLIC_URL to this)."""
+    from reelflow.settings import get_settings
+    from reelflow.serve import make_server
+
+    settings = get_settings()
+    server = make_server(settings.storage, host, port)
+    url = f"http://{host}:{server.server_address[1]}"
+    err.print(f"serving {settings.storage} read-only at {url}/ (review pages at {url}/); Ctrl+C stops",
+              highlight=False)
+    if not settings.public_url:
+        err.print(f"artifacts link here once REELFLOW_PUBLIC_URL={url} is set for renders", highlight=False)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,125 @@
+"""The storyboard of a production: what each scene will be, before any engine is called.
+
+Plain functions (no Prefect import: ``reelflow storyboard`` must answer in well under 3 s).
+The CLI plans the project itself; a render hands in the chains it already planned.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PIL import Image
+
+from media import storyboard as board
+from media.images import placeholder_image
+from projects import Project
+from reelflow.settings import Settings
+from storage import ClipStore
+from tasks.cost import SceneCost, estimate_chains
+from tasks.models import ClipPlan
+
+PNG_NAME, HTML_NAME = "storyboard.png", "storyboard.html"
+
+
+def cost_label(cost: SceneCost | None) -> str:
+    if cost is None:
+        return ""
+    if cost.engine == "footage":
+        return "footage"
+    if cost.cached:
+        return "stored · $0"
+    dollars = "$0" if cost.dollars == 0 else f"${cost.dollars:.2f}" if cost.dollars >= 0.01 else "<$0.01"
+    return f"~{cost.engine_seconds:.0f} engine-s · {dollars}"
+
+
+def scene_picture(plan: ClipPlan, size: tuple[int, int]) -> tuple[Image.Image, str | None]:
+    """The picture the engine starts from: the character's still or the footage's middle frame
+    (found by seeking, not by decoding the whole file); a placeholder card if there is none."""
+    try:
+        if plan.kind == "footage":
+            from media.stitch import middle_frame
+
+            return middle_frame(plan.footage), None
+        if plan.request and plan.request.image:
+            with Image.open(plan.request.image) as img:
+                img.draft("RGB", (size[0] * 2, size[1] * 2))   # JPEG: decode at a reduced scale
+                img.thumbnail((size[0] * 2, size[1] * 2), Image.Resampling.BILINEAR)
+                return img.convert("RGB"), None
+    except Exception as exc:  # noqa: BLE001 - a bad picture is shown as a warning, not a crash
+        return placeholder_image(plan.scene_id, *size), f"cannot read the scene's picture: {exc}"
+    return placeholder_image(plan.scene_id, *size), None
+
+
+def clip_seconds(plan: ClipPlan) -> float:
+    if plan.duration is not None:
+        return plan.duration
+    from media.probe import probe
+
+    info = probe(plan.footage)
+    return info.video_duration or info.duration
+
+
+def panels(project: Project, chains: list[list[ClipPlan]], costs: list[SceneCost]) -> list[board.Panel]:
+    """One panel per scene, timed as the final video will be (whole frames at the output rate)."""
+    out = project.output
+    size = (out.width * board.IMAGE_H // out.height, board.IMAGE_H) if out.height >= out.width \
+        else (board.PANEL_W, out.height * board.PANEL_W // out.width)
+    by_scene = {c.scene_id: c for c in costs}
+    result, frame = [], 0
+    for chain in chains:
+        plan = chain[0]
+        frames = out.frames_for(clip_seconds(plan))
+        picture, problem = scene_picture(plan, size)
+        scene = next(s for s in project.scenes if s.id == plan.scene_id)
+        result.append(board.Panel(
+            scene_id=plan.scene_id, image=picture,
+            start=float(frame / out.rate), end=float((frame + frames) / out.rate),
+            engine=plan.engine or "footage", model=plan.model,
+            action=scene.action, speech=plan.subtitle,
+            cost=cost_label(by_scene.get(plan.scene_id)),
+            warnings=[*plan.warnings, *([problem] if problem else [])],
+        ))
+        frame += frames
+    return result
+
+
+def summary(items: list[board.Panel], costs: list[SceneCost]) -> str:
+    total = items[-1].end if items else 0.0
+    to_make = [c for c in costs if not c.cached]
+    dollars = sum(c.dollars for c in costs)
+    return (f"{len(items)} scenes · {board.timecode(total)} · {len(to_make)} clip(s) to generate, "
+            f"~{sum(c.engine_seconds for c in costs):.0f} engine-seconds, ${dollars:.2f} estimated")
+
+
+def write_storyboard(project: Project, chains: list[list[ClipPlan]], costs: list[SceneCost],
+                     out_dir: str | Path) -> tuple[Path, Path]:
+    """``storyboard.png`` and ``storyboard.html`` in ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = panels(project, chains, costs)
+    title = f"{project.title} — storyboard"
+    line = summary(items, costs)
+    png = board.draw_png(items, title, line, out_dir / PNG_NAME)
+    page = board.write_html(items, title, line, out_dir / HTML_NAME)
+    return png, page
+
+
+def plan_for_storyboard(project: Project, store: ClipStore, settings: Settings,
+                        engine: str | None = None) -> list[list[ClipPlan]]:
+    """The chains a render would use (speech as audio where needed, stored clips first)."""
+    from tasks.plan import plan_project, prefer_stored
+    from tasks.spoken import speech_folder, with_speech
+
+    chains = plan_project(project, engine, None, settings.max_words_per_second)
+    folder = speech_folder()
+    return prefer_stored([[with_speech(p, folder) for p in chain] for chain in chains], store.exists)
+
+
+def make_storyboard(project: Project, store: ClipStore, settings: Settings, out_dir: str | Path,
+                    engine: str | None = None) -> tuple[Path, Path]:
+    """Plan, estimate and draw a production's storyboard; no engine is called."""
+    from storage.catalog import open_catalog
+
+    chains = plan_for_storyboard(project, store, settings, engine)
+    costs = estimate_chains(chains, store, open_catalog(settings.database_url), settings)
+    return write_storyboard(project, chains, costs, out_dir)

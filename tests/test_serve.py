@@ -1,0 +1,149 @@
+"""``reelflow serve`` over real HTTP: objects with Range requests, nothing outside the store,
+read-only, and review pages built from a render's manifest."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import threading
+from pathlib import Path
+
+import pytest
+
+from reelflow.serve import NotServed, byte_range, make_server, object_key
+from storage import LocalStore
+
+PAYLOAD = bytes(range(256)) * 40          # 10240 bytes, every offset recognisable
+
+
+@pytest.fixture
+def served(isolated_storage, tmp_path):
+    """A store with a few objects, served on a free port; stopped in teardown."""
+    store = LocalStore(isolated_storage)
+    src = tmp_path / "payload.bin"
+    src.write_bytes(PAYLOAD)
+    for key in ("clips/abc.mp4", "renders/demo/r1/final.mp4", "renders/demo/r1/final.srt", "clips/.hidden.mp4"):
+        store.put_file(key, src, {"scene": "x"})
+    (tmp_path / "outside.txt").write_text("secret outside the store")
+    os.symlink(tmp_path / "outside.txt", store.root / "clips" / "escape.mp4")
+    server = make_server(str(isolated_storage), "127.0.0.1", 0, verbose=False)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield store, server.server_address[1]
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def request(port: int, path: str, method: str = "GET", headers: dict | None = None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.putrequest(method, path, skip_accept_encoding=True)   # raw path: no client-side normalising
+    for name, value in (headers or {}).items():
+        conn.putheader(name, value)
+    conn.endheaders()
+    resp = conn.getresponse()
+    body = resp.read()
+    conn.close()
+    return resp, body
+
+
+def test_whole_object_has_type_length_and_accepts_ranges(served):
+    _, port = served
+    resp, body = request(port, "/clips/abc.mp4")
+    assert resp.status == 200 and body == PAYLOAD
+    assert resp.getheader("Content-Type") == "video/mp4"
+    assert resp.getheader("Accept-Ranges") == "bytes"
+    assert resp.getheader("Content-Length") == str(len(PAYLOAD))
+    resp, body = request(port, "/renders/demo/r1/final.srt", "HEAD")
+    assert resp.status == 200 and body == b"" and resp.getheader("Content-Length") == str(len(PAYLOAD))
+    assert resp.getheader("Content-Type").startswith("text/plain")
+
+
+@pytest.mark.parametrize("header, first, last", [
+    ("bytes=0-99", 0, 99), ("bytes=100-", 100, len(PAYLOAD) - 1), ("bytes=-10", len(PAYLOAD) - 10, len(PAYLOAD) - 1),
+    ("bytes=5000-999999", 5000, len(PAYLOAD) - 1),
+])
+def test_range_requests_answer_206_with_the_exact_bytes(served, header, first, last):
+    _, port = served
+    resp, body = request(port, "/renders/demo/r1/final.mp4", headers={"Range": header})
+    assert resp.status == 206
+    assert resp.getheader("Content-Range") == f"bytes {first}-{last}/{len(PAYLOAD)}"
+    assert body == PAYLOAD[first:last + 1]
+
+
+def test_unsatisfiable_range_is_416(served):
+    _, port = served
+    resp, _ = request(port, "/clips/abc.mp4", headers={"Range": f"bytes={len(PAYLOAD)}-"})
+    assert resp.status == 416 and resp.getheader("Content-Range") == f"bytes */{len(PAYLOAD)}"
+
+
+@pytest.mark.parametrize("path", [
+    "/../outside.txt", "/clips/../../outside.txt", "/%2e%2e/outside.txt", "/clips/%2E%2E/%2e%2e/outside.txt",
+    "/%252e%252e/outside.txt", "//etc/passwd", "/%2Fetc%2Fpasswd", "/clips/escape.mp4", "/clips",
+    "/clips/", "/renders/demo", "/clips/.hidden.mp4", "/clips/abc.mp4.meta.json", "/clips/..%5c..%5coutside.txt",
+    "/clips/abc.mp4%00.png", "/nope.mp4",
+])
+def test_nothing_outside_the_store_no_listing_no_hidden_files(served, path):
+    _, port = served
+    resp, body = request(port, path)
+    assert resp.status == 404, path
+    assert b"secret" not in body and b"abc.mp4" not in body
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_read_only(served, method):
+    store, port = served
+    resp, _ = request(port, "/clips/abc.mp4", method)
+    assert resp.status == 405 and resp.getheader("Allow") == "GET, HEAD"
+    assert store.exists("clips/abc.mp4")
+
+
+def test_key_and_range_parsing_units():
+    with pytest.raises(NotServed):
+        object_key("/clips/a%20b.mp4")                   # not a valid store key
+    assert object_key("/renders/demo/r1/final.mp4") == "renders/demo/r1/final.mp4"
+    assert byte_range(None, 10) is None and byte_range("bytes=0-1,4-5", 10) is None
+    with pytest.raises(ValueError):
+        byte_range("bytes=-0", 10)
+
+
+def write_manifest(store: LocalStore, tmp_path: Path, clip: Path) -> None:
+    """A render folder as a render publishes it, with a manifest of two scenes (one has 2 takes)."""
+    for key in ("clips/t1.mp4", "clips/t2.mp4", "clips/u1.mp4", "renders/demo/20260101-000000-abc123/final.mp4"):
+        store.put_file(key, clip)
+    manifest = {
+        "slug": "demo", "render_id": "20260101-000000-abc123", "video": "x", "video_key": "renders/demo/20260101-000000-abc123/final.mp4",
+        "duration": 3.0, "generated": 3, "reused": 0, "clips": [],
+        "scenes": [
+            {"scene_id": "intro", "index": 0, "start": 0.0, "end": 1.5, "speech": "Hello <b>there</b>",
+             "action": "waving", "engine": "animatic", "picked": 2,
+             "takes": [{"take": 1, "seed": 0, "key": "clips/t1.mp4", "engine": "animatic", "model": None, "cached": False},
+                       {"take": 2, "seed": 1, "key": "clips/t2.mp4", "engine": "animatic", "model": None, "cached": False}]},
+            {"scene_id": "outro", "index": 1, "start": 1.5, "end": 3.0, "speech": None, "action": "", "engine": "animatic",
+             "picked": 1, "takes": [{"take": 1, "seed": 1, "key": "../etc/passwd", "engine": "animatic", "model": None,
+                                     "cached": True}]},
+        ],
+    }
+    path = tmp_path / "render.json"
+    path.write_text(json.dumps(manifest))
+    store.put_file("renders/demo/20260101-000000-abc123/render.json", path)
+
+
+def test_review_page_shows_final_takes_side_by_side_and_the_pick(served, tmp_path):
+    store, port = served
+    write_manifest(store, tmp_path, tmp_path / "payload.bin")
+    resp, body = request(port, "/")
+    page = body.decode()
+    assert resp.status == 200 and '/review/demo/20260101-000000-abc123' in page
+    resp, body = request(port, "/review/demo/20260101-000000-abc123")
+    page = body.decode()
+    assert resp.status == 200 and resp.getheader("Content-Type").startswith("text/html")
+    assert 'id="final"' in page and 'src="/renders/demo/20260101-000000-abc123/final.mp4"' in page
+    assert '<figure class="take picked" data-take="2"><video controls preload="metadata" src="/clips/t2.mp4">' in page
+    assert '<figure class="take" data-take="1"><video controls preload="metadata" src="/clips/t1.mp4">' in page
+    assert "Hello &lt;b&gt;there&lt;/b&gt;" in page and "<b>there</b>" not in page
+    assert "0:00.0–0:01.5" in page and "0:01.5–0:03.0" in page
+    assert "etc/passwd" not in page                      # a bad key in a manifest never becomes a link
+    assert request(port, "/review/demo/nope")[0].status == 404
+    assert request(port, "/review/demo/..%2f..%2fx")[0].status == 404

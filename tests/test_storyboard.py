@@ -1,0 +1,109 @@
+"""``reelflow storyboard``: every scene drawn before any engine call, fast, self-contained."""
+
+from __future__ import annotations
+
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+from typer.testing import CliRunner
+
+from media import ffmpeg
+from reelflow.cli import app
+from tests.conftest import DEMO, REPO
+
+
+def test_demo_storyboard_writes_png_and_html_without_an_engine_call(counting, tmp_path):
+    out = tmp_path / "board"
+    result = CliRunner().invoke(app, ["storyboard", str(DEMO), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert counting.calls == []
+    lines = result.output.strip().splitlines()
+    assert lines[-2:] == [str((out / "storyboard.png").resolve()), str((out / "storyboard.html").resolve())]
+    with Image.open(out / "storyboard.png") as png:
+        assert png.width >= 4 * 320 and png.height > 2 * 300
+    page = (out / "storyboard.html").read_text()
+    assert page.count('<div class="card"') == 6 and page.count('src="data:image/jpeg;base64,') == 6
+    assert not re.search(r'src="(?!data:)', page)                 # self-contained: nothing fetched
+    assert 'name="viewport"' in page                               # readable on a phone
+    for text in ("intro", "0:00.0–0:05.0", "0:25.0–0:30.0", "Welcome back to the paddock", "animatic", "$0"):
+        assert text in page
+
+
+def test_default_folder_is_printed(counting, isolated_storage):
+    result = CliRunner().invoke(app, ["storyboard", str(DEMO)])
+    assert result.exit_code == 0, result.output
+    png = Path(result.output.strip().splitlines()[-2])
+    assert png.is_file() and png.parent.name == "demo" and png.parent.parent.name == "storyboards"
+
+
+def three_colour_clip(path: Path) -> Path:
+    """1 s red, 1 s lime, 1 s blue: the middle frame is lime."""
+    graph = ("color=c=red:s=160x120:r=12:d=1[a];color=c=lime:s=160x120:r=12:d=1[b];"
+             "color=c=blue:s=160x120:r=12:d=1[c];[a][b][c]concat=n=3:v=1:a=0[v]")
+    ffmpeg.run(["-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-g", "12", "-pix_fmt", "yuv420p", str(path)])
+    return path
+
+
+def test_panels_show_what_the_engine_starts_from_with_timing_cost_and_warnings(small_project, tmp_path):
+    from reelflow.settings import get_settings
+    from storage import open_store
+    from tasks.storyboard import make_storyboard, panels, plan_for_storyboard
+    from tasks.cost import estimate_chains
+    from storage.catalog import open_catalog
+
+    three_colour_clip(small_project / "clip.mp4")
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["scenes"][1] = {"id": "cut", "footage": "clip.mp4", "speech": "From the track."}
+    spec["scenes"][2].update(character=None, action="a <script>alert(1)</script> card",
+                             speech="Far too many words for one and a half seconds of video, surely.")
+    spec["engine"] = {"name": "runpod", "model": "ovi-1.1"}
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    from projects import load_project
+
+    project, settings = load_project(small_project), get_settings()
+    store = open_store(settings.storage)
+    chains = plan_for_storyboard(project, store, settings)
+    costs = estimate_chains(chains, store, open_catalog(settings.database_url), settings)
+    items = panels(project, chains, costs)
+    assert [(p.scene_id, p.engine, round(p.start, 3), round(p.end, 3)) for p in items] == [
+        ("s0", "runpod", 0.0, 1.5), ("cut", "footage", 1.5, 4.5), ("s2", "runpod", 4.5, 6.0)]
+    r, g, b = items[1].image.convert("RGB").getpixel((items[1].image.width // 2, items[1].image.height // 2))
+    assert g > 200 and r < 60 and b < 60                            # the footage's middle frame
+    assert items[0].model == "ovi-1.1" and items[0].cost.startswith("~") and "$" in items[0].cost
+    assert items[1].cost == "footage"
+    assert any("words" in w for w in items[2].warnings)              # the pace warning
+
+    png, page = make_storyboard(project, store, settings, tmp_path / "board")
+    text = page.read_text()
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "runpod · ovi-1.1" in text and "words" in text
+
+
+@pytest.mark.slow
+def test_24_scenes_in_under_3_seconds_in_a_fresh_process(tmp_path):
+    folder = tmp_path / "projects" / "long"
+    shutil.copytree(DEMO, folder)
+    spec = yaml.safe_load((folder / "project.yaml").read_text())
+    spec["scenes"] = [dict(s, id=f"{s['id']}-{n}") for n in range(4) for s in spec["scenes"]]
+    (folder / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "reelflow", "storyboard", str(folder), "--out", str(tmp_path / "b")],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "b" / "storyboard.html").read_text().count('<div class="card"') == 24
+    print(f"storyboard of 24 scenes: {wall:.2f} s wall, {cpu:.2f} s CPU")
+    # CPU time is what the command costs; wall time also counts whatever else this machine runs.
+    assert cpu < 3.0 and wall < 30.0
