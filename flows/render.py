@@ -114,7 +114,7 @@ def _render(spec, chains: list[list[ClipPlan]], render_id: str, progress_id) -> 
     """Clips, normalisation, stitching: the part of a render that can fail after it started."""
     clips = _produce_all(chains, render_id, progress_id)
     normalized = normalize_clip.map(clips, profile=unmapped(spec.output)).result()
-    outputs = stitch_clips(normalized, spec.output, spec.slug, render_id)
+    outputs = stitch_clips(normalized, spec.output, spec.slug, render_id, spec.edit())
 
     store = open_store(get_settings().storage)
     result = RenderResult(

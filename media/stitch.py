@@ -3,7 +3,9 @@
 Each normalised clip has exactly ``frames = round(duration * fps)`` video frames and
 ``frames * audio_rate / fps`` PCM samples, encoded with one fixed set of x264 settings,
 so the video joins by stream copy (concat demuxer) and only the audio is re-encoded, once,
-with EBU R128 loudness normalisation.
+with EBU R128 loudness normalisation. A keyframe every second lets a crossfade re-encode
+only the seconds around its join (``media.transitions``), and a few milliseconds of fade at
+each end of a clip's audio keep hard cuts from clicking.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from media.profile import OutputProfile
 NORMALIZED_SUFFIX = ".mov"   # H.264 + PCM: sample-exact audio until the final encode
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-profile:v", "high"]
 LRA = 11.0
+NORMALIZE_VERSION = 2        # bump when what normalisation makes from the same clip changes
+EDGE_FADE = 0.004            # seconds of audio fade at each end of a clip: hard cuts never click
 
 
 def _rate(profile: OutputProfile) -> str:
@@ -36,6 +40,9 @@ def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: in
     """ffmpeg arguments that bring one clip to the profile with exact lengths (pure)."""
     w, h, r = profile.width, profile.height, _rate(profile)
     samples = profile.samples_for(frames)
+    fade = round(EDGE_FADE * profile.audio_rate)
+    edges = (f",afade=t=in:nb_samples={fade},afade=t=out:start_sample={samples - fade}:nb_samples={fade}"
+             if samples > 4 * fade else "")
     if profile.fit == "crop":
         fit = f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h}"
     else:
@@ -50,11 +57,11 @@ def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: in
         f"[0:v:0]setpts=PTS-STARTPTS,fps={r},{fit},setsar=1,format=yuv420p,"
         f"tpad=stop=-1:stop_mode=clone[v];"
         f"{audio_src}aresample={profile.audio_rate}:async=1:first_pts=0,"
-        f"aformat=sample_fmts=s16:channel_layouts=stereo,apad,atrim=end_sample={samples}[a]"
+        f"aformat=sample_fmts=s16:channel_layouts=stereo,apad,atrim=end_sample={samples}{edges}[a]"
     )
     return [
         *args, "-filter_complex", graph, "-map", "[v]", "-map", "[a]",
-        "-frames:v", str(frames), "-r", r, *X264,
+        "-frames:v", str(frames), "-r", r, *X264, "-g", str(max(1, round(profile.rate))),
         "-c:a", "pcm_s16le", "-ar", str(profile.audio_rate), "-ac", "2",
         "-map_metadata", "-1", "-fflags", "+bitexact", "-f", "mov", out,
     ]
@@ -87,10 +94,17 @@ def _loudnorm_json(stderr: str) -> dict:
     return json.loads(blocks[-1])
 
 
-def measure_loudness(inputs: list[str], profile: OutputProfile) -> dict:
-    """First loudnorm pass over the audio of ``inputs`` (ffmpeg input args); returns its JSON."""
+def measure_loudness(inputs: list[str], profile: OutputProfile, graph: str | None = None) -> dict:
+    """First loudnorm pass over the audio of ``inputs`` (ffmpeg input args); returns its JSON.
+
+    With ``graph`` (a filter graph ending in ``[joined]``) that graph's output is measured.
+    """
     af = f"loudnorm=I={profile.loudness}:TP={profile.true_peak}:LRA={LRA}:print_format=json"
-    proc = ffmpeg.run([*inputs, "-map", "0:a:0", "-af", af, "-f", "null", "-"], loglevel="info")
+    if graph:
+        select = ["-filter_complex", f"{graph};[joined]{af}[m]", "-map", "[m]"]
+    else:
+        select = ["-map", "0:a:0", "-af", af]
+    proc = ffmpeg.run([*inputs, *select, "-f", "null", "-"], loglevel="info")
     return _loudnorm_json(proc.stderr.decode(errors="replace"))
 
 
@@ -119,11 +133,20 @@ def loudnorm_filter(measured: dict, profile: OutputProfile) -> str | None:
 def finish_args(
     list_file: str, measured: dict, profile: OutputProfile, total_samples: int, out: str,
     burn_subtitles: str | None = None, font_dir: str | None = None,
+    audio_inputs: list[str] | None = None, audio_graph: str | None = None,
 ) -> list[str]:
-    """Join normalised clips: video by stream copy (or re-encoded to burn subtitles), audio once."""
+    """Join normalised clips: video by stream copy (or re-encoded to burn subtitles), audio once.
+
+    By default the audio is the concat list's own; with ``audio_graph`` (over ``audio_inputs``,
+    ending in ``[joined]``: crossfades, music) it is that graph's output.
+    """
     chain = [f for f in (loudnorm_filter(measured, profile),) if f]
     chain += [f"aresample={profile.audio_rate}", "apad", f"atrim=end_sample={total_samples}"]
-    args = ["-f", "concat", "-safe", "0", "-i", list_file, "-map", "0:v:0", "-map", "0:a:0"]
+    args = ["-f", "concat", "-safe", "0", "-i", list_file, *(audio_inputs or []), "-map", "0:v:0"]
+    if audio_graph:
+        args += ["-filter_complex", f"{audio_graph};[joined]{','.join(chain)}[aout]", "-map", "[aout]"]
+    else:
+        args += ["-map", "0:a:0", "-af", ",".join(chain)]
     if burn_subtitles:
         style = "FontName=Roboto,FontSize=14,Outline=1,Shadow=0,MarginV=28"
         vf = f"subtitles=filename={filter_escape(burn_subtitles)}:force_style='{style}'"
@@ -133,7 +156,7 @@ def finish_args(
     else:
         args += ["-c:v", "copy"]
     return [
-        *args, "-af", ",".join(chain),
+        *args,
         "-c:a", "aac", "-b:a", "192k", "-ar", str(profile.audio_rate), "-ac", "2",
         "-map_metadata", "-1", "-movflags", "+faststart", out,
     ]

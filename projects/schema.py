@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from media.profile import OutputProfile
+from media.timeline import Edit, Transition
 from prompts.tokens import find_tokens
 
 
@@ -63,6 +64,8 @@ class Scene(Strict):
     seed: int | None = Field(None, ge=0, lt=2**32)
     audio: str | None = None
     footage: str | None = None
+    transition: Transition | None = Field(None, description="The join into this scene (default: the production's).")
+    chapter: PlainText | None = Field(None, max_length=200, description="Chapter label; scenes in a row with one label share a chapter.")
 
 
 class Project(Strict):
@@ -72,10 +75,19 @@ class Project(Strict):
     template: str | None = None
     characters: dict[Slug, Character] = Field(default_factory=dict)
     scenes: list[Scene] = Field(min_length=1)
+    transition: Transition = Field(default_factory=Transition, description="Every join, unless a scene sets its own.")
 
     # Set by the loader, not by the YAML.
     slug: str = Field("", exclude=True)
     root: str = Field("", exclude=True)
+
+    def edit(self) -> Edit:
+        """The editing choices the stitch's timeline is built from."""
+        return Edit(
+            transition=self.transition,
+            transitions={s.id: s.transition for s in self.scenes if s.transition is not None},
+            chapters={s.id: s.chapter for s in self.scenes if s.chapter},
+        )
 
     def scene_duration(self, scene: Scene) -> float:
         return scene.duration if scene.duration is not None else 5.0

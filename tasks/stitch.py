@@ -8,9 +8,10 @@ from pathlib import Path
 
 from prefect import task
 
-from media import ffmpeg, images, stitch
+from media import ffmpeg, images, stitch, transitions
 from media.images import font_dir
 from media.subtitles import build_subtitles, write_subtitles
+from media.timeline import Edit, timeline_for
 from projects.schema import Output
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
@@ -21,7 +22,7 @@ from tasks.models import ClipRef, NormalizedRef
 def normalized_key(ref: ClipRef, profile: Output, frames: int | None) -> str:
     digest = ref.key.rsplit("/", 1)[-1].split(".")[0]
     length = frames if frames is not None else "auto"
-    return f"normalized/{profile.video_key()}/{digest}-{length}{stitch.NORMALIZED_SUFFIX}"
+    return f"normalized/{profile.video_key()}-n{stitch.NORMALIZE_VERSION}/{digest}-{length}{stitch.NORMALIZED_SUFFIX}"
 
 
 def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: Path) -> NormalizedRef:
@@ -47,37 +48,46 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
 
 
 def stitch_render(
-    clips: list[NormalizedRef], profile: Output, store: ClipStore, work_dir: Path, dest_prefix: str
+    clips: list[NormalizedRef], profile: Output, store: ClipStore, work_dir: Path, dest_prefix: str,
+    edit: Edit | None = None,
 ) -> dict:
     """Join normalised clips into ``<dest_prefix>/final.mp4`` (+ subtitles, contact sheet)."""
     clips = sorted(clips, key=lambda c: c.index)
+    timeline = timeline_for(clips, profile.rate, profile.audio_rate, edit)
     work_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="stitch-", dir=work_dir))
     try:
         paths = [store.fetch(c.key, tmp / f"{i:04d}") for i, c in enumerate(clips)]
+        audio_inputs: list[str] = []
+        graph = measure_graph = None
+        if timeline.all_cuts:
+            pieces = paths
+        else:
+            events.emit("stitch", stage="transitions")
+            (tmp / "segments").mkdir()
+            pieces = transitions.video_segments(timeline, paths, tmp / "segments", stitch.X264)
+            audio_inputs = [arg for p in paths for arg in ("-i", str(p))]
+            graph, measure_graph = transitions.audio_graph(timeline, 1), transitions.audio_graph(timeline, 0)
         list_file = tmp / "clips.ffconcat"
-        list_file.write_text(stitch.concat_list(paths))
+        list_file.write_text(stitch.concat_list(pieces))
 
-        cues, start_frame = [], 0
-        for clip in clips:
-            end_frame = start_frame + clip.frames
-            cues.append((float(start_frame / profile.rate), float(end_frame / profile.rate), clip.speech or ""))
-            start_frame = end_frame
-        total_samples = profile.samples_for(start_frame)
-        subs = build_subtitles(cues)
+        subs = build_subtitles(timeline.cues())
         sub_fmt = {"srt": "srt", "burn": "srt", "vtt": "vtt"}.get(profile.subtitles)
         sub_path = tmp / f"final.{sub_fmt}" if sub_fmt else None
         if sub_path:
             write_subtitles(subs, sub_path, sub_fmt)
 
         events.emit("stitch", stage="loudness")
-        measured = stitch.measure_loudness(["-f", "concat", "-safe", "0", "-i", str(list_file)], profile)
+        if measure_graph:
+            measured = stitch.measure_loudness(audio_inputs, profile, measure_graph)
+        else:
+            measured = stitch.measure_loudness(["-f", "concat", "-safe", "0", "-i", str(list_file)], profile)
         final = tmp / "final.mp4"
         events.emit("stitch", stage="encode")
         ffmpeg.run(stitch.finish_args(
-            str(list_file), measured, profile, total_samples, str(final),
+            str(list_file), measured, profile, timeline.samples, str(final),
             burn_subtitles=str(sub_path) if profile.subtitles == "burn" else None,
-            font_dir=font_dir(),
+            font_dir=font_dir(), audio_inputs=audio_inputs, audio_graph=graph,
         ))
         sheet = images.contact_sheet(
             [(c.scene_id, stitch.middle_frame(p)) for c, p in zip(clips, paths)], tmp / "contact-sheet.png"
@@ -88,7 +98,8 @@ def stitch_render(
             store.put_file(keys["subtitles"], sub_path)
         store.put_file(keys["contact_sheet"], sheet)
         store.put_file(keys["video"], final)  # last: the video's presence means the render is complete
-        keys["duration"] = float(start_frame / profile.rate)
+        keys["duration"] = timeline.duration
+        keys["timeline"] = timeline
         return keys
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -102,8 +113,9 @@ def normalize_clip(ref: ClipRef, profile: Output) -> NormalizedRef:
 
 
 @task(task_run_name="stitch-{slug}")
-def stitch_clips(clips: list[NormalizedRef], profile: Output, slug: str, render_id: str) -> dict:
+def stitch_clips(clips: list[NormalizedRef], profile: Output, slug: str, render_id: str,
+                 edit: Edit | None = None) -> dict:
     """Join the clips, normalise loudness, write subtitles and a contact sheet, publish."""
     settings = get_settings()
     return stitch_render(clips, profile, open_store(settings.storage), Path(settings.work_dir) / "stitch",
-                         f"renders/{slug}/{render_id}")
+                         f"renders/{slug}/{render_id}", edit)

@@ -10,17 +10,18 @@ from media import ffmpeg
 
 
 def marked_clip(path: Path, *, width: int, height: int, fps: float, seconds: float,
-                audio_rate: int | None = 48000, channels: int = 2, flash: float = 0.12) -> Path:
-    """Black video with a white flash at t=0 and, if it has audio, a 1 kHz beep at t=0.
+                audio_rate: int | None = 48000, channels: int = 2, flash: float = 0.12, at: float = 0.0) -> Path:
+    """Black video with a white flash at t=``at`` and, if it has audio, a 1 kHz beep at the same time.
 
-    The flash and the beep mark each clip's start so sync can be measured after stitching.
+    The flash and the beep mark each clip (its start by default) so sync can be measured
+    after stitching.
     """
     args = ["-f", "lavfi", "-i", f"color=c=black:s={width}x{height}:r={fps}:d={seconds}"]
-    vf = f"drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='lt(t,{flash})'"
+    vf = f"drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:enable='between(t,{at},{at + flash - 1e-6})'"
     if audio_rate:
         layout = "stereo" if channels == 2 else "mono"
         args += ["-f", "lavfi", "-i", f"sine=f=1000:sample_rate={audio_rate}:d={seconds}"]
-        af = f"volume='if(lt(t,{flash}),0.8,0)':eval=frame,aformat=channel_layouts={layout}"
+        af = f"volume='if(between(t,{at},{at + flash - 1e-6}),0.8,0)':eval=frame,aformat=channel_layouts={layout}"
         args += ["-vf", vf, "-af", af, "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
                  "-c:a", "aac", "-ar", str(audio_rate), "-ac", str(channels), str(path)]
     else:
@@ -69,3 +70,28 @@ def beep_onsets(pcm: np.ndarray, rate: int, window: float = 0.002) -> list[float
 
 def flash_onsets(luma: np.ndarray, fps: float) -> list[float]:
     return sorted(i / fps for i in onsets(luma, 128))
+
+
+def tone_clip(path: Path, *, width: int = 160, height: int = 240, fps: float = 12, seconds: float = 1.0,
+              freq: float = 440, amplitude: float = 0.5, color: str = "gray") -> Path:
+    """A plain clip with a steady tone from its first sample to its last (cut mid-cycle)."""
+    ffmpeg.run([
+        "-f", "lavfi", "-i", f"color=c={color}:s={width}x{height}:r={fps}:d={seconds}",
+        "-f", "lavfi", "-i", f"sine=f={freq}:sample_rate=48000:d={seconds}",
+        "-af", f"volume={amplitude * 8:.4f},aformat=channel_layouts=stereo",   # sine= is 1/8 full scale
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+        "-c:a", "pcm_s16le", "-ar", "48000", "-ac", "2", "-shortest", str(path),
+    ])
+    return path
+
+
+def click_energy(pcm: np.ndarray, rate: int, at: float, window: float = 0.010) -> float:
+    """RMS of the second difference (a steep high-pass) in ``window`` s centred on ``at`` s.
+
+    A steady tone barely registers; a step (a click) at a hard cut does.
+    """
+    d2 = np.diff(pcm, n=2)
+    half = int(rate * window / 2)
+    centre = int(at * rate)
+    part = d2[max(0, centre - half): centre + half]
+    return float(np.sqrt((part ** 2).mean()))

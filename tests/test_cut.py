@@ -1,0 +1,153 @@
+"""The cut: the timeline model, clean hard cuts, crossfades and dips that re-encode only the joins."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from media.probe import probe
+from media.timeline import Edit, Transition, build_timeline
+from media.transitions import audio_graph, plan_segments
+from projects.schema import Output
+from storage import LocalStore
+from tasks.models import ClipRef
+from tasks.stitch import normalize_stored, stitch_render
+from tests.media import audio_pcm, beep_onsets, click_energy, flash_onsets, frame_luma, marked_clip, tone_clip
+
+FPS = 12
+SMALL = Output(width=160, height=240, fps=FPS, subtitles="srt")
+
+
+def _rows(*frames: int) -> list[dict]:
+    return [dict(scene_id=f"s{i}", key=f"k{i}", frames=n, speech=f"line {i}") for i, n in enumerate(frames)]
+
+
+def test_timeline_duration_is_clips_minus_overlaps_to_the_frame():
+    t = build_timeline(_rows(24, 30, 36), Fraction(12), default=Transition(type="crossfade", duration=0.5),
+                       transitions={"s2": Transition(type="cut")})
+    assert [j.frames for j in t.joins] == [6, 0]
+    assert [i.start for i in t.items] == [0, 18, 48]
+    assert t.frames == 24 + 30 + 36 - 6 and t.duration == pytest.approx(84 / 12)
+    assert t.samples == 84 * 4000
+    # A cue runs until the next clip starts; chapters tile the video.
+    assert t.cues() == [(0.0, 1.5, "line 0"), (1.5, 4.0, "line 1"), (4.0, 7.0, "line 2")]
+    assert [(c.title, c.start, c.end) for c in t.chapters()] == [("s0", 0, 18), ("s1", 18, 48), ("s2", 48, 84)]
+
+
+def test_an_overlap_never_takes_more_than_half_a_clip():
+    t = build_timeline(_rows(10, 40), Fraction(24), default=Transition(type="dip", duration=2))
+    assert t.joins[0].frames == 5 and t.warnings and "shortened" in t.warnings[0]
+
+
+def test_chapter_labels_group_scenes_in_a_row():
+    rows = _rows(12, 12, 12)
+    rows[0]["chapter"] = rows[1]["chapter"] = "Opening"
+    t = build_timeline(rows, Fraction(12))
+    assert [(c.title, c.start, c.end) for c in t.chapters()] == [("Opening", 0, 24), ("s2", 24, 36)]
+
+
+def test_segments_copy_whole_gops_and_blend_only_around_joins():
+    t = build_timeline(_rows(36, 36, 36), Fraction(12), default=Transition(type="crossfade", duration=0.5))
+    keys = [[0, 12, 24]] * 3
+    segs = plan_segments(t, keys)
+    assert [(s.kind, s.item) for s in segs] == [("copy", 0), ("blend", 0), ("copy", 1), ("blend", 1), ("copy", 2)]
+    assert (segs[0].first, segs[0].end) == (0, 24)            # last keyframe before the tail (frame 30)
+    assert (segs[1].tail_from, segs[1].head_to) == (24, 12)   # first keyframe after the head (frame 6)
+    assert sum(s.frames(t) for s in segs) == t.frames
+    # A clip with no whole GOP between its joins is split inside the re-encoded part.
+    short = build_timeline(_rows(36, 14, 36), Fraction(12), default=Transition(type="crossfade", duration=0.5))
+    segs = plan_segments(short, [[0, 12, 24], [0, 12], [0, 12, 24]])
+    assert [s.kind for s in segs] == ["copy", "blend", "blend", "copy"]
+    assert sum(s.frames(short) for s in segs) == short.frames
+
+
+def test_audio_graph_concats_cuts_and_crossfades_overlaps_by_exact_samples():
+    t = build_timeline(_rows(24, 24, 24), Fraction(12), transitions={"s2": Transition(type="crossfade", duration=0.25)})
+    graph = audio_graph(t, 1)
+    assert "[1:a][2:a]concat=n=2:v=0:a=1[j0]" in graph
+    assert "[j0][3:a]acrossfade=ns=12000" in graph and graph.endswith("[joined]")
+
+
+def test_edit_and_transitions_are_validated_with_file_and_line(tmp_path):
+    from projects import load_project
+    from projects.loader import ProjectError
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "project.yaml").write_text(
+        "title: T\ntransition: {type: crossfade, duration: 0.5}\nscenes:\n"
+        "  - id: a\n    action: x\n  - id: b\n    action: y\n    transition: {type: wipe}\n"
+    )
+    with pytest.raises(ProjectError) as err:
+        load_project(folder)
+    assert "project.yaml:8: scenes[1].transition.type:" in str(err.value)
+    (folder / "project.yaml").write_text(
+        "title: T\ntransition: {type: crossfade, duration: 0.5}\nscenes:\n"
+        "  - id: a\n    action: x\n    chapter: Start\n  - id: b\n    action: y\n    transition: {type: dip, duration: 1}\n"
+    )
+    edit = load_project(folder).edit()
+    assert edit.transition.type == "crossfade" and edit.transitions["b"].type == "dip"
+    assert edit.chapters == {"a": "Start"}
+
+
+def _stitch(paths: list[Path], root: Path, edit: Edit | None, profile: Output = SMALL, speech=None):
+    store = LocalStore(root / "store")
+    refs = []
+    for i, path in enumerate(paths):
+        key = store.put_file(f"footage/c{i}{path.suffix}", path)
+        refs.append(ClipRef(scene_id=f"s{i}", index=i, key=key, engine=None, cached=False, duration=None,
+                            speech=speech[i] if speech else None))
+    normalized = [normalize_stored(r, profile, store, root / "work") for r in refs]
+    keys = stitch_render(normalized, profile, store, root / "work", "renders/t/1", edit)
+    return store, normalized, keys
+
+
+@pytest.mark.slow
+def test_hard_cuts_do_not_click(tmp_path):
+    # Tones at frequencies that stop mid-cycle: an unfaded cut steps from one level to another.
+    paths = [tone_clip(tmp_path / f"t{i}.mov", freq=f, seconds=1.0) for i, f in enumerate((441.7, 663.3, 552.9))]
+    store, _, keys = _stitch(paths, tmp_path, None)
+    pcm, rate = audio_pcm(store.path(keys["video"]))
+    # Measured on the stitch before edge fades (main at e1a1a76): 0.0108 and 0.0120 at the joins;
+    # with 4 ms fades 0.0006-0.0007; the tones alone read 0.0005-0.0011 mid-clip.
+    joins = [click_energy(pcm, rate, t) for t in (1.0, 2.0)]
+    assert max(joins) < 0.003, joins
+    assert click_energy(pcm, rate, 0.5) > 0.0002          # the measure hears the tone itself
+
+
+MARKED = [dict(seconds=2.0), dict(seconds=2.5), dict(seconds=3.0, audio_rate=None), dict(seconds=2.0)]
+
+
+@pytest.mark.slow
+def test_crossfades_and_dips_keep_sync_and_exact_duration(tmp_path):
+    paths = [marked_clip(tmp_path / f"m{i}.mp4", width=200, height=200, fps=FPS, at=1.0, **shape)
+             for i, shape in enumerate(MARKED)]
+    edit = Edit(transition=Transition(type="crossfade", duration=0.5),
+                transitions={"s2": Transition(type="dip", duration=0.5), "s3": Transition(type="cut")})
+    store, normalized, keys = _stitch(paths, tmp_path, edit, speech=["a", "b", "c", "d"])
+    timeline = keys["timeline"]
+    assert [j.frames for j in timeline.joins] == [6, 6, 0]
+    assert timeline.frames == 24 + 30 + 36 + 24 - 12
+
+    final = store.path(keys["video"])
+    info = probe(final, count_frames=True)
+    assert info.video_frames == timeline.frames
+    assert keys["duration"] == pytest.approx(timeline.frames / FPS)
+    luma, fps = frame_luma(final)
+    pcm, rate = audio_pcm(final)
+    assert len(luma) == timeline.frames
+    assert abs(len(pcm) / rate - timeline.frames / FPS) <= 1 / FPS
+    marks = [timeline.seconds(item.start) + 1.0 for item in timeline.items]
+    assert flash_onsets(luma, fps) == pytest.approx(marks, abs=0.5 / FPS)
+    with_audio = [m for m, shape in zip(marks, MARKED) if shape.get("audio_rate", 1)]
+    beeps = beep_onsets(pcm, rate)
+    assert len(beeps) == len(with_audio)
+    for beep, mark in zip(beeps, with_audio):
+        assert abs(beep - mark) <= 1 / FPS, (beep, mark)
+    # Subtitle cues follow the new starts.
+    import pysubs2
+
+    cues = pysubs2.load(str(store.path(keys["subtitles"])))
+    assert [e.start / 1000 for e in cues] == pytest.approx([timeline.seconds(i.start) for i in timeline.items], abs=0.002)
