@@ -22,11 +22,13 @@ from tasks import events
 from tasks.catalog import close_render, open_render
 from tasks.clip import generate_clip
 from tasks.limits import ensure_engine_limits
+from tasks.manifest import publish_manifest, scene_cuts
 from tasks.models import ClipPlan, ClipRef, RenderResult
 from tasks.project import find_projects, load_spec, plan_clips, reuse_stored
 from tasks.publish import publish_artifacts
 from tasks.speech import synthesize_speech
 from tasks.stitch import normalize_clip, stitch_clips
+from tasks.takes import TakeBook, cut_of, plan_takes, record_picks, take_refs
 from reelflow.errors import RenderError
 
 
@@ -88,18 +90,24 @@ def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> l
 
 
 @flow(flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
-def render_project(project: str, engine: str | None = None, scenes: list[str] | None = None) -> RenderResult:
-    """Render a production folder (``projects/<slug>``) into one stitched video."""
+def render_project(project: str, engine: str | None = None, scenes: list[str] | None = None,
+                   takes: int | None = None, redo: list[str] | None = None) -> RenderResult:
+    """Render a production folder (``projects/<slug>``) into one stitched video.
+
+    ``takes``: clips per generated scene (overrides each scene's ``takes``); ``redo``: scenes that
+    get one new take, which is picked (saved to picks.yaml).
+    """
     logger = get_run_logger()
     spec = load_spec(project)
-    chains = reuse_stored(synthesize_speech(plan_clips(spec, engine, scenes)))
+    book = plan_takes(synthesize_speech(plan_clips(spec, engine, scenes)), spec, takes, redo)
+    chains = reuse_stored(book.chains)
     ensure_engine_limits(sorted({p.engine for chain in chains for p in chain if p.engine}))
     render_id = new_render_id()
-    open_render(spec, render_id, engine, len(chains))
+    open_render(spec, render_id, engine, len(book.picked))
     events.emit("plan", total=len(chains), slug=spec.slug, render_id=render_id)
     progress_id = create_progress_artifact(0.0, description=f"Clips of {spec.slug} landed")
     try:
-        result = _render(spec, chains, render_id, progress_id)
+        result = _render(spec, chains, book, render_id, progress_id)
     except Exception as exc:
         close_render(render_id, error=f"{type(exc).__name__}: {exc}")
         raise
@@ -110,9 +118,12 @@ def render_project(project: str, engine: str | None = None, scenes: list[str] | 
     return result
 
 
-def _render(spec, chains: list[list[ClipPlan]], render_id: str, progress_id) -> RenderResult:
+def _render(spec, chains: list[list[ClipPlan]], book: TakeBook, render_id: str, progress_id) -> RenderResult:
     """Clips, normalisation, stitching: the part of a render that can fail after it started."""
-    clips = _produce_all(chains, render_id, progress_id)
+    made = _produce_all(chains, render_id, progress_id)
+    if book.redone:
+        record_picks(spec, book.redone)
+    clips = cut_of(made, book.picked)
     normalized = normalize_clip.map(clips, profile=unmapped(spec.output)).result()
     outputs = stitch_clips(normalized, spec.output, spec.slug, render_id, spec.edit())
 
@@ -125,13 +136,14 @@ def _render(spec, chains: list[list[ClipPlan]], render_id: str, progress_id) -> 
         subtitles=store.url(outputs["subtitles"]) if "subtitles" in outputs else None,
         contact_sheet=store.url(outputs["contact_sheet"]),
         duration=outputs["duration"],
-        generated=sum(not c.cached for c in clips),
-        reused=sum(c.cached for c in clips),
+        generated=sum(not c.cached for c in made),
+        reused=sum(c.cached for c in made),
         clips=clips,
-        warnings=[w for chain in chains for w in chain[0].warnings],
+        warnings=list(dict.fromkeys(w for chain in chains for w in chain[0].warnings)),
         links={c.scene_id: store.url(c.key) for c in clips},
+        scenes=scene_cuts(spec, clips, normalized, take_refs(made, book.stored)),
     )
-    return result
+    return publish_manifest(result)
 
 
 @flow(name="render-batch", log_prints=True)

@@ -16,7 +16,7 @@ from projects.schema import Project
 from reelflow.errors import InputError
 
 SPEC_NAME = "project.yaml"
-_LOADER_FIELDS = {"slug", "root"}
+_LOADER_FIELDS = {"slug", "root", "picks"}
 
 
 class Problem(BaseModel):
@@ -114,6 +114,8 @@ def _file_checks(project: Project, root: Path) -> list[tuple[tuple, str]]:
             found.append((("scenes", i), "a scene needs an action or a character (or footage)"))
         need(("scenes", i, "audio"), scene.audio)
         need(("scenes", i, "footage"), scene.footage)
+        if scene.footage is not None and scene.takes not in (None, 1):
+            found.append((("scenes", i, "takes"), "a footage scene has one take"))
     return found
 
 
@@ -153,8 +155,14 @@ def check_project(path: str | Path) -> tuple[Project | None, list[Problem]]:
     ]
     if problems:
         return None, problems
+    from projects.picks import check_picks
+
+    picks, pick_problems = check_picks(root, {s.id: s.footage is not None for s in project.scenes})
+    if pick_problems:
+        return None, pick_problems
     project.slug = root.resolve().name
     project.root = str(root.resolve())
+    project.picks = picks
     return project, []
 
 

@@ -20,6 +20,7 @@ def _no_tokens(value: str | None) -> str | None:
 
 
 PlainText = Annotated[str, AfterValidator(_no_tokens)]
+MAX_TAKES = 16
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 
 
@@ -62,6 +63,7 @@ class Scene(Strict):
     duration: float | None = Field(None, gt=0, le=600)
     engine: EngineSpec | None = None
     seed: int | None = Field(None, ge=0, lt=2**32)
+    takes: int | None = Field(None, ge=1, le=MAX_TAKES, description="Clips to make (seeds seed, seed+1, ...).")
     audio: str | None = None
     footage: str | None = None
     transition: Transition | None = Field(None, description="The join into this scene (default: the production's).")
@@ -80,6 +82,7 @@ class Project(Strict):
     # Set by the loader, not by the YAML.
     slug: str = Field("", exclude=True)
     root: str = Field("", exclude=True)
+    picks: dict[str, int] = Field(default_factory=dict, exclude=True)   # picks.yaml: scene -> take
 
     def edit(self) -> Edit:
         """The editing choices the stitch's timeline is built from."""

@@ -51,7 +51,8 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Cata
     failed. ``slot(engine)`` is held around the engine call (per-engine concurrency).
     """
     ref = dict(scene_id=plan.scene_id, index=plan.index, key=plan.key, engine=plan.engine,
-               model=plan.model, duration=plan.duration, speech=plan.subtitle)
+               model=plan.model, duration=plan.duration, speech=plan.subtitle,
+               take=plan.take, seed=plan.request.seed if plan.request else None)
     started = time.monotonic()
 
     def record(status: str, since: float, exc: BaseException | None = None) -> None:

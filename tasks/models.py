@@ -27,6 +27,7 @@ class ClipPlan(BaseModel):
     speech2: str | None = None            # a second speaker's line, and voice
     voice2: str | None = None
     deadline: float | None = None         # time.time() by which the clip must exist (budget)
+    take: int = 1                         # take t is made with seed + (t - 1)
     warnings: list[str] = Field(default_factory=list)
 
     @property
@@ -47,6 +48,8 @@ class ClipRef(BaseModel):
     duration: float | None = None
     speech: str | None = None
     attempts: list[str] = Field(default_factory=list)   # "engine: outcome" per engine tried
+    take: int = 1
+    seed: int | None = None
 
 
 class NormalizedRef(BaseModel):
@@ -57,6 +60,31 @@ class NormalizedRef(BaseModel):
     key: str
     frames: int
     speech: str | None = None
+
+
+class TakeRef(BaseModel):
+    """One take of a scene that exists in the store."""
+
+    take: int
+    seed: int
+    key: str
+    engine: str | None
+    model: str | None
+    cached: bool                          # True: it was already stored before this render
+
+
+class SceneCut(BaseModel):
+    """One scene in the final video: where it sits, which take is used, every take that exists."""
+
+    scene_id: str
+    index: int
+    start: float                          # seconds in the final video
+    end: float
+    speech: str | None
+    action: str | None
+    engine: str | None
+    picked: int                           # the take number used in the cut
+    takes: list[TakeRef]
 
 
 class RenderResult(BaseModel):
@@ -72,3 +100,5 @@ class RenderResult(BaseModel):
     clips: list[ClipRef]
     warnings: list[str] = Field(default_factory=list)
     links: dict[str, str] = Field(default_factory=dict)   # scene id -> where its clip can be opened
+    scenes: list[SceneCut] = Field(default_factory=list)
+    manifest_key: str | None = None       # renders/<slug>/<render_id>/render.json

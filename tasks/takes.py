@@ -1,0 +1,121 @@
+"""Takes: several clips of one scene with seeds seed, seed+1, ...; the cut uses the picked one.
+
+Take ``t`` of a scene is its take-1 plan with seed ``seed + (t - 1)``, content-addressed like
+any clip, so a take is never made twice and take 1's key is the key a scene always had.
+Which takes exist is read from the store: the takes a render asks for, then every further
+take number in a row until one is missing (``reelflow redo`` adds them one at a time).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from pydantic import BaseModel, Field
+from prefect import task
+
+from projects import Project
+from reelflow.settings import get_settings
+from storage import open_store
+from tasks.models import ClipPlan, ClipRef, TakeRef
+from tasks.plan import PlanError, clip_key
+
+SEED_SPACE = 2**32
+
+
+def take_seed(base: int, take: int) -> int:
+    return (base + take - 1) % SEED_SPACE
+
+
+def plan_take(plan: ClipPlan, take: int) -> ClipPlan:
+    """``plan`` (a take-1 plan) for take number ``take``."""
+    if take == plan.take or plan.kind == "footage":
+        return plan
+    request = plan.request.model_copy(update={"seed": take_seed(plan.request.seed, take - plan.take + 1)})
+    return plan.model_copy(update={"take": take, "request": request,
+                                   "key": clip_key(request, plan.engine, plan.model)})
+
+
+class TakeBook(BaseModel):
+    """What a render makes and cuts, per scene."""
+
+    chains: list[list[ClipPlan]]                                # one chain per (scene, take) to produce
+    picked: dict[str, int]                                      # scene -> take in the cut
+    stored: list[ClipPlan] = Field(default_factory=list)        # other takes found in the store
+    redone: dict[str, int] = Field(default_factory=dict)        # scene -> the take redo made
+
+
+def wanted_takes(project: Project, scene_id: str, override: int | None) -> int:
+    scene = next(s for s in project.scenes if s.id == scene_id)
+    if scene.footage:
+        return 1
+    return override or scene.takes or 1
+
+
+def stored_plan(chain: list[ClipPlan], take: int, exists: Callable[[str], bool]) -> ClipPlan | None:
+    """The plan of ``take`` whose clip is in the store (any engine of the chain), or None."""
+    return next((p for p in (plan_take(q, take) for q in chain) if exists(p.key)), None)
+
+
+def book_takes(chains: list[list[ClipPlan]], project: Project, exists: Callable[[str], bool],
+               takes: int | None = None, redo: list[str] | None = None,
+               picks: dict[str, int] | None = None) -> TakeBook:
+    """Expand each scene's chain into its takes: 1..N, the picked one, and a new one for ``redo``."""
+    picks = project.picks if picks is None else picks
+    redo = list(redo or [])
+    planned = {chain[0].scene_id: chain for chain in chains}
+    for scene_id in redo:
+        if scene_id not in planned:
+            raise PlanError(f"cannot redo {scene_id!r}: not a scene of this render "
+                            f"(scenes: {', '.join(planned)})")
+        if planned[scene_id][0].kind == "footage":
+            raise PlanError(f"cannot redo {scene_id!r}: a footage scene has no takes")
+    out, picked, stored, redone = [], {}, [], {}
+    for chain in chains:
+        scene_id = chain[0].scene_id
+        wanted = set(range(1, wanted_takes(project, scene_id, takes) + 1)) | {picks.get(scene_id, 1)}
+        if chain[0].kind == "generate":
+            found = [p for t in range(1, max(wanted)) if t not in wanted and (p := stored_plan(chain, t, exists))]
+            t = max(wanted) + 1
+            while (p := stored_plan(chain, t, exists)) is not None:
+                found.append(p)
+                t += 1
+            stored += found
+            if scene_id in redo:
+                redone[scene_id] = t              # the first take number beyond every take that exists
+                wanted.add(t)
+        picked[scene_id] = redone.get(scene_id, picks.get(scene_id, 1))
+        out += [[plan_take(p, t) for p in chain] for t in sorted(wanted)]
+    return TakeBook(chains=out, picked=picked, stored=stored, redone=redone)
+
+
+def cut_of(refs: list[ClipRef], picked: dict[str, int]) -> list[ClipRef]:
+    """The picked take of every scene, in scene order."""
+    cut = [r for r in refs if r.take == picked.get(r.scene_id, 1)]
+    return sorted(cut, key=lambda r: r.index)
+
+
+def take_refs(refs: list[ClipRef], stored: list[ClipPlan]) -> dict[str, list[TakeRef]]:
+    """Every take of every scene that exists after the render (made or found), by take number."""
+    out: dict[str, list[TakeRef]] = {}
+    for r in refs:
+        out.setdefault(r.scene_id, []).append(TakeRef(take=r.take, seed=r.seed or 0, key=r.key, engine=r.engine,
+                                                       model=r.model, cached=r.cached))
+    for p in stored:
+        out.setdefault(p.scene_id, []).append(TakeRef(take=p.take, seed=p.request.seed, key=p.key, engine=p.engine,
+                                                       model=p.model, cached=True))
+    return {scene: sorted(takes, key=lambda t: t.take) for scene, takes in out.items()}
+
+
+@task(task_run_name="book-takes")
+def plan_takes(chains: list[list[ClipPlan]], project: Project, takes: int | None,
+               redo: list[str] | None) -> TakeBook:
+    """Which takes of each scene to make (1..N, the picked one, redo's new one) and which exist."""
+    return book_takes(chains, project, open_store(get_settings().storage).exists, takes, redo)
+
+
+@task(task_run_name="save-picks")
+def record_picks(project: Project, picks: dict[str, int]) -> None:
+    """Save ``scene: take`` choices to the production's picks.yaml."""
+    from projects.picks import save_picks
+
+    save_picks(project.root, picks)

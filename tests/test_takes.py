@@ -1,0 +1,111 @@
+"""Takes, picks and redo: each take content-addressed, a pick re-cuts without an engine call."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pysubs2
+import pytest
+import yaml
+
+from flows.render import render_project
+from storage import open_store
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def edit_scene(folder: Path, scene_id: str, **fields) -> None:
+    spec = yaml.safe_load((folder / "project.yaml").read_text())
+    next(s for s in spec["scenes"] if s["id"] == scene_id).update(fields)
+    (folder / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+
+def frame_hashes(path: str | Path) -> list[str]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [hashlib.sha1(f.to_ndarray(format="rgb24").tobytes()).hexdigest() for f in c.decode(c.streams.video[0])]
+
+
+def segments(result) -> dict[str, list[str]]:
+    """Frame hashes of each scene's stretch of the final video (from the manifest's timing)."""
+    hashes = frame_hashes(result.video)
+    fps = 12
+    return {s.scene_id: hashes[round(s.start * fps):round(s.end * fps)] for s in result.scenes}
+
+
+def test_takes_picks_and_recut_without_engine_calls(small_project, counting, isolated_storage):
+    from projects.picks import save_picks
+
+    edit_scene(small_project, "s1", takes=3)
+    first = render_project(str(small_project))
+    assert sorted(counting.calls) == ["s0", "s1", "s1", "s1", "s2"]
+    assert (first.generated, first.reused) == (5, 0)
+    s1 = next(s for s in first.scenes if s.scene_id == "s1")
+    assert [t.take for t in s1.takes] == [1, 2, 3] and s1.picked == 1
+    assert [t.seed for t in s1.takes] == [1, 2, 3]                 # the scene's index is its seed
+    assert len({t.key for t in s1.takes}) == 3
+
+    counting.calls.clear()
+    again = render_project(str(small_project))
+    assert counting.calls == [] and (again.generated, again.reused) == (0, 5)
+
+    save_picks(small_project, {"s1": 2})
+    picked = render_project(str(small_project))
+    assert counting.calls == []
+    cut = {c.scene_id: c for c in picked.clips}
+    assert cut["s1"].key == s1.takes[1].key and cut["s1"].take == 2
+    before, after = segments(again), segments(picked)
+    assert before["s0"] == after["s0"] and before["s2"] == after["s2"]
+    assert before["s1"] != after["s1"] and len(after["s1"]) == 18
+    # The s1 stretch is take 2's normalised clip, frame for frame.
+    store = open_store()
+    [norm] = [k for k in store.list("normalized") if store.metadata(k).get("source") == s1.takes[1].key]
+    assert after["s1"] == frame_hashes(store.fetch(norm, isolated_storage))
+    assert Path(again.subtitles).read_text() == Path(picked.subtitles).read_text()
+    assert [c.text for c in pysubs2.load(picked.subtitles)] == ["Line 0.", "Line 1.", "Line 2."]
+
+    manifest = json.loads(store.fetch(picked.manifest_key, isolated_storage).read_text())
+    assert manifest["manifest_key"] == f"renders/small/{picked.render_id}/render.json"
+    assert [s["picked"] for s in manifest["scenes"]] == [1, 2, 1]
+    assert manifest["scenes"][1]["start"] == pytest.approx(1.5) and manifest["scenes"][1]["end"] == pytest.approx(3.0)
+
+
+def test_take_one_keeps_the_key_a_scene_always_had(small_project, counting):
+    from projects import load_project
+    from tasks.plan import plan_project
+    from tasks.takes import book_takes
+
+    before = plan_project(load_project(small_project))
+    edit_scene(small_project, "s0", takes=2)
+    spec = load_project(small_project)
+    book = book_takes(plan_project(spec), spec, lambda key: False)
+    assert [c[0].key for c in book.chains if c[0].take == 1] == [c[0].key for c in before]
+    assert [(c[0].scene_id, c[0].take, c[0].request.seed) for c in book.chains] == [
+        ("s0", 1, 0), ("s0", 2, 1), ("s1", 1, 1), ("s2", 1, 2)]
+
+
+def test_redo_adds_one_take_beyond_those_stored_and_picks_it(small_project, counting):
+    render_project(str(small_project))
+    counting.calls.clear()
+    redone = render_project(str(small_project), redo=["s2"])
+    assert counting.calls == ["s2"]
+    cut = {c.scene_id: c for c in redone.clips}
+    assert cut["s2"].take == 2 and cut["s2"].seed == 3
+    assert yaml.safe_load((small_project / "picks.yaml").read_text()) == {"s2": 2}
+    counting.calls.clear()
+    third = render_project(str(small_project), redo=["s2"])
+    assert counting.calls == ["s2"] and {c.scene_id: c.take for c in third.clips}["s2"] == 3
+    s2 = next(s for s in third.scenes if s.scene_id == "s2")
+    assert [t.take for t in s2.takes] == [1, 2, 3] and [t.cached for t in s2.takes] == [True, True, False]
+    counting.calls.clear()
+    render_project(str(small_project))
+    assert counting.calls == []
+
+
+def test_render_takes_override_applies_to_every_generated_scene(small_project, counting):
+    result = render_project(str(small_project), takes=2)
+    assert sorted(counting.calls) == ["s0", "s0", "s1", "s1", "s2", "s2"]
+    assert all(len(s.takes) == 2 and s.picked == 1 for s in result.scenes)
