@@ -19,6 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from media.music import Music
+
 TransitionType = Literal["cut", "crossfade", "dip"]
 
 
@@ -171,6 +173,7 @@ class Edit(BaseModel):
     transition: Transition = Field(default_factory=Transition)          # every join
     transitions: dict[str, Transition] = Field(default_factory=dict)   # scene id -> the join into it
     chapters: dict[str, str] = Field(default_factory=dict)             # scene id -> chapter label
+    music: Music | None = None                                         # its file an absolute path
 
 
 def timeline_for(clips: list, rate: Fraction, audio_rate: int, edit: Edit | None = None) -> Timeline:

@@ -137,8 +137,8 @@ def video_segments(timeline: Timeline, paths: list[Path], work: Path, encoder: l
     return out
 
 
-def audio_graph(timeline: Timeline, first_input: int) -> str:
-    """Filter graph joining every clip's audio (inputs ``first_input``...) into ``[joined]`` (pure).
+def audio_graph(timeline: Timeline, first_input: int, out: str = "[joined]") -> str:
+    """Filter graph joining every clip's audio (inputs ``first_input``...) into ``out`` (pure).
 
     Cuts are a plain ``concat``; an overlap is an ``acrossfade`` of exactly its samples.
     """
@@ -153,6 +153,6 @@ def audio_graph(timeline: Timeline, first_input: int) -> str:
         else:
             parts.append(f"{current}{nxt}concat=n=2:v=0:a=1{label}")
         current = label
-    parts.append(f"{current}anull[joined]")
+    parts.append(f"{current}anull{out}")
     return ";".join(parts)
 

@@ -96,6 +96,8 @@ def _file_checks(project: Project, root: Path) -> list[tuple[tuple, str]]:
             found.append((loc, f"file {rel!r} not found in {root}"))
 
     need(("template",), project.template)
+    if project.music is not None:
+        need(("music", "file"), project.music.file)
     for slug, character in project.characters.items():
         need(("characters", slug, "image"), character.image)
         if message := check_voice(character.voice):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from media.profile import OutputProfile
+from media.music import Music
 from media.timeline import Edit, Transition
 from prompts.tokens import find_tokens
 
@@ -78,6 +80,7 @@ class Project(Strict):
     characters: dict[Slug, Character] = Field(default_factory=dict)
     scenes: list[Scene] = Field(min_length=1)
     transition: Transition = Field(default_factory=Transition, description="Every join, unless a scene sets its own.")
+    music: Music | None = Field(None, description="A bed under the whole video, ducked under speech.")
 
     # Set by the loader, not by the YAML.
     slug: str = Field("", exclude=True)
@@ -90,6 +93,7 @@ class Project(Strict):
             transition=self.transition,
             transitions={s.id: s.transition for s in self.scenes if s.transition is not None},
             chapters={s.id: s.chapter for s in self.scenes if s.chapter},
+            music=self.music.model_copy(update={"file": str(Path(self.root) / self.music.file)}) if self.music else None,
         )
 
     def scene_duration(self, scene: Scene) -> float:

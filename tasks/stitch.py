@@ -11,6 +11,7 @@ from prefect import task
 from media import ffmpeg, images, stitch, transitions
 from media.images import font_dir
 from media.subtitles import build_subtitles, write_subtitles
+from media.music import music_graph, music_inputs, timeline_speech
 from media.timeline import Edit, timeline_for
 from projects.schema import Output
 from reelflow.settings import get_settings
@@ -58,16 +59,26 @@ def stitch_render(
     tmp = Path(tempfile.mkdtemp(prefix="stitch-", dir=work_dir))
     try:
         paths = [store.fetch(c.key, tmp / f"{i:04d}") for i, c in enumerate(clips)]
+        music = edit.music if edit else None
+        joined = "[speech]" if music else "[joined]"
         audio_inputs: list[str] = []
-        graph = measure_graph = None
+        graph = None
         if timeline.all_cuts:
             pieces = paths
+            if music:
+                graph = f"[0:a:0]anull{joined}"
         else:
             events.emit("stitch", stage="transitions")
             (tmp / "segments").mkdir()
             pieces = transitions.video_segments(timeline, paths, tmp / "segments", stitch.X264)
             audio_inputs = [arg for p in paths for arg in ("-i", str(p))]
-            graph, measure_graph = transitions.audio_graph(timeline, 1), transitions.audio_graph(timeline, 0)
+            graph = transitions.audio_graph(timeline, 1, joined)
+        if music:
+            spans = timeline_speech(timeline, paths) if music.duck else []
+            bed = 1 + len(audio_inputs) // 2
+            audio_inputs += music_inputs(music)
+            graph += ";" + music_graph(music, bed, timeline.samples, profile.audio_rate, timeline.duration,
+                                       spans, joined, "[joined]")
         list_file = tmp / "clips.ffconcat"
         list_file.write_text(stitch.concat_list(pieces))
 
@@ -78,10 +89,8 @@ def stitch_render(
             write_subtitles(subs, sub_path, sub_fmt)
 
         events.emit("stitch", stage="loudness")
-        if measure_graph:
-            measured = stitch.measure_loudness(audio_inputs, profile, measure_graph)
-        else:
-            measured = stitch.measure_loudness(["-f", "concat", "-safe", "0", "-i", str(list_file)], profile)
+        measured = stitch.measure_loudness(["-f", "concat", "-safe", "0", "-i", str(list_file), *audio_inputs],
+                                           profile, graph)
         final = tmp / "final.mp4"
         events.emit("stitch", stage="encode")
         ffmpeg.run(stitch.finish_args(

@@ -151,3 +151,71 @@ def test_crossfades_and_dips_keep_sync_and_exact_duration(tmp_path):
 
     cues = pysubs2.load(str(store.path(keys["subtitles"])))
     assert [e.start / 1000 for e in cues] == pytest.approx([timeline.seconds(i.start) for i in timeline.items], abs=0.002)
+
+
+def _spoken_clip(path: Path, seconds: float, talk: tuple[float, float]) -> Path:
+    """A grey clip whose 'speech' is a 1 kHz tone from talk[0] to talk[1] s, silence around it."""
+    from media import ffmpeg
+
+    a, b = talk
+    ffmpeg.run([
+        "-f", "lavfi", "-i", f"color=c=gray:s=160x240:r={FPS}:d={seconds}",
+        "-f", "lavfi", "-i", f"sine=f=1000:sample_rate=48000:d={seconds}",
+        "-af", f"volume='if(between(t,{a},{b}),4,0)':eval=frame,aformat=channel_layouts=stereo",
+        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "pcm_s16le", str(path),
+    ])
+    return path
+
+
+def _band_db(pcm, rate: int, start: float, end: float, freq: float) -> float:
+    import numpy as np
+
+    part = pcm[int(start * rate): int(end * rate)]
+    spectrum = np.abs(np.fft.rfft(part * np.hanning(len(part))))
+    bins = np.fft.rfftfreq(len(part), 1 / rate)
+    near = (bins > freq - 30) & (bins < freq + 30)
+    return float(20 * np.log10(spectrum[near].max() + 1e-12))
+
+
+@pytest.mark.slow
+def test_music_is_mixed_under_speech_ducked_and_loudness_normalised(tmp_path):
+    from media import ffmpeg
+    from media.music import Music
+    from media.stitch import measure_loudness
+
+    bed = tmp_path / "bed.wav"           # 3 s of a 4 kHz tone: looped under a 6 s cut
+    ffmpeg.run(["-f", "lavfi", "-i", "sine=f=4000:sample_rate=44100:d=3", "-ac", "2", str(bed)])
+    paths = [_spoken_clip(tmp_path / f"v{i}.mov", 2.0, (0.5, 1.3)) for i in range(3)]
+    edit = Edit(music=Music(file=str(bed), volume=-12, fade_in=0.2, fade_out=0.2))
+    store, _, keys = _stitch(paths, tmp_path, edit, speech=["one", "two", "three"])
+    final = store.path(keys["video"])
+    pcm, rate = audio_pcm(final)
+    assert abs(len(pcm) / rate - 6.0) <= 1 / FPS
+    talking = [_band_db(pcm, rate, s + 0.7, s + 1.1, 4000) for s in (0, 2, 4)]
+    pauses = [_band_db(pcm, rate, s + 1.62, s + 1.95, 4000) for s in (0, 2)]
+    # Measured: 25.2 dB under speech, 35.6 dB in the pauses (duck_db 12; loudnorm's dynamic mode
+    # takes a little of it back), integrated -14.0 LUFS, true peak -11.8 dBTP.
+    assert min(pauses) - max(talking) >= 8, (talking, pauses)
+    assert min(talking) > min(pauses) - 30                  # ducked, not muted
+    measured = measure_loudness(["-i", str(final)], SMALL)
+    assert float(measured["input_i"]) == pytest.approx(SMALL.loudness, abs=1.0)
+    assert float(measured["input_tp"]) <= -1.0
+
+
+def test_music_must_be_a_file_inside_the_project(tmp_path):
+    from projects import load_project
+    from projects.loader import ProjectError
+
+    folder = tmp_path / "p"
+    (folder / "audio").mkdir(parents=True)
+    (folder / "audio" / "bed.mp3").write_bytes(b"")
+    base = "title: T\nscenes:\n  - id: a\n    action: x\n"
+    (folder / "project.yaml").write_text(base + "music:\n  file: ../bed.mp3\n")
+    with pytest.raises(ProjectError, match=r"project.yaml:6: music.file: '../bed.mp3' is outside"):
+        load_project(folder)
+    (folder / "project.yaml").write_text(base + "music: {file: audio/bed.mp3, volume: 5}\n")
+    with pytest.raises(ProjectError, match=r"project.yaml:5: music.volume:"):
+        load_project(folder)
+    (folder / "project.yaml").write_text(base + "music: {file: audio/bed.mp3, volume: -20}\n")
+    edit = load_project(folder).edit()
+    assert edit.music.file == str((folder / "audio" / "bed.mp3").resolve()) and edit.music.duck
