@@ -141,7 +141,7 @@ def _render(spec, chains: list[list[ClipPlan]], book: TakeBook, render_id: str, 
         clips=clips,
         warnings=list(dict.fromkeys(w for chain in chains for w in chain[0].warnings)),
         links={c.scene_id: store.url(c.key) for c in clips},
-        scenes=scene_cuts(spec, clips, normalized, take_refs(made, book.stored)),
+        scenes=scene_cuts(spec, clips, normalized, take_refs(made, book.stored), outputs.get("timeline")),
     )
     return publish_manifest(result)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from prefect import task
 
+from media.timeline import Timeline
 from projects import Project
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
@@ -15,14 +16,19 @@ from tasks.models import ClipRef, NormalizedRef, RenderResult, SceneCut, TakeRef
 
 
 def scene_cuts(project: Project, cut: list[ClipRef], normalized: list[NormalizedRef],
-               takes: dict[str, list[TakeRef]]) -> list[SceneCut]:
-    """Where each scene sits in the final video (from its exact frame count) and its takes."""
+               takes: dict[str, list[TakeRef]], timeline: Timeline | None = None) -> list[SceneCut]:
+    """Where each scene sits in the final video and its takes.
+
+    From the stitch's ``timeline`` when given (a crossfaded scene starts inside the one before
+    it), else clips end to end by their exact frame counts.
+    """
     rate = project.output.rate
     frames = {n.scene_id: n.frames for n in normalized}
+    placed = {item.scene_id: (item.start, item.end) for item in timeline.items} if timeline else {}
     actions = {s.id: s.action or None for s in project.scenes}
     out, at = [], 0
     for ref in sorted(cut, key=lambda r: r.index):
-        end = at + frames[ref.scene_id]
+        at, end = placed.get(ref.scene_id, (at, at + frames[ref.scene_id]))
         out.append(SceneCut(scene_id=ref.scene_id, index=ref.index, start=float(at / rate), end=float(end / rate),
                             speech=ref.speech, action=actions.get(ref.scene_id), engine=ref.engine,
                             picked=ref.take, takes=takes.get(ref.scene_id, [])))

@@ -219,3 +219,19 @@ def test_music_must_be_a_file_inside_the_project(tmp_path):
     (folder / "project.yaml").write_text(base + "music: {file: audio/bed.mp3, volume: -20}\n")
     edit = load_project(folder).edit()
     assert edit.music.file == str((folder / "audio" / "bed.mp3").resolve()) and edit.music.duck
+
+
+def test_render_manifest_places_scenes_by_the_timeline():
+    from projects.schema import Project
+    from tasks.manifest import scene_cuts
+    from tasks.models import NormalizedRef
+
+    project = Project.model_validate({"title": "T", "output": {"fps": 12},
+                                      "scenes": [{"id": "a", "action": "x"}, {"id": "b", "action": "y"}]})
+    cut = [ClipRef(scene_id=s, index=i, key=f"k{i}", engine="animatic", cached=False) for i, s in enumerate("ab")]
+    normalized = [NormalizedRef(scene_id=s, index=i, key=f"n{i}", frames=24) for i, s in enumerate("ab")]
+    timeline = build_timeline(_rows(24, 24), Fraction(12), default=Transition(type="crossfade", duration=0.5))
+    timeline.items[0].scene_id, timeline.items[1].scene_id = "a", "b"
+    placed = scene_cuts(project, cut, normalized, {}, timeline)
+    assert [(c.start, c.end) for c in placed] == [(0.0, 2.0), (1.5, 3.5)]
+    assert [(c.start, c.end) for c in scene_cuts(project, cut, normalized, {})] == [(0.0, 2.0), (2.0, 4.0)]
