@@ -64,8 +64,10 @@ def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
     path = Path(path)
     if not path.is_file():
         raise ProbeError(f"{path}: no such file")
+    from media.whitelist import OPEN_OPTIONS
+
     try:
-        with av.open(str(path)) as container:
+        with av.open(str(path), options=dict(OPEN_OPTIONS)) as container:
             info = MediaInfo(
                 path=str(path),
                 duration=float(container.duration / 1_000_000) if container.duration else 0.0,
@@ -87,16 +89,36 @@ def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
                 info.audio_duration = _stream_seconds(a)
             if count_frames and container.streams.video:
                 info.video_frames = _count_packets(container, path)
-    except av.error.FFmpegError as exc:
-        raise ProbeError(f"{path}: not readable media ({exc})") from exc
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise ProbeError(f"{path}: not readable media ({type(exc).__name__})") from exc
     return info
+
+
+def decodes(path: str | Path, kind: str) -> bool:
+    """Does the first ``kind`` ("audio"/"video") stream decode at least one frame?"""
+    import av
+
+    from media.whitelist import OPEN_OPTIONS
+
+    try:
+        with av.open(str(path), options=dict(OPEN_OPTIONS)) as container:
+            streams = container.streams.video if kind == "video" else container.streams.audio
+            if not streams:
+                return False
+            for _ in container.decode(streams[0]):
+                return True
+    except (av.error.FFmpegError, OSError):
+        return False
+    return False
 
 
 def audio_samples(path: str | Path) -> int:
     """Exact number of decoded audio samples per channel in the first audio stream."""
     import av
 
-    with av.open(str(path)) as container:
+    from media.whitelist import OPEN_OPTIONS
+
+    with av.open(str(path), options=dict(OPEN_OPTIONS)) as container:
         if not container.streams.audio:
             return 0
         return sum(frame.samples for frame in container.decode(container.streams.audio[0]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from media import tts
+from media.whitelist import input_args
 
 AUDIO_RATE = 48000
 LEAD_IN = 0.3          # seconds of room tone before the line starts
@@ -28,7 +29,7 @@ def soundtrack_args(first_input: int, speech: str | None, ambience: bool, seed: 
     graph: list[str] = []
     index = first_input
     if speech:
-        args += ["-i", speech]
+        args += input_args(speech)
         graph.append(f"[{index}:a]aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
                      f"adelay={int(LEAD_IN * 1000)}:all=1[speech]")
         index += 1

@@ -18,6 +18,7 @@ from pathlib import Path
 from media import ffmpeg
 from media.probe import MediaInfo, probe
 from media.profile import OutputProfile
+from media.whitelist import OPEN_OPTIONS, input_args
 
 NORMALIZED_SUFFIX = ".mov"   # H.264 + PCM: sample-exact audio until the final encode
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-profile:v", "high"]
@@ -47,7 +48,7 @@ def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: in
         fit = f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h}"
     else:
         fit = f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black"
-    args = ["-i", src]
+    args = input_args(src)
     if info.has_audio:
         audio_src = "[0:a:0]"
     else:
@@ -166,7 +167,7 @@ def middle_frame(path: str | Path):
     """The frame nearest the middle of a clip, as a PIL image."""
     import av
 
-    with av.open(str(path)) as container:
+    with av.open(str(path), options=dict(OPEN_OPTIONS)) as container:
         stream = container.streams.video[0]
         target = (container.duration or 0) / 2 / 1_000_000
         if target and stream.time_base:

@@ -6,13 +6,18 @@ loader collects all of them before failing so a user fixes a spec in one pass.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
 from pathlib import Path
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from media.tts import check_voice
+from projects import yaml_safe
+from projects.checks import semantic_problems
 from projects.schema import Project
+from projects.text import text_problems
 from reelflow.errors import InputError
 
 SPEC_NAME = "project.yaml"
@@ -75,97 +80,95 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
-def _inside(root: Path, rel: str) -> Path | None:
-    """Resolve ``rel`` inside ``root``; None if it is absolute or escapes the folder."""
-    if Path(rel).is_absolute():
-        return None
-    target = (root / rel).resolve()
-    return target if target.is_relative_to(root.resolve()) else None
+def safe_slug(name: str) -> str:
+    """A storage-key-safe slug for a folder name: ``My Film`` -> ``my-film``, ``café`` -> ``cafe``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9_-]+", "-", ascii_name.lower()).strip("-_")[:48]
+    return slug or "project-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
-def _file_checks(project: Project, root: Path) -> list[tuple[tuple, str]]:
-    found: list[tuple[tuple, str]] = []
-
-    def need(loc: tuple, rel: str | None) -> None:
-        if rel is None:
-            return
-        target = _inside(root, rel)
-        if target is None:
-            found.append((loc, f"{rel!r} is outside the project folder; use a path inside {root}"))
-        elif not target.is_file():
-            found.append((loc, f"file {rel!r} not found in {root}"))
-
-    need(("template",), project.template)
-    if project.music is not None:
-        need(("music", "file"), project.music.file)
-    for slug, character in project.characters.items():
-        need(("characters", slug, "image"), character.image)
-        if message := check_voice(character.voice):
-            found.append((("characters", slug, "voice"), message))
-    seen: set[str] = set()
-    for i, scene in enumerate(project.scenes):
-        if scene.id in seen:
-            found.append((("scenes", i, "id"), f"duplicate scene id {scene.id!r}"))
-        seen.add(scene.id)
-        if scene.character is not None and scene.character not in project.characters:
-            known = ", ".join(sorted(project.characters)) or "none defined"
-            found.append((("scenes", i, "character"), f"unknown character {scene.character!r} (known: {known})"))
-        if scene.speaker2 is not None and scene.speaker2.character not in project.characters:
-            found.append((("scenes", i, "speaker2", "character"), f"unknown character {scene.speaker2.character!r}"))
-        if scene.footage is None and not (scene.action or scene.character):
-            found.append((("scenes", i), "a scene needs an action or a character (or footage)"))
-        need(("scenes", i, "audio"), scene.audio)
-        need(("scenes", i, "footage"), scene.footage)
-        if scene.footage is not None and scene.takes not in (None, 1):
-            found.append((("scenes", i, "takes"), "a footage scene has one take"))
-    return found
+def _problems(name: str, node, found: list[tuple[tuple, str]], taken: set[str]) -> list[Problem]:
+    out = []
+    for loc, message in found:
+        field = _field(loc)
+        if field in taken:
+            continue
+        taken.add(field)
+        out.append(Problem(file=name, line=_line_of(node, loc), field=field, message=message))
+    return out
 
 
 def check_project(path: str | Path) -> tuple[Project | None, list[Problem]]:
-    """Load a spec; return (project or None, every problem found)."""
+    """Load a spec; return (project or None, every problem found, schema and semantic together)."""
     root, spec = project_dir_of(path)
     name = str(spec)
     if not spec.is_file():
         return None, [Problem(file=name, line=None, field="", message="no such file; a project is a folder with project.yaml")]
-    text = spec.read_text(encoding="utf-8")
     try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        reason = getattr(exc, "problem", None) or str(exc)
-        return None, [Problem(file=name, line=mark.line + 1 if mark else None, field="", message=f"invalid YAML: {reason}")]
+        node, data, duplicates = yaml_safe.load(spec)
+    except yaml_safe.YamlProblem as exc:
+        return None, [Problem(file=name, line=exc.line, field="", message=exc.message)]
+    except OSError as exc:
+        return None, [Problem(file=name, line=None, field="", message=f"cannot read the file ({exc.strerror})")]
+    problems = [Problem(file=name, line=line, field="", message=message) for line, message in duplicates]
     if not isinstance(data, dict):
-        return None, [Problem(file=name, line=1, field="", message="the top level must be a mapping (title, output, scenes, ...)")]
+        return None, problems + [Problem(file=name, line=1, field="", message="the top level must be a mapping (title, output, scenes, ...)")]
 
-    problems = [
-        Problem(file=name, line=_line_of(node, (key,)), field=key, message="unknown key")
-        for key in _LOADER_FIELDS & data.keys()
-    ]
+    taken: set[str] = set()
+    problems += _problems(name, node, text_problems(data), taken)
+    problems += _problems(name, node, [((key,), "unknown key") for key in sorted(_LOADER_FIELDS & data.keys())], taken)
+    project = None
     try:
         project = Project.model_validate({k: v for k, v in data.items() if k not in _LOADER_FIELDS})
     except ValidationError as exc:
+        schema = []
         for err in exc.errors():
-            loc = tuple(err["loc"])
             message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            message = message.removeprefix("Value error, ")
-            problems.append(Problem(file=name, line=_line_of(node, loc), field=_field(loc), message=message))
-        return None, problems
-    problems += [
-        Problem(file=name, line=_line_of(node, loc), field=_field(loc), message=msg)
-        for loc, msg in _file_checks(project, root)
-    ]
-    if problems:
+            schema.append((tuple(err["loc"]), message.removeprefix("Value error, ")))
+        problems += _problems(name, node, schema, taken)
+    problems += _problems(name, node, semantic_problems(data, root), taken)
+    if problems or project is None:
         return None, problems
     from projects.picks import check_picks
 
     picks, pick_problems = check_picks(root, {s.id: s.footage is not None for s in project.scenes})
     if pick_problems:
         return None, pick_problems
-    project.slug = root.resolve().name
+    project.slug = safe_slug(root.resolve().name)
     project.root = str(root.resolve())
     project.picks = picks
-    return project, []
+    problems = _problems(name, node, prompt_problems(project), taken)
+    return (None, problems) if problems else (project, [])
+
+
+def prompt_problems(project: Project) -> list[tuple[tuple, str]]:
+    """Render every scene's prompt for every engine in its chain; name the scene field at fault."""
+    from prompts import PromptError
+    from tasks.plan import plan_project
+
+    found = []
+    for i, scene in enumerate(project.scenes):
+        if scene.footage:
+            continue
+        try:
+            plan_project(project, scene_ids=[scene.id])
+        except PromptError as exc:
+            if exc.kind == "length":
+                found.append(_too_long(i, scene, str(exc)))
+                continue
+            found.append((("scenes", i), str(exc)))
+            if exc.kind == "template":   # the template itself is at fault: every scene would repeat it
+                break
+    return found
+
+
+def _too_long(i: int, scene, message: str) -> tuple[tuple, str]:
+    """Name the scene's longest text as the field to shorten."""
+    texts = {("speech",): scene.speech, ("action",): scene.action, ("atmosphere",): scene.atmosphere,
+             ("speaker2", "speech"): scene.speaker2.speech if scene.speaker2 else None}
+    field, text = max(texts.items(), key=lambda kv: len(kv[1] or ""))
+    reason = message.rsplit(": ", 1)[-1]
+    return ("scenes", i, *field), f"too long: the scene's prompt {reason.removeprefix('prompt ')}; shorten this text ({len(text or '')} characters)"
 
 
 def load_project(path: str | Path) -> Project:

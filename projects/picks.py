@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from projects import yaml_safe
+
 from projects.loader import Problem
 from reelflow.errors import InputError
 
@@ -44,15 +46,12 @@ def check_picks(root: str | Path, scenes: dict[str, bool]) -> tuple[dict[str, in
     name = str(path)
     if not path.exists():
         return {}, []
-    if not path.is_file() or path.stat().st_size > MAX_BYTES:
-        return {}, [Problem(file=name, line=None, field="", message=f"must be a YAML file under {MAX_BYTES // 1024} KiB")]
-    text = path.read_text(encoding="utf-8", errors="replace")
+    if not path.is_file() or not path.resolve().is_relative_to(Path(root).resolve()):
+        return {}, [Problem(file=name, line=None, field="", message="must be a file inside the project folder")]
     try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        reason = getattr(exc, "problem", None) or str(exc)
-        return {}, [Problem(file=name, line=mark.line + 1 if mark else None, field="", message=f"invalid YAML: {reason}")]
+        node, _ = yaml_safe.compose(yaml_safe.read_text(path, MAX_BYTES))
+    except yaml_safe.YamlProblem as exc:
+        return {}, [Problem(file=name, line=exc.line, field="", message=exc.message)]
     if node is None:
         return {}, []
     if not isinstance(node, yaml.MappingNode):

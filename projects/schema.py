@@ -10,27 +10,38 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from media.profile import OutputProfile
 from media.music import Music
 from media.timeline import Edit, Transition
-from prompts.tokens import find_tokens
+from prompts.tokens import find_tokens, normalize
+
+MAX_LINE_CHARS = 1000   # one field of text; the rendered prompt has its own limit (2000)
 
 
 def _no_tokens(value: str | None) -> str | None:
-    if value and (found := find_tokens(value)):
+    """NFKC-normalise user text, then refuse anything a tokenizer would read as a token."""
+    if not value:
+        return value
+    value = normalize(value)
+    if found := find_tokens(value):
         raise ValueError(
-            f"contains the prompt token {found[0]!r}; write plain text, templates add the tokens"
+            f"contains the prompt token {found[0]!r} (after Unicode normalisation); "
+            "write plain text, templates add the tokens"
         )
     return value
 
 
-PlainText = Annotated[str, AfterValidator(_no_tokens)]
+PlainText = Annotated[str, Field(max_length=MAX_LINE_CHARS), AfterValidator(_no_tokens)]
 MAX_TAKES = 16
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """No unknown keys and no coercion (``duration: true`` is not 1 s, ``title: 12`` not text)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Output(OutputProfile):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
     subtitles: Literal["none", "srt", "vtt", "burn"] = "srt"
 
 

@@ -12,10 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel
 
 from prompts import tokens
+from prompts.sandbox import LimitedSandbox, ProjectLoader, TemplateBudget, render_limited
 from reelflow.errors import InputError
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -23,7 +23,15 @@ MAX_PROMPT_CHARS = 2000
 
 
 class PromptError(InputError):
-    """A template failed to render or rendered an invalid prompt."""
+    """A template failed to render or rendered an invalid prompt.
+
+    ``kind``: "template" (the template itself is at fault: every scene would repeat it),
+    "prompt" (the rendered prompt breaks the token rules) or "length" (too long).
+    """
+
+    def __init__(self, message: str, kind: str = "template"):
+        super().__init__(message)
+        self.kind = kind
 
 
 class RenderedPrompt(BaseModel):
@@ -48,16 +56,13 @@ def _configure(env: jinja2.Environment) -> jinja2.Environment:
 
 
 @lru_cache
-def _env(folder: str, sandboxed: bool) -> jinja2.Environment:
-    cls = SandboxedEnvironment if sandboxed else jinja2.Environment
-    env = cls(
-        loader=jinja2.FileSystemLoader(folder),
-        undefined=jinja2.StrictUndefined,
-        finalize=_finalize,
-        autoescape=False,
-        keep_trailing_newline=False,
-    )
-    return _configure(env)
+def _env(folder: str, sandboxed: bool, root: str) -> jinja2.Environment:
+    options = dict(undefined=jinja2.StrictUndefined, finalize=_finalize, autoescape=False, keep_trailing_newline=False)
+    if not sandboxed:
+        return _configure(jinja2.Environment(loader=jinja2.FileSystemLoader(folder), **options))
+    env = _configure(LimitedSandbox(loader=ProjectLoader(Path(folder), Path(root)), **options))
+    env.wrap_filters()
+    return env
 
 
 def dialect_for(model: str | None) -> str:
@@ -89,21 +94,32 @@ def render_scene_prompt(
     duration: float,
     max_words_per_second: float = 3.0,
     max_chars: int = MAX_PROMPT_CHARS,
+    root: Path | None = None,
 ) -> RenderedPrompt:
-    """Render ``template`` with ``context`` (plain dicts), validate it, check the speech pace."""
+    """Render ``template`` with ``context`` (plain dicts), validate it, check the speech pace.
+
+    A sandboxed (project) template may only read files inside ``root`` (default: its folder).
+    """
     dialect = dialect_for(model)
     try:
-        tmpl = _env(str(template.parent), sandboxed).get_template(template.name)
-        prompt = " ".join(tmpl.render(**context).split())
+        env = _env(str(template.parent), sandboxed, str(root or template.parent))
+        tmpl = env.get_template(template.name)
+        text = render_limited(tmpl, context) if sandboxed else tmpl.render(**context)
+        prompt = " ".join(text.split())
     except jinja2.TemplateNotFound as exc:
-        raise PromptError(f"{template}: template not found") from exc
+        raise PromptError(f"{template}: template {exc.name or template.name} not found") from exc
     except jinja2.TemplateSyntaxError as exc:
         raise PromptError(f"{exc.filename or template}:{exc.lineno}: template syntax error: {exc.message}") from exc
+    except TemplateBudget as exc:
+        raise PromptError(f"{template}: scene {scene_id!r}: {exc}") from exc
     except (jinja2.UndefinedError, jinja2.exceptions.SecurityError) as exc:
         raise PromptError(f"{template}: scene {scene_id!r}: {exc}") from exc
+    except (TypeError, ValueError, ArithmeticError, LookupError, UnicodeError, jinja2.TemplateError) as exc:
+        raise PromptError(f"{template}: scene {scene_id!r}: the template failed: {type(exc).__name__}: {exc}"[:300]) from exc
     problems = tokens.validate_prompt(prompt, dialect, max_chars)
     if problems:
-        raise PromptError(f"{template}: scene {scene_id!r}: " + "; ".join(problems))
+        kind = "length" if all(p.startswith("prompt is ") for p in problems) else "prompt"
+        raise PromptError(f"{template}: scene {scene_id!r}: " + "; ".join(problems), kind=kind)
     words, rate = speech_rate(speech, duration)
     warnings = []
     if rate > max_words_per_second:

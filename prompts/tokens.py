@@ -10,6 +10,7 @@ Two dialects:
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from pydantic import BaseModel
 
@@ -28,15 +29,21 @@ class TokenText(str):
     """A string produced by a token filter: trusted, not scrubbed again."""
 
 
+def normalize(text: str) -> str:
+    """NFKC: look-alikes (``＜S＞``, ``﹤S﹥``, ``Audio：``) become what a tokenizer would see."""
+    return unicodedata.normalize("NFKC", text)
+
+
 def find_tokens(text: str) -> list[str]:
-    """Token-like fragments in user text (``<S>``, ``</AUDCAP >``, ...), as written."""
-    found = [m.group(0) for m in _TOKEN_RE.finditer(text or "")]
-    return found
+    """Token-like fragments in user text (``<S>``, ``</AUDCAP >``, ``Audio:``), after NFKC."""
+    value = normalize(text or "")
+    found = [m.group(0) for m in _TOKEN_RE.finditer(value)]
+    return found + [m.group(0) for m in _AUDIO_LABEL_RE.finditer(value)]
 
 
 def scrub(text: object) -> str:
     """Make user text inert: no token can be opened or closed, no ``Audio:`` label forged."""
-    value = "" if text is None else str(text)
+    value = normalize("" if text is None else str(text))
     value = _TOKEN_RE.sub(" ", value)
     value = _AUDIO_LABEL_RE.sub("audio -", value)
     value = value.replace("<", "‹").replace(">", "›")

@@ -45,7 +45,7 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
     rendered = render_scene_prompt(
         scene_id=scene.id, template=template, sandboxed=sandboxed, model=spec.model,
         context=scene_context(project, scene), speech=scene.speech, duration=duration,
-        max_words_per_second=max_wps,
+        max_words_per_second=max_wps, root=root,
     )
     character = project.characters.get(scene.character) if scene.character else None
     out = project.output

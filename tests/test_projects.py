@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from projects import ProjectError, load_project
 from reelflow.cli import app
 from tests.conftest import DEMO
+from tests.media import marked_clip
 
 runner = CliRunner()
 
@@ -107,7 +108,8 @@ def test_every_problem_is_listed_at_once(tmp_path):
     folder = write_spec(tmp_path / "p", yaml.safe_dump(data))
     result = runner.invoke(app, ["validate", str(folder)])
     assert result.exit_code == 2
-    assert len([line for line in result.output.splitlines() if line.strip()]) == 2  # schema errors first
+    # schema and semantic problems together, in one pass
+    assert len([line for line in result.output.splitlines() if line.strip()]) == 3
 
 
 def test_missing_project_folder_is_a_clear_error(tmp_path):
@@ -127,6 +129,6 @@ def test_speech_too_fast_for_the_clip_warns_with_numbers(tmp_path):
 def test_footage_scene_needs_no_character(tmp_path):
     folder = write_spec(tmp_path / "p", GOOD + "  - id: broll\n    footage: clips/b.mp4\n")
     (folder / "clips").mkdir()
-    (folder / "clips" / "b.mp4").write_bytes(b"x")
+    marked_clip(folder / "clips" / "b.mp4", width=64, height=64, fps=24, seconds=0.5)
     project = load_project(folder)
     assert project.scenes[1].footage == "clips/b.mp4"

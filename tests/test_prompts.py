@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from reelflow.errors import InputError
 from typer.testing import CliRunner
 
 from projects import load_project
@@ -81,14 +83,14 @@ def test_project_template_is_sandboxed(tmp_path, demo_copy):
     (demo_copy / "evil.j2").write_text("{{ scene.__class__.__mro__ }}")
     spec = (demo_copy / "project.yaml").read_text().replace("template: null", "")
     (demo_copy / "project.yaml").write_text(spec + "template: evil.j2\n")
-    with pytest.raises(PromptError, match="unsafe|access"):
+    with pytest.raises(InputError, match="unsafe|access"):   # found when the project is loaded
         plan_project(load_project(demo_copy))
 
 
 def test_project_template_with_undefined_name_names_the_scene(demo_copy):
     (demo_copy / "mine.j2").write_text("{{ scene.action }} {{ nope }}")
     (demo_copy / "project.yaml").write_text((demo_copy / "project.yaml").read_text() + "template: mine.j2\n")
-    with pytest.raises(PromptError, match="scene 'intro'.*nope"):
+    with pytest.raises(InputError, match="scene 'intro'.*nope"):
         plan_project(load_project(demo_copy))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from media.probe import audio_samples, probe
+from media.whitelist import DEMUXERS
 from media.stitch import concat_list, filter_escape, integrated_loudness, loudnorm_filter, normalize_args
 from media.probe import MediaInfo
 from projects.schema import Output
@@ -124,7 +125,7 @@ def test_crop_fit_fills_the_frame(mixed_clips, tmp_path):
 def test_normalize_args_are_pure_and_pad_missing_audio():
     info = MediaInfo(path="in.mp4", duration=3, width=720, height=720, fps=24, video_codec="h264")
     args = normalize_args("in.mp4", info, PROFILE, 72, "out.mov")
-    assert args[:2] == ["-i", "in.mp4"]
+    assert args[:6] == ["-protocol_whitelist", "file", "-format_whitelist", DEMUXERS, "-i", "in.mp4"]
     assert "anullsrc=r=48000:cl=stereo" in args
     graph = args[args.index("-filter_complex") + 1]
     assert "atrim=end_sample=144000" in graph and "pad=576:896" in graph

@@ -1,0 +1,110 @@
+"""Semantic checks of a production that schema validation cannot make.
+
+They run on the raw YAML data, so they are reported together with schema problems in one
+pass: files resolve inside the project folder (symlinks followed) and are media of an
+allowed kind and size; characters, voices and scene ids are consistent; engine and
+fallback names exist ("did you mean"); engine params are what the engine declares.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from media.tts import check_voice
+
+Found = list[tuple[tuple, str]]
+
+
+def inside(root: Path, rel: str) -> Path | None:
+    """Resolve ``rel`` inside ``root`` (symlinks followed); None if absolute or outside."""
+    if not rel or Path(rel).is_absolute() or "\x00" in rel:
+        return None
+    target = (root / rel).resolve()
+    return target if target.is_relative_to(root.resolve()) else None
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _file(found: Found, root: Path, loc: tuple, rel: Any, kind: str) -> None:
+    """A file the production names: inside the folder, present, and media of ``kind``."""
+    from media.whitelist import check_image, check_media
+
+    if not isinstance(rel, str):
+        return
+    target = inside(root, rel)
+    if target is None:
+        found.append((loc, f"{rel!r} is outside the project folder; use a path inside it"))
+    elif not target.is_file():
+        found.append((loc, f"file {rel!r} not found in the project folder"))
+    elif kind == "image":
+        if message := check_image(target):
+            found.append((loc, f"{rel!r}: {message}"))
+    elif kind in ("audio", "video"):
+        if message := check_media(target, kind):
+            found.append((loc, f"{rel!r}: {message}"))
+
+
+def _engine(found: Found, loc: tuple, spec: Any) -> None:
+    from engines import registry
+    from engines.params import check_params, suggest
+
+    spec = _dict(spec)
+    known = registry.names()
+    name = spec.get("name", "animatic")
+    if isinstance(name, str) and name not in known:
+        found.append(((*loc, "name"), suggest(name, known)))
+    fallback = spec.get("fallback")
+    for i, other in enumerate(fallback if isinstance(fallback, list) else []):
+        if isinstance(other, str) and other not in known:
+            found.append(((*loc, "fallback", i), suggest(other, known)))
+    params = spec.get("params")
+    if isinstance(params, dict) and isinstance(name, str):
+        for key, message in check_params(name, params):
+            found.append(((*loc, "params", *key.split(".")), message))
+
+
+def semantic_problems(data: dict, root: Path) -> Found:
+    """(location, message) for every semantic problem found in raw spec data."""
+    found: Found = []
+    if isinstance(data.get("template"), str):
+        _file(found, root, ("template",), data["template"], "template")
+    music = data.get("music")
+    if isinstance(music, dict):
+        _file(found, root, ("music", "file"), music.get("file"), "audio")
+    characters = _dict(data.get("characters"))
+    for slug, character in characters.items():
+        character = _dict(character)
+        _file(found, root, ("characters", slug, "image"), character.get("image"), "image")
+        if isinstance(character.get("voice"), str) and (message := check_voice(character["voice"])):
+            found.append((("characters", slug, "voice"), message))
+    if "engine" in data:
+        _engine(found, ("engine",), data["engine"])
+    scenes = data.get("scenes")
+    seen: set[str] = set()
+    for i, scene in enumerate(scenes if isinstance(scenes, list) else []):
+        scene = _dict(scene)
+        sid = scene.get("id")
+        if isinstance(sid, str):
+            if sid in seen:
+                found.append((("scenes", i, "id"), f"duplicate scene id {sid!r}"))
+            seen.add(sid)
+        for field in ("character",):
+            who = scene.get(field)
+            if isinstance(who, str) and who not in characters:
+                known = ", ".join(sorted(map(str, characters))) or "none defined"
+                found.append((("scenes", i, field), f"unknown character {who!r} (known: {known})"))
+        partner = _dict(scene.get("speaker2")).get("character")
+        if isinstance(partner, str) and partner not in characters:
+            found.append((("scenes", i, "speaker2", "character"), f"unknown character {partner!r}"))
+        if scene.get("footage") is None and not (scene.get("action") or scene.get("character")):
+            found.append((("scenes", i), "a scene needs an action or a character (or footage)"))
+        _file(found, root, ("scenes", i, "audio"), scene.get("audio"), "audio")
+        _file(found, root, ("scenes", i, "footage"), scene.get("footage"), "video")
+        if scene.get("footage") is not None and scene.get("takes") not in (None, 1):
+            found.append((("scenes", i, "takes"), "a footage scene has one take"))
+        if "engine" in scene and scene["engine"] is not None:
+            _engine(found, ("scenes", i, "engine"), scene["engine"])
+    return found

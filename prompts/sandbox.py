@@ -1,0 +1,184 @@
+"""The Jinja environment for templates that come inside a production folder.
+
+A project's template is untrusted code. On top of Jinja's sandbox (no private attributes,
+no unsafe methods) every render here runs under budgets, each ending in one PromptError line:
+
+* **files**: ``{% include %}``/``{% import %}``/``{% extends %}`` resolve inside the project
+  folder, symlinks followed; anything that lands outside is "not found";
+* **arithmetic**: ``**``, ``*``, ``+``, ``%`` and calls are intercepted; a power, repetition
+  or number whose result would exceed the limits is refused before it is computed
+  (``10**(10**9)``, ``'ab'*10**9``, ``'a'.center(10**9)``); Jinja does not constant-fold
+  intercepted operators, so this holds at compile time too;
+* **loops and time**: ``range`` yields at most ``MAX_RANGE`` items and every item, call,
+  attribute lookup and filter checks a deadline (``TIME_LIMIT`` seconds per render), so
+  nested loops and runaway macro recursion stop; ``lipsum`` is gone;
+* **output**: rendering streams and stops past ``MAX_OUTPUT`` characters.
+
+The checks are cooperative (they run in the rendering thread, which cannot be killed), so
+every way a template can spend time goes through one of them: loops only iterate what the
+sandbox produced (bounded ranges and strings) or the scene's small context.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
+
+MAX_RANGE = 10_000
+MAX_OUTPUT = 100_000          # characters of rendered text (and of any string a template builds)
+MAX_INT_BITS = 256
+MAX_TEMPLATE_BYTES = 64 * 1024
+TIME_LIMIT = 2.0
+
+
+class TemplateBudget(SecurityError):
+    """A project template went over a time, size or arithmetic limit."""
+
+
+_STATE = threading.local()
+
+
+def _check_time() -> None:
+    deadline = getattr(_STATE, "deadline", None)
+    if deadline is not None and time.monotonic() > deadline:
+        raise TemplateBudget(f"the template ran longer than {TIME_LIMIT:g} s")
+
+
+def _sized(value: Any) -> int:
+    return len(value) if isinstance(value, (str, bytes, list, tuple)) else 0
+
+
+def _check_value(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+        raise TemplateBudget(f"a number in the template is larger than {MAX_INT_BITS} bits")
+    if _sized(value) > MAX_OUTPUT:
+        raise TemplateBudget(f"a value in the template is longer than {MAX_OUTPUT} items")
+    return value
+
+
+def _check_args(args: tuple, kwargs: dict) -> None:
+    for arg in (*args, *kwargs.values()):
+        if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_OUTPUT:
+            raise TemplateBudget(f"the number {arg if abs(arg) < 10**12 else 'given'} is too large for a template call")
+        _check_value(arg)
+
+
+def limited_range(*args: int):
+    """``range`` with at most MAX_RANGE items, checking the deadline at every item."""
+    _check_args(args, {})
+    items = range(*args)
+    if len(items) > MAX_RANGE:
+        raise TemplateBudget(f"range() of {len(items)} items; templates may loop at most {MAX_RANGE} times")
+    for item in items:
+        _check_time()
+        yield item
+
+
+def _guard(fn):
+    @functools.wraps(fn)
+    def guarded(*args, **kwargs):
+        _check_time()
+        _check_args(args[1:], kwargs)
+        return _check_value(fn(*args, **kwargs))
+    return guarded
+
+
+class ProjectLoader(jinja2.FileSystemLoader):
+    """Templates from ``folder``; every name must resolve (symlinks followed) inside ``root``."""
+
+    def __init__(self, folder: Path, root: Path):
+        super().__init__(str(folder), followlinks=False)
+        self.root = root.resolve()
+
+    def get_source(self, environment, template):
+        pieces = jinja2.loaders.split_template_path(template)
+        for base in self.searchpath:
+            path = Path(base, *pieces).resolve()
+            if not path.is_relative_to(self.root):
+                raise jinja2.TemplateNotFound(f"{template} (resolves outside the project folder)")
+            if path.is_file():
+                if path.stat().st_size > MAX_TEMPLATE_BYTES:
+                    raise TemplateBudget(f"template {template} is over {MAX_TEMPLATE_BYTES} bytes")
+                text = path.read_text(encoding="utf-8")
+                mtime = path.stat().st_mtime
+                return text, str(path), lambda: path.is_file() and path.stat().st_mtime == mtime
+        raise jinja2.TemplateNotFound(template)
+
+    def list_templates(self):   # pragma: no cover - never used with project templates
+        return []
+
+
+class LimitedSandbox(SandboxedEnvironment):
+    intercepted_binops = frozenset({"**", "*", "+", "%", "//"})
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.globals.pop("lipsum", None)
+        self.globals["range"] = limited_range
+
+    def wrap_filters(self) -> None:
+        self.filters = {name: _guard(fn) for name, fn in self.filters.items()}
+
+    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+        _check_time()
+        numbers = all(isinstance(v, (int, float)) for v in (left, right))
+        if operator == "**" and numbers:
+            if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
+                if abs(left).bit_length() * right > MAX_INT_BITS:
+                    raise TemplateBudget(f"{left} ** {right} is too large for a template")
+            elif isinstance(right, (int, float)) and abs(right) > 1024:
+                raise TemplateBudget("the exponent is too large for a template")
+        elif operator == "*":
+            seq, count = (left, right) if isinstance(left, (str, bytes, list, tuple)) else (right, left)
+            if isinstance(seq, (str, bytes, list, tuple)) and isinstance(count, int):
+                if len(seq) * count > MAX_OUTPUT:
+                    raise TemplateBudget(f"repeating {len(seq)} items {count} times is over the limit of {MAX_OUTPUT}")
+            elif numbers and isinstance(left, int) and isinstance(right, int):
+                if left.bit_length() + right.bit_length() > MAX_INT_BITS:
+                    raise TemplateBudget("the product is too large for a template")
+        elif operator == "+" and _sized(left) + _sized(right) > MAX_OUTPUT:
+            raise TemplateBudget(f"the joined text is over the limit of {MAX_OUTPUT} characters")
+        elif operator == "%" and isinstance(left, str):
+            raise TemplateBudget("'%' string formatting is not allowed in project templates; use the format filters")
+        return _check_value(super().call_binop(context, operator, left, right))
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 - Jinja's own signature
+        _check_time()
+        _check_args(args, kwargs)
+        return _check_value(super().call(__context, __obj, *args, **kwargs))
+
+    def getattr(self, obj, attribute):
+        _check_time()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj, argument):
+        _check_time()
+        return super().getitem(obj, argument)
+
+
+def render_limited(tmpl: jinja2.Template, context: dict) -> str:
+    """Render a project template under the time and output budgets."""
+    _STATE.deadline = time.monotonic() + TIME_LIMIT
+    out: list[str] = []
+    size = 0
+    try:
+        for chunk in tmpl.generate(**context):
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise TemplateBudget(f"the template's output is over {MAX_OUTPUT} characters")
+            out.append(chunk)
+            _check_time()
+    except RecursionError:
+        raise TemplateBudget("the template recursed too deeply") from None
+    except (OverflowError, MemoryError) as exc:
+        raise TemplateBudget(f"the template went over a limit ({type(exc).__name__})") from None
+    finally:
+        _STATE.deadline = None
+    return "".join(out)
