@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from media import ffmpeg
 from media.probe import probe
 from media.timeline import Edit, Transition, build_timeline
 from media.transitions import audio_graph, plan_segments
@@ -208,7 +209,7 @@ def test_music_must_be_a_file_inside_the_project(tmp_path):
 
     folder = tmp_path / "p"
     (folder / "audio").mkdir(parents=True)
-    (folder / "audio" / "bed.mp3").write_bytes(b"")
+    ffmpeg.run(["-f", "lavfi", "-i", "sine=d=0.3", str(folder / "audio" / "bed.mp3")])   # media is probed
     base = "title: T\nscenes:\n  - id: a\n    action: x\n"
     (folder / "project.yaml").write_text(base + "music:\n  file: ../bed.mp3\n")
     with pytest.raises(ProjectError, match=r"project.yaml:6: music.file: '../bed.mp3' is outside"):
