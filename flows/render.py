@@ -6,6 +6,7 @@ import secrets
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Annotated
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -13,7 +14,10 @@ from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from pydantic import WithJsonSchema
+
 from engines import EngineInputError, falls_back
+from engines.registry import names as engine_names
 from projects import project_dir_of
 from reelflow.secrets import redact
 from reelflow.settings import get_settings
@@ -25,11 +29,17 @@ from tasks.limits import ensure_engine_limits
 from tasks.manifest import publish_manifest, scene_cuts
 from tasks.models import ClipPlan, ClipRef, RenderResult
 from tasks.project import find_projects, load_spec, plan_clips, reuse_stored
-from tasks.publish import publish_artifacts
+from tasks.publish import publish_artifacts, publish_storyboard
 from tasks.speech import synthesize_speech
 from tasks.stitch import normalize_clip, stitch_clips
 from tasks.takes import TakeBook, cut_of, plan_takes, record_picks, take_refs
 from reelflow.errors import RenderError
+
+
+# The deployment form offers the registered engines as a dropdown; the value stays a plain
+# string so an engine registered at run time (a plugin) still works and an unknown name gets
+# the registry's own message.
+EngineChoice = Annotated[str, WithJsonSchema({"type": "string", "enum": engine_names()})]
 
 
 class RenderFailed(RenderError):
@@ -90,12 +100,17 @@ def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> l
 
 
 @flow(flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
-def render_project(project: str, engine: str | None = None, scenes: list[str] | None = None,
+def render_project(project: str, engine: EngineChoice | None = None, scenes: list[str] | None = None,
                    takes: int | None = None, redo: list[str] | None = None) -> RenderResult:
     """Render a production folder (``projects/<slug>``) into one stitched video.
 
-    ``takes``: clips per generated scene (overrides each scene's ``takes``); ``redo``: scenes that
-    get one new take, which is picked (saved to picks.yaml).
+    Args:
+        project: The production folder (projects/<slug>, holding project.yaml), relative to the
+            worker's working directory, or the path of its project.yaml.
+        engine: Engine for every generated scene; empty: each scene's engine from project.yaml.
+        scenes: Render only these scene ids (a quick preview); empty: every scene.
+        takes: Clips per generated scene (overrides each scene's takes); empty: the scene's own.
+        redo: Scenes that get one new take, which is picked (saved to picks.yaml).
     """
     logger = get_run_logger()
     spec = load_spec(project)
@@ -104,6 +119,7 @@ def render_project(project: str, engine: str | None = None, scenes: list[str] | 
     ensure_engine_limits(sorted({p.engine for chain in chains for p in chain if p.engine}))
     render_id = new_render_id()
     open_render(spec, render_id, engine, len(book.picked))
+    publish_storyboard(spec, chains, book.picked, render_id)
     events.emit("plan", total=len(chains), slug=spec.slug, render_id=render_id)
     progress_id = create_progress_artifact(0.0, description=f"Clips of {spec.slug} landed")
     try:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
-from projects import Project, load_project
+from projects import Project, load_project, project_dir_of
+from reelflow.errors import InputError
 from reelflow.settings import get_settings
 from tasks.models import ClipPlan
 from storage import open_store
@@ -19,9 +20,20 @@ def find_projects(root: str) -> list[str]:
     return [str(p.parent) for p in sorted(Path(root).glob("*/project.yaml"))]
 
 
+class ProjectNotFound(InputError):
+    """The project path names no folder (a typo, or a worker started elsewhere)."""
+
+
+def check_project_path(project: str) -> None:
+    if not Path(project).exists() or not project_dir_of(project)[0].is_dir():
+        raise ProjectNotFound(f"project {project!r}: no such folder (looked in {Path.cwd()}); "
+                              f"give a production folder holding project.yaml, e.g. projects/demo")
+
+
 @task(task_run_name="load-{project}")
 def load_spec(project: str) -> Project:
     """Load and validate ``project.yaml`` (every problem in one error)."""
+    check_project_path(project)
     return load_project(project)
 
 

@@ -1,11 +1,37 @@
-"""Prefect artifacts for a render: storyboard table, progress, final report."""
+"""Prefect artifacts for a render: the storyboard at its start, the clip table and the report.
+
+Every link in them opens in a browser: ``REELFLOW_PUBLIC_URL`` + key when set (``reelflow
+serve``), presigned for S3. A local store nobody serves gets no links (a path in the UI is a
+404): the report then shows the contact sheet inline and says how to open the video.
+"""
 
 from __future__ import annotations
 
-from prefect import task
+import base64
+import io
+import re
+import tempfile
+from pathlib import Path
+
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from tasks.models import ClipRef, RenderResult
+from projects import Project
+from reelflow.settings import get_settings
+from storage import ClipStore, open_store
+from storage.links import browser_link, review_link
+from tasks.models import ClipPlan, ClipRef, RenderResult
+
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
+
+
+def md(text: str | None) -> str:
+    """User text made inert in markdown: one line, every markup character escaped."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join((text or "").split()))
+
+
+def artifact_key(slug: str, what: str) -> str:
+    return f"render-{slug}-{what}".lower().replace("_", "-")
 
 
 def storyboard_rows(clips: list[ClipRef], links: dict[str, str] | None = None) -> list[dict]:
@@ -24,23 +50,108 @@ def storyboard_rows(clips: list[ClipRef], links: dict[str, str] | None = None) -
     ]
 
 
-@task(task_run_name="publish-{result.slug}")
-def publish_artifacts(result: RenderResult) -> None:
-    """Publish the storyboard table and a markdown report of the render."""
-    key = f"render-{result.slug}".lower().replace("_", "-")
-    create_table_artifact(storyboard_rows(result.clips, result.links), key=f"{key}-storyboard",
-                          description=f"Clips of {result.slug}, render {result.render_id}")
-    lines = [
-        f"# {result.slug} — render {result.render_id}",
-        "",
-        f"- video: [{result.video_key}]({result.video})",
+def inline_jpeg(store: ClipStore, key: str, width: int = 720, quality: int = 72) -> str | None:
+    """A stored image as a small JPEG data URI (Prefect's UI renders it inside the markdown)."""
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory(dir=_work_dir()) as tmp:
+        with Image.open(store.fetch(key, tmp)) as img:
+            img = img.convert("RGB")
+            img.thumbnail((width, width * 4), Image.Resampling.BILINEAR)
+            buf = io.BytesIO()
+            img.save(buf, "JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _work_dir() -> Path:
+    work = Path(get_settings().work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def how_to_open(store: ClipStore, key: str) -> str:
+    """The line a report shows when the store has no browser link."""
+    return (f"`{store.url(key)}` — to open it in a browser, run `reelflow serve` on this machine "
+            f"and set `REELFLOW_PUBLIC_URL=http://127.0.0.1:8765` for renders (links then open here)")
+
+
+def storyboard_markdown(spec: Project, plans: list[ClipPlan], summary: str, store: ClipStore,
+                        prefix: str, public_url: str | None) -> str:
+    png, page = f"{prefix}/storyboard.png", f"{prefix}/storyboard.html"
+    lines = [f"# {md(spec.title)} — storyboard", "", md(summary), ""]
+    png_link, page_link = browser_link(store, png, public_url), browser_link(store, page, public_url)
+    review = review_link(spec.slug, prefix.rsplit("/", 1)[-1], public_url)
+    if page_link:
+        lines.append(f"[Open the storyboard page]({page_link})" + (f" · [review page]({review})" if review else ""))
+    lines += ["", f"![storyboard]({png_link or inline_jpeg(store, png, width=960)})", ""]
+    lines += ["| # | scene | engine | speech |", "| --- | --- | --- | --- |"]
+    for i, plan in enumerate(plans):
+        engine = " · ".join(x for x in (plan.engine or "footage", plan.model) if x)
+        lines.append(f"| {i + 1} | {md(plan.scene_id)} | {md(engine)} | {md(plan.subtitle)} |")
+    warnings = [w for p in plans for w in p.warnings]
+    if warnings:
+        lines += ["", "## Warnings", *[f"- {md(w)}" for w in warnings]]
+    return "\n".join(lines)
+
+
+@task(task_run_name="storyboard-{spec.slug}")
+def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict[str, int], render_id: str) -> str | None:
+    """Draw the storyboard, store it beside the render and show it as an artifact (before any clip)."""
+    from storage.catalog import open_catalog
+    from tasks.cost import estimate_chains
+    from tasks.storyboard import panels, per_scene, picked_chains, summary, write_storyboard
+
+    settings = get_settings()
+    store = open_store(settings.storage)
+    prefix = f"renders/{spec.slug}/{render_id}"
+    try:
+        costs = estimate_chains(chains, store, open_catalog(settings.database_url), settings)
+        with tempfile.TemporaryDirectory(dir=_work_dir()) as tmp:
+            png, page = write_storyboard(spec, chains, costs, tmp, picked)
+            store.put_file(f"{prefix}/storyboard.html", page)
+            store.put_file(f"{prefix}/storyboard.png", png)
+        shown = picked_chains(chains, picked)
+        line = summary(panels(spec, shown, per_scene(costs)), costs)
+    except Exception as exc:  # noqa: BLE001 - a storyboard never costs the render itself
+        get_run_logger().warning("no storyboard for %s: %s", spec.slug, exc)
+        return None
+    text = storyboard_markdown(spec, [c[0] for c in shown], line, store, prefix, settings.public_url)
+    return str(create_markdown_artifact(text, key=artifact_key(spec.slug, "storyboard"),
+                                        description=f"Storyboard of {spec.slug}, render {render_id}"))
+
+
+def report_markdown(result: RenderResult, store: ClipStore, public_url: str | None) -> str:
+    prefix = result.video_key.rsplit("/", 1)[0]
+    link = lambda key: browser_link(store, key, public_url)  # noqa: E731
+    video = link(result.video_key)
+    lines = [f"# {md(result.slug)} — render {result.render_id}", ""]
+    lines.append(f"- video: [final.mp4]({video})" if video else f"- video: {how_to_open(store, result.video_key)}")
+    if review := review_link(result.slug, result.render_id, public_url):
+        lines.append(f"- review page (takes side by side): [{result.render_id}]({review})")
+    lines += [
         f"- duration: {result.duration:.2f} s",
         f"- clips generated: {result.generated}, reused: {result.reused}",
     ]
-    if result.subtitles:
-        lines.append(f"- subtitles: `{result.subtitles}`")
-    if result.contact_sheet:
-        lines += ["", f"![contact sheet]({result.contact_sheet})"]
+    files = set(store.list(prefix + "/"))
+    for name, label in (("final.srt", "subtitles"), ("final.vtt", "subtitles"), ("storyboard.html", "storyboard")):
+        key = f"{prefix}/{name}"
+        if key in files:
+            lines.append(f"- {label}: " + (f"[{name}]({link(key)})" if link(key) else f"`{store.url(key)}`"))
+    sheet = f"{prefix}/contact-sheet.png"
+    if sheet in files:
+        lines += ["", f"![contact sheet]({link(sheet) or inline_jpeg(store, sheet)})"]
     if result.warnings:
-        lines += ["", "## Warnings", *[f"- {w}" for w in result.warnings]]
-    create_markdown_artifact("\n".join(lines), key=f"{key}-report", description="Render report")
+        lines += ["", "## Warnings", *[f"- {md(w)}" for w in result.warnings]]
+    return "\n".join(lines)
+
+
+@task(task_run_name="publish-{result.slug}")
+def publish_artifacts(result: RenderResult) -> None:
+    """Publish the clip table and a markdown report of the render whose links open."""
+    settings = get_settings()
+    store = open_store(settings.storage)
+    links = {c.scene_id: link for c in result.clips if (link := browser_link(store, c.key, settings.public_url))}
+    create_table_artifact(storyboard_rows(result.clips, links), key=artifact_key(result.slug, "clips"),
+                          description=f"Clips of {result.slug}, render {result.render_id}")
+    create_markdown_artifact(report_markdown(result, store, settings.public_url),
+                             key=artifact_key(result.slug, "report"), description="Render report")

@@ -83,6 +83,20 @@ def panels(project: Project, chains: list[list[ClipPlan]], costs: list[SceneCost
     return result
 
 
+def per_scene(costs: list[SceneCost]) -> list[SceneCost]:
+    """Costs summed per scene (a scene with several takes has one row per take)."""
+    out: dict[str, SceneCost] = {}
+    for c in costs:
+        if c.scene_id in out:
+            prev = out[c.scene_id]
+            out[c.scene_id] = prev.model_copy(update={
+                "cached": prev.cached and c.cached, "engine_seconds": round(prev.engine_seconds + c.engine_seconds, 1),
+                "dollars": round(prev.dollars + c.dollars, 4)})
+        else:
+            out[c.scene_id] = c
+    return list(out.values())
+
+
 def summary(items: list[board.Panel], costs: list[SceneCost]) -> str:
     total = items[-1].end if items else 0.0
     to_make = [c for c in costs if not c.cached]
@@ -92,11 +106,15 @@ def summary(items: list[board.Panel], costs: list[SceneCost]) -> str:
 
 
 def write_storyboard(project: Project, chains: list[list[ClipPlan]], costs: list[SceneCost],
-                     out_dir: str | Path) -> tuple[Path, Path]:
-    """``storyboard.png`` and ``storyboard.html`` in ``out_dir``; returns their paths."""
+                     out_dir: str | Path, picked: dict[str, int] | None = None) -> tuple[Path, Path]:
+    """``storyboard.png`` and ``storyboard.html`` in ``out_dir``; returns their paths.
+
+    ``chains`` may hold several takes of a scene: the panel shows the picked one, the cost
+    counts every take to make."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    items = panels(project, chains, costs)
+    costs = per_scene(costs)
+    items = panels(project, picked_chains(chains, picked or {}), costs)
     title = f"{project.title} — storyboard"
     line = summary(items, costs)
     png = board.draw_png(items, title, line, out_dir / PNG_NAME)
@@ -104,15 +122,34 @@ def write_storyboard(project: Project, chains: list[list[ClipPlan]], costs: list
     return png, page
 
 
+def picked_chains(chains: list[list[ClipPlan]], picked: dict[str, int]) -> list[list[ClipPlan]]:
+    """One chain per scene, in scene order: the picked take's (take 1 if none is picked)."""
+    best: dict[str, list[ClipPlan]] = {}
+    for chain in chains:
+        scene_id, take = chain[0].scene_id, chain[0].take
+        if scene_id not in best or take == picked.get(scene_id, 1):
+            best[scene_id] = chain
+    return sorted(best.values(), key=lambda chain: chain[0].index)
+
+
 def plan_for_storyboard(project: Project, store: ClipStore, settings: Settings,
-                        engine: str | None = None) -> list[list[ClipPlan]]:
-    """The chains a render would use (speech as audio where needed, stored clips first)."""
+                        engine: str | None = None) -> tuple[list[list[ClipPlan]], dict[str, int]]:
+    """The chains a render would make (every take; speech as audio where needed; stored clips
+    first) and the picked take of each scene."""
     from tasks.plan import plan_project, prefer_stored
     from tasks.spoken import speech_folder, with_speech
 
     chains = plan_project(project, engine, None, settings.max_words_per_second)
     folder = speech_folder()
-    return prefer_stored([[with_speech(p, folder) for p in chain] for chain in chains], store.exists)
+    chains = [[with_speech(p, folder) for p in chain] for chain in chains]
+    if any((s.takes or 1) > 1 for s in project.scenes) or project.picks:
+        from tasks.takes import book_takes      # imports Prefect (~2 s): only when there are takes
+
+        book = book_takes(chains, project, store.exists)
+        chains, picked = book.chains, book.picked
+    else:
+        picked = {}
+    return prefer_stored(chains, store.exists), picked
 
 
 def make_storyboard(project: Project, store: ClipStore, settings: Settings, out_dir: str | Path,
@@ -120,6 +157,6 @@ def make_storyboard(project: Project, store: ClipStore, settings: Settings, out_
     """Plan, estimate and draw a production's storyboard; no engine is called."""
     from storage.catalog import open_catalog
 
-    chains = plan_for_storyboard(project, store, settings, engine)
+    chains, picked = plan_for_storyboard(project, store, settings, engine)
     costs = estimate_chains(chains, store, open_catalog(settings.database_url), settings)
-    return write_storyboard(project, chains, costs, out_dir)
+    return write_storyboard(project, chains, costs, out_dir, picked)

@@ -154,7 +154,7 @@ def test_mixed_footage_and_generated_scenes_stitch_to_the_profile(small_project,
     assert [c.attempts for c in result.clips[3:]] == [["footage: stored"]] * 3
 
 
-def test_artifacts_storyboard_progress_and_report(small_project, counting):
+def test_artifacts_storyboard_clips_progress_and_report(small_project, counting):
     import json
 
     from prefect.client.orchestration import get_client
@@ -165,15 +165,15 @@ def test_artifacts_storyboard_progress_and_report(small_project, counting):
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])))
-    by_type = {a.type: a for a in found}
-    table = by_type["table"].data
+    by_key = {a.key: a for a in found if a.key}
+    table = by_key["render-small-clips"].data
     rows = json.loads(table) if isinstance(table, str) else table
     assert [r["scene"] for r in rows] == ["s0", "s1", "s2"]
-    assert all(r["status"] == "generated" and r["engine"] == "animatic" and r["link"] for r in rows)
-    assert by_type["table"].key == "render-small-storyboard"
-    assert float(by_type["progress"].data) == 100.0
-    report = by_type["markdown"].data
-    assert result.video in report and f"![contact sheet]({result.contact_sheet})" in report
+    assert all(r["status"] == "generated" and r["engine"] == "animatic" for r in rows)
+    assert [float(a.data) for a in found if a.type == "progress"] == [100.0]
+    report = by_key["render-small-report"].data
+    assert result.video in report and "![contact sheet](data:image/jpeg;base64," in report
+    assert "Small — storyboard" in by_key["render-small-storyboard"].data
 
 
 def test_batch_renders_every_project_and_reports_failures(tmp_path, small_project, counting):

@@ -71,7 +71,8 @@ def test_panels_show_what_the_engine_starts_from_with_timing_cost_and_warnings(s
 
     project, settings = load_project(small_project), get_settings()
     store = open_store(settings.storage)
-    chains = plan_for_storyboard(project, store, settings)
+    chains, picked = plan_for_storyboard(project, store, settings)
+    assert picked == {}
     costs = estimate_chains(chains, store, open_catalog(settings.database_url), settings)
     items = panels(project, chains, costs)
     assert [(p.scene_id, p.engine, round(p.start, 3), round(p.end, 3)) for p in items] == [
@@ -107,3 +108,28 @@ def test_24_scenes_in_under_3_seconds_in_a_fresh_process(tmp_path):
     print(f"storyboard of 24 scenes: {wall:.2f} s wall, {cpu:.2f} s CPU")
     # CPU time is what the command costs; wall time also counts whatever else this machine runs.
     assert cpu < 3.0 and wall < 30.0
+
+
+def test_a_scene_with_takes_costs_every_take_and_shows_the_picked_one(small_project, tmp_path):
+    from projects import load_project
+    from reelflow.settings import get_settings
+    from storage import open_store
+    from storage.catalog import open_catalog
+    from tasks.cost import estimate_chains
+    from tasks.storyboard import panels, per_scene, picked_chains, plan_for_storyboard
+
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["engine"] = {"name": "runpod", "model": "ovi-1.1"}
+    spec["scenes"][0]["takes"] = 3
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    (small_project / "picks.yaml").write_text("s0: 2\n")
+    project, settings = load_project(small_project), get_settings()
+    store = open_store(settings.storage)
+    chains, picked = plan_for_storyboard(project, store, settings)
+    assert picked["s0"] == 2 and len(chains) == 5
+    costs = per_scene(estimate_chains(chains, store, open_catalog(settings.database_url), settings))
+    by_scene = {c.scene_id: c for c in costs}
+    assert by_scene["s0"].dollars == pytest.approx(3 * by_scene["s1"].dollars, abs=1e-3)
+    shown = picked_chains(chains, picked)
+    assert [(c[0].scene_id, c[0].take) for c in shown] == [("s0", 2), ("s1", 1), ("s2", 1)]
+    assert len(panels(project, shown, costs)) == 3

@@ -1,0 +1,34 @@
+"""The deployment form: engine is a dropdown of registered engines, parameters are described,
+and a wrong project path fails the run with one clear line."""
+
+from __future__ import annotations
+
+import pytest
+
+from engines.registry import names
+from flows.render import render_project
+
+
+def test_deployment_schema_offers_engines_and_describes_parameters():
+    from prefect.utilities.callables import parameter_schema
+
+    # What `prefect deploy` sends as the deployment's parameter_openapi_schema (the UI's form).
+    schema = parameter_schema(render_project).model_dump_for_openapi()
+    props = schema["properties"]
+    choices = [branch for branch in props["engine"]["anyOf"] if "enum" in branch]
+    assert choices == [{"type": "string", "enum": names()}]
+    assert {"type": "null"} in props["engine"]["anyOf"] and props["engine"]["default"] is None
+    assert {"animatic", "local", "runpod", "hf-space"} <= set(names())
+    assert "production folder" in props["project"]["description"]
+    assert "project.yaml" in props["engine"]["description"]
+    assert "preview" in props["scenes"]["description"]
+    assert schema["required"] == ["project"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_wrong_project_path_fails_the_run_with_one_clear_line(tmp_path, counting):
+    state = render_project(str(tmp_path / "nope"), return_state=True)
+    assert state.is_failed()
+    assert f"project '{tmp_path / 'nope'}': no such folder" in state.message
+    assert len(state.message.strip().splitlines()) == 1
+    assert counting.calls == []
