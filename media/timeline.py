@@ -19,6 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from media.cards import Card
 from media.music import Music
 
 TransitionType = Literal["cut", "crossfade", "dip"]
@@ -42,6 +43,7 @@ class Item(BaseModel):
     start: int = 0              # first frame in the final video
     speech: str | None = None
     chapter: str | None = None  # chapter label (default: the scene id)
+    kind: Literal["clip", "card"] = "clip"
 
     @property
     def end(self) -> int:
@@ -174,11 +176,13 @@ class Edit(BaseModel):
     transitions: dict[str, Transition] = Field(default_factory=dict)   # scene id -> the join into it
     chapters: dict[str, str] = Field(default_factory=dict)             # scene id -> chapter label
     music: Music | None = None                                         # its file an absolute path
+    title_card: Card | None = None                                     # image paths absolute
+    end_card: Card | None = None
 
 
 def timeline_for(clips: list, rate: Fraction, audio_rate: int, edit: Edit | None = None) -> Timeline:
     """The timeline of normalised clips (objects with scene_id, key, frames, speech) under ``edit``."""
     edit = edit or Edit()
     rows = [dict(scene_id=c.scene_id, key=c.key, frames=c.frames, speech=c.speech,
-                 chapter=edit.chapters.get(c.scene_id)) for c in clips]
+                 chapter=edit.chapters.get(c.scene_id), kind="card" if c.index < 0 else "clip") for c in clips]
     return build_timeline(rows, rate, audio_rate, edit.transition, edit.transitions)

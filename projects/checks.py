@@ -74,6 +74,10 @@ def semantic_problems(data: dict, root: Path) -> Found:
     music = data.get("music")
     if isinstance(music, dict):
         _file(found, root, ("music", "file"), music.get("file"), "audio")
+    for which in ("title_card", "end_card"):
+        card = data.get(which)
+        if isinstance(card, dict):
+            _file(found, root, (which, "image"), card.get("image"), "image")
     characters = _dict(data.get("characters"))
     for slug, character in characters.items():
         character = _dict(character)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from media.profile import OutputProfile
+from media.cards import Card
 from media.music import Music
 from media.timeline import Edit, Transition
 from prompts.tokens import find_tokens, normalize
@@ -43,6 +44,12 @@ class Output(OutputProfile):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     subtitles: Literal["none", "srt", "vtt", "burn"] = "srt"
+
+
+class CardSpec(Card):
+    """A title or end card: text over a colour or an image in the project folder."""
+
+    text: PlainText = Field(min_length=1, max_length=300)
 
 
 class EngineSpec(Strict):
@@ -92,6 +99,8 @@ class Project(Strict):
     scenes: list[Scene] = Field(min_length=1)
     transition: Transition = Field(default_factory=Transition, description="Every join, unless a scene sets its own.")
     music: Music | None = Field(None, description="A bed under the whole video, ducked under speech.")
+    title_card: CardSpec | None = Field(None, description="A card before the first scene.")
+    end_card: CardSpec | None = Field(None, description="A card after the last scene.")
 
     # Set by the loader, not by the YAML.
     slug: str = Field("", exclude=True)
@@ -105,7 +114,15 @@ class Project(Strict):
             transitions={s.id: s.transition for s in self.scenes if s.transition is not None},
             chapters={s.id: s.chapter for s in self.scenes if s.chapter},
             music=self.music.model_copy(update={"file": str(Path(self.root) / self.music.file)}) if self.music else None,
+            title_card=self._card(self.title_card),
+            end_card=self._card(self.end_card),
         )
+
+    def _card(self, card: CardSpec | None) -> Card | None:
+        if card is None:
+            return None
+        image = str(Path(self.root) / card.image) if card.image else None
+        return Card(**card.model_dump(exclude={"image"}), image=image)
 
     def scene_duration(self, scene: Scene) -> float:
         return scene.duration if scene.duration is not None else 5.0

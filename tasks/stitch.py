@@ -11,6 +11,7 @@ from prefect import task
 from media import ffmpeg, images, stitch, transitions
 from media.images import font_dir
 from media.subtitles import build_subtitles, write_subtitles
+from media.cards import Card, card_digest, card_png, render_card
 from media.music import music_graph, music_inputs, timeline_speech
 from media.timeline import Edit, timeline_for
 from projects.schema import Output
@@ -18,6 +19,9 @@ from reelflow.settings import get_settings
 from storage import ClipStore, open_store
 from tasks import events
 from tasks.models import ClipRef, NormalizedRef
+
+
+TITLE_CARD, END_CARD = "title card", "end card"   # not valid scene ids: they never collide
 
 
 def normalized_key(ref: ClipRef, profile: Output, frames: int | None) -> str:
@@ -48,17 +52,46 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
     return NormalizedRef(scene_id=ref.scene_id, index=ref.index, key=key, frames=frames, speech=ref.speech)
 
 
+def card_ref(card: Card, name: str, profile: Output, store: ClipStore, work: Path) -> NormalizedRef:
+    """A title or end card as a normalised clip, cached in the store by its pixels and length."""
+    frames = profile.frames_for(card.duration)
+    png = card_png(card, profile.width, profile.height, work / f"{name.replace(' ', '-')}.png")
+    key = (f"normalized/{profile.video_key()}-n{stitch.NORMALIZE_VERSION}/"
+           f"card-{card_digest(png, frames)}{stitch.NORMALIZED_SUFFIX}")
+    if not store.exists(key):
+        out = render_card(png, profile, frames, png.with_suffix(".mov"))
+        store.put_file(key, out, {"scene": name, "frames": str(frames)})
+    return NormalizedRef(scene_id=name, index=-1, key=key, frames=frames)
+
+
+def with_cards(edit: Edit | None, clips: list[NormalizedRef], profile: Output, store: ClipStore,
+               work: Path) -> tuple[Edit | None, list]:
+    """The clips with the title and end cards around them; a card shares its neighbour's chapter."""
+    if edit is None or not (edit.title_card or edit.end_card):
+        return edit, clips
+    items, chapters = list(clips), dict(edit.chapters)
+    if edit.title_card:
+        items.insert(0, card_ref(edit.title_card, TITLE_CARD, profile, store, work))
+        chapters[TITLE_CARD] = chapters.get(clips[0].scene_id, clips[0].scene_id)
+    if edit.end_card:
+        items.append(card_ref(edit.end_card, END_CARD, profile, store, work))
+        chapters[END_CARD] = chapters.get(clips[-1].scene_id, clips[-1].scene_id)
+    return edit.model_copy(update={"chapters": chapters}), items
+
+
 def stitch_render(
     clips: list[NormalizedRef], profile: Output, store: ClipStore, work_dir: Path, dest_prefix: str,
     edit: Edit | None = None,
 ) -> dict:
     """Join normalised clips into ``<dest_prefix>/final.mp4`` (+ subtitles, contact sheet)."""
     clips = sorted(clips, key=lambda c: c.index)
-    timeline = timeline_for(clips, profile.rate, profile.audio_rate, edit)
     work_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="stitch-", dir=work_dir))
     try:
-        paths = [store.fetch(c.key, tmp / f"{i:04d}") for i, c in enumerate(clips)]
+        edit, items = with_cards(edit, clips, profile, store, tmp)
+        timeline = timeline_for(items, profile.rate, profile.audio_rate, edit)
+        paths = [store.fetch(c.key, tmp / f"{i:04d}") for i, c in enumerate(items)]
+        scene_paths = [p for c, p in zip(items, paths) if c.index >= 0]
         music = edit.music if edit else None
         joined = "[speech]" if music else "[joined]"
         audio_inputs: list[str] = []
@@ -99,7 +132,7 @@ def stitch_render(
             font_dir=font_dir(), audio_inputs=audio_inputs, audio_graph=graph,
         ))
         sheet = images.contact_sheet(
-            [(c.scene_id, stitch.middle_frame(p)) for c, p in zip(clips, paths)], tmp / "contact-sheet.png"
+            [(c.scene_id, stitch.middle_frame(p)) for c, p in zip(clips, scene_paths)], tmp / "contact-sheet.png"
         )
         keys = {"video": f"{dest_prefix}/final.mp4", "contact_sheet": f"{dest_prefix}/contact-sheet.png"}
         if sub_path:

@@ -236,3 +236,54 @@ def test_render_manifest_places_scenes_by_the_timeline():
     placed = scene_cuts(project, cut, normalized, {}, timeline)
     assert [(c.start, c.end) for c in placed] == [(0.0, 2.0), (1.5, 3.5)]
     assert [(c.start, c.end) for c in scene_cuts(project, cut, normalized, {})] == [(0.0, 2.0), (2.0, 4.0)]
+
+
+@pytest.mark.slow
+def test_title_and_end_cards_open_and_close_the_cut(tmp_path):
+    import numpy as np
+
+    from media.cards import Card
+    from tests.media import frame_luma
+
+    paths = [tone_clip(tmp_path / f"c{i}.mov", seconds=1.0, color="gray") for i in range(2)]
+    edit = Edit(transition=Transition(type="dip", duration=0.25),
+                title_card=Card(text="Race recap", duration=1.5), end_card=Card(text="Thanks", duration=1, color="#204080"),
+                chapters={"s0": "Start"})
+    store, _, keys = _stitch(paths, tmp_path, edit, speech=["one", "two"])
+    timeline = keys["timeline"]
+    assert [(i.scene_id, i.kind, i.frames) for i in timeline.items] == [
+        ("title card", "card", 18), ("s0", "clip", 12), ("s1", "clip", 12), ("end card", "card", 12)]
+    assert timeline.frames == 18 + 12 + 12 + 12 - 3 * 3
+    final = store.path(keys["video"])
+    assert probe(final, count_frames=True).video_frames == timeline.frames
+    luma, _ = frame_luma(final)
+    assert luma[0] < 40 and luma[20] > 80          # black title card, then the grey scene
+    import av
+
+    with av.open(str(final)) as c:
+        first = next(c.decode(video=0)).to_ndarray(format="rgb24")
+        c.seek(int((timeline.duration - 0.1) * 1_000_000))
+        last = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)][-1]
+    assert first.max() > 200                        # the title's white text
+    assert np.abs(last.reshape(-1, 3).mean(axis=0) - (0x20, 0x40, 0x80)).max() < 25   # end card colour
+    # The cards share their neighbours' chapters; no subtitle on a card.
+    assert [c.title for c in timeline.chapters()] == ["Start", "s1"]
+    assert [round(c[0], 3) for c in timeline.cues()] == [round(timeline.seconds(timeline.items[1].start), 3),
+                                                         round(timeline.seconds(timeline.items[2].start), 3)]
+
+
+def test_card_image_must_be_readable(tmp_path):
+    from projects import load_project
+    from projects.loader import ProjectError
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "bg.png").write_text("not a picture")
+    (folder / "project.yaml").write_text(
+        "title: T\nscenes:\n  - id: a\n    action: x\ntitle_card:\n  text: Hi\n  image: bg.png\n")
+    with pytest.raises(ProjectError) as err:
+        load_project(folder)
+    assert "project.yaml:7: title_card.image: 'bg.png'" in str(err.value)
+    (folder / "project.yaml").write_text("title: T\nscenes:\n  - id: a\n    action: x\nend_card: {text: '<S>bye<E>'}\n")
+    with pytest.raises(ProjectError, match="project.yaml:5: end_card.text: contains the prompt token"):
+        load_project(folder)
