@@ -69,6 +69,11 @@ def render_card(png: Path, profile: OutputProfile, frames: int, out: str | Path)
 
     info = MediaInfo(path=str(png), duration=float(frames / profile.rate), width=profile.width,
                      height=profile.height, video_codec="png")
-    ffmpeg.run(["-loop", "1", "-framerate", f"{profile.rate.numerator}/{profile.rate.denominator}",
-                *normalize_args(str(png), info, profile, frames, str(out))])
+    args = normalize_args(str(png), info, profile, frames, str(out))
+    if "-format_whitelist" in args:        # our own PNG, not user media: open it as an image
+        k = args.index("-format_whitelist")
+        del args[k:k + 2]
+    at = args.index(str(png)) - 1          # its "-i"
+    args[at:at] = ["-f", "image2", "-loop", "1", "-framerate", f"{profile.rate.numerator}/{profile.rate.denominator}"]
+    ffmpeg.run(args)
     return Path(out)

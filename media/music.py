@@ -117,11 +117,8 @@ def music_graph(music: Music, input_index: int, samples: int, rate: int, seconds
             f"[voice][bed]amix=inputs=2:normalize=0:duration=first{out}")
 
 
-# A bed is a plain audio file: no playlists or concat lists that could reach other files.
-AUDIO_FORMATS = "mp3,wav,flac,ogg,aac,mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,aiff,w64,caf"
-
-
 def music_inputs(music: Music) -> list[str]:
-    """ffmpeg input arguments for the bed (looped when asked), local audio formats only."""
-    loop = ["-stream_loop", "-1"] if music.loop else []
-    return ["-protocol_whitelist", "file", "-format_whitelist", AUDIO_FORMATS, *loop, "-i", music.file]
+    """ffmpeg input arguments for the bed (looped when asked), under the media whitelist."""
+    from media.whitelist import input_args
+
+    return (["-stream_loop", "-1"] if music.loop else []) + input_args(music.file)
