@@ -93,7 +93,8 @@ class AnimaticEngine:
         rate = Fraction(request.fps).limit_denominator(1001)
         frames = max(1, round(request.duration * rate))
         samples = round(frames * AUDIO_RATE / rate)
-        caption = images.caption_png(request.caption or parsed.visual, request.width, request.height, out_dir / "caption.png")
+        caption = images.caption_png(request.caption or parsed.visual, request.width, request.height,
+                                     out_dir / "caption.png", at=request.caption_at)
         out = out_dir / f"{request.scene_id}.mp4"
         args = animatic_args(
             still=self._still(request, out_dir),

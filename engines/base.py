@@ -7,7 +7,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -35,6 +35,8 @@ class ClipRequest(BaseModel):
     scene_id: str
     prompt: str
     caption: str = ""
+    caption_at: Literal["bottom", "top", "none"] = Field(
+        "bottom", description="Where an engine that draws captions puts them: top when subtitles are burned in.")
     image: str | None = None
     audio: str | None = None
     audio2: str | None = None        # a second speaker's line (MultiTalk)
@@ -58,6 +60,8 @@ class ClipRequest(BaseModel):
             audio=file_digest(self.audio) if self.audio else None,
             audio2=file_digest(self.audio2) if self.audio2 else None,
         )
+        if doc["caption_at"] == "bottom":
+            del doc["caption_at"]   # keys made before caption placement existed stay valid
         if doc["audio2"] is None:
             del doc["audio2"]  # keys made before two-speaker scenes existed stay valid
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)

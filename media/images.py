@@ -29,10 +29,13 @@ def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.truetype(path, size) if path else ImageFont.load_default(size=size)
 
 
-def caption_png(text: str, width: int, height: int, path: str | Path) -> Path:
-    """A transparent width x height PNG with ``text`` on a dark band near the bottom."""
+def caption_png(text: str, width: int, height: int, path: str | Path, at: str = "bottom") -> Path:
+    """A transparent width x height PNG with ``text`` on a dark band near the bottom (or the top).
+
+    ``at="top"`` keeps the bottom free for burned-in subtitles; ``"none"`` draws nothing.
+    """
     img = Image.new("RGBA", (width, height), (0, 0, 0, 0))
-    if text.strip():
+    if text.strip() and at != "none":
         size = max(14, width // 22)
         font = load_font(size)
         chars = max(12, int(width / (size * 0.52)))
@@ -40,7 +43,7 @@ def caption_png(text: str, width: int, height: int, path: str | Path) -> Path:
         draw = ImageDraw.Draw(img)
         line_h = int(size * 1.3)
         band_h = line_h * len(lines) + size
-        top = height - band_h - height // 12
+        top = height // 12 if at == "top" else height - band_h - height // 12
         draw.rectangle([0, top, width, top + band_h], fill=(0, 0, 0, 150))
         for i, line in enumerate(lines):
             w = draw.textlength(line, font=font)

@@ -53,6 +53,7 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
         scene_id=scene.id,
         prompt=rendered.prompt,
         caption=scene.action,
+        caption_at="top" if project.output.subtitles == "burn" else "bottom",   # the bottom is the subtitles'
         image=str(root / character.image) if character and character.image else None,
         audio=str(root / scene.audio) if scene.audio else None,
         voice=character.voice if character else "en-us",

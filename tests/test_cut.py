@@ -287,3 +287,41 @@ def test_card_image_must_be_readable(tmp_path):
     (folder / "project.yaml").write_text("title: T\nscenes:\n  - id: a\n    action: x\nend_card: {text: '<S>bye<E>'}\n")
     with pytest.raises(ProjectError, match="project.yaml:5: end_card.text: contains the prompt token"):
         load_project(folder)
+
+
+def test_burned_subtitles_move_the_animatic_caption_to_the_top(small_project):
+    from projects import load_project
+    from tasks.plan import plan_project
+
+    spec = load_project(small_project)
+    bottom = plan_project(spec)[0][0]
+    spec.output.subtitles = "burn"
+    top = plan_project(spec)[0][0]
+    assert (bottom.request.caption_at, top.request.caption_at) == ("bottom", "top")
+    assert bottom.key != top.key            # a different picture, a different clip
+    assert "caption_at" not in bottom.request.model_dump_json(exclude_defaults=True)
+
+
+@pytest.mark.slow
+def test_with_burned_subtitles_the_caption_band_holds_only_the_subtitle(tmp_path):
+    import av
+    import numpy as np
+
+    from engines.animatic import AnimaticEngine
+    from engines.base import ClipRequest
+
+    profile = SMALL.model_copy(update={"subtitles": "burn"})
+    frames = {}
+    for at in ("bottom", "top", "none"):
+        request = ClipRequest(scene_id="s", prompt="a driver waving", caption="WAVING AT THE CROWD TODAY",
+                              caption_at=at, width=160, height=240, fps=FPS, duration=1.0, seed=3)
+        clip = Path(AnimaticEngine().generate(request, tmp_path / at).path)
+        store, _, keys = _stitch([clip], tmp_path / f"r-{at}", None, profile, speech=["Hello there"])
+        with av.open(str(store.path(keys["video"]))) as c:
+            frames[at] = [f.to_ndarray(format="gray").astype(float) for f in c.decode(video=0)][6]
+    band = slice(240 * 2 // 3, 240)            # the bottom third: where burned subtitles sit
+    top = slice(0, 240 // 3)
+    assert frames["none"][band].max() > 200                                     # the subtitle is there
+    assert np.abs(frames["top"][band] - frames["none"][band]).mean() < 1.5      # and nothing else
+    assert np.abs(frames["bottom"][band] - frames["none"][band]).mean() > 8     # (the collision it avoids)
+    assert np.abs(frames["top"][top] - frames["none"][top]).mean() > 8          # the caption moved up
