@@ -147,16 +147,21 @@ def burn_style(profile: OutputProfile) -> str:
 def finish_args(
     list_file: str, measured: dict, profile: OutputProfile, total_samples: int, out: str,
     burn_subtitles: str | None = None, font_dir: str | None = None,
-    audio_inputs: list[str] | None = None, audio_graph: str | None = None,
+    audio_inputs: list[str] | None = None, audio_graph: str | None = None, chapters: str | None = None,
 ) -> list[str]:
     """Join normalised clips: video by stream copy (or re-encoded to burn subtitles), audio once.
 
     By default the audio is the concat list's own; with ``audio_graph`` (over ``audio_inputs``,
-    ending in ``[joined]``: crossfades, music) it is that graph's output.
+    ending in ``[joined]``: crossfades, music) it is that graph's output. ``chapters`` is an
+    ffmetadata file whose chapters are written into the MP4.
     """
     chain = [f for f in (loudnorm_filter(measured, profile),) if f]
     chain += [f"aresample={profile.audio_rate}", "apad", f"atrim=end_sample={total_samples}"]
-    args = ["-f", "concat", "-safe", "0", "-i", list_file, *(audio_inputs or []), "-map", "0:v:0"]
+    args = ["-f", "concat", "-safe", "0", "-i", list_file, *(audio_inputs or [])]
+    index = args.count("-i")
+    if chapters:
+        args += ["-f", "ffmetadata", "-i", chapters, "-map_chapters", str(index)]
+    args += ["-map", "0:v:0"]
     if audio_graph:
         args += ["-filter_complex", f"{audio_graph};[joined]{','.join(chain)}[aout]", "-map", "[aout]"]
     else:
@@ -172,7 +177,8 @@ def finish_args(
     return [
         *args,
         "-c:a", "aac", "-b:a", "192k", "-ar", str(profile.audio_rate), "-ac", "2",
-        "-map_metadata", "-1", "-movflags", "+faststart", out,
+        # The ffmetadata file has no global tags; mapping it (not -1) keeps the chapter titles.
+        "-map_metadata", str(index) if chapters else "-1", "-movflags", "+faststart", out,
     ]
 
 

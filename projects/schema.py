@@ -44,6 +44,7 @@ class Output(OutputProfile):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     subtitles: Literal["none", "srt", "vtt", "burn"] = "srt"
+    chapters: bool = Field(False, description="Write one chapter per scene (or per chapter: label) into the MP4.")
 
 
 class CardSpec(Card):

@@ -11,6 +11,7 @@ from prefect import task
 from media import ffmpeg, images, stitch, transitions
 from media.images import font_dir
 from media.subtitles import build_subtitles, write_subtitles
+from media.chapters import write_ffmetadata
 from media.cards import Card, card_digest, card_png, render_card
 from media.music import music_graph, music_inputs, timeline_speech
 from media.timeline import Edit, timeline_for
@@ -130,6 +131,7 @@ def stitch_render(
             str(list_file), measured, profile, timeline.samples, str(final),
             burn_subtitles=str(sub_path) if profile.subtitles == "burn" else None,
             font_dir=font_dir(), audio_inputs=audio_inputs, audio_graph=graph,
+            chapters=str(write_ffmetadata(timeline, tmp / "chapters.txt")) if profile.chapters else None,
         ))
         sheet = images.contact_sheet(
             [(c.scene_id, stitch.middle_frame(p)) for c, p in zip(clips, scene_paths)], tmp / "contact-sheet.png"

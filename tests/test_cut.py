@@ -325,3 +325,30 @@ def test_with_burned_subtitles_the_caption_band_holds_only_the_subtitle(tmp_path
     assert np.abs(frames["top"][band] - frames["none"][band]).mean() < 1.5      # and nothing else
     assert np.abs(frames["bottom"][band] - frames["none"][band]).mean() > 8     # (the collision it avoids)
     assert np.abs(frames["top"][top] - frames["none"][top]).mean() > 8          # the caption moved up
+
+
+def test_ffmetadata_escapes_titles_and_counts_frames():
+    from media.chapters import ffmetadata
+
+    rows = _rows(12, 12)
+    rows[0]["chapter"] = "Part 1; the = start #1"
+    text = ffmetadata(build_timeline(rows, Fraction(24000, 1001)))
+    assert text.startswith(";FFMETADATA1\n[CHAPTER]\nTIMEBASE=1001/24000\nSTART=0\nEND=12\n")
+    assert "title=Part 1\\; the \\= start \\#1\n" in text and text.endswith("END=24\ntitle=s1\n")
+
+
+@pytest.mark.slow
+def test_chapters_in_the_mp4_are_readable_with_pyav(tmp_path):
+    from media.chapters import read_chapters
+
+    paths = [tone_clip(tmp_path / f"c{i}.mov", seconds=1.0) for i in range(3)]
+    edit = Edit(transition=Transition(type="crossfade", duration=0.25), chapters={"s1": "Middle", "s2": "Middle"})
+    profile = SMALL.model_copy(update={"chapters": True})
+    store, _, keys = _stitch(paths, tmp_path, edit, profile)
+    chapters = read_chapters(store.path(keys["video"]))
+    assert [c[2] for c in chapters] == ["s0", "Middle"]
+    assert chapters[0][0] == pytest.approx(0) and chapters[1][0] == pytest.approx(0.75, abs=0.002)
+    assert chapters[1][1] == pytest.approx(keys["timeline"].duration, abs=0.002)
+    # Without output.chapters nothing is written.
+    store2, _, keys2 = _stitch(paths, tmp_path / "plain", edit, SMALL)
+    assert read_chapters(store2.path(keys2["video"])) == []
