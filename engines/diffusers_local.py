@@ -3,16 +3,23 @@
 The model is a folder made by ``save_pretrained`` (or a hub id when the machine is
 online), loaded once per process and kept. Text-to-video; image-to-video when the scene
 has an image and ``params.i2v_model`` names an i2v pipeline (or the model itself is one).
-Pipelines that return audio (LTX-2's ``LTX2Pipeline``) give the clip its sound; for
-video-only pipelines (Wan, LTX-Video, CogVideoX, HunyuanVideo) the speech comes from the
-offline TTS and the ambience from an optional diffusers audio pipeline
-(``params.audio_model``: AudioLDM2, Stable Audio) or a quiet bed. Ovi's tokens never reach
-the video model: ``prompts.parse_prompt`` splits them into picture, speech and ambience.
+What each pipeline needs (frame rule, size multiple, native size and fps, default steps
+and guidance, audio, extra call params) is data in ``engines.families``, found from the
+pipeline's class and overridable with ``params.family`` / ``params.frame_rule``.
 
-Params: ``height``, ``width`` (the model's native size; default 480x832), ``fps`` (16),
-``frame_rule`` (``4k+1`` for Wan and LTX, ``8k+1``, ``any``), ``steps`` (30),
-``guidance_scale`` (5.0), ``negative_prompt``, ``dtype`` (bfloat16 on GPU, float32 on CPU),
-``device`` (cuda if present), ``cpu_offload``, ``vae_tiling``, ``vae_slicing``, ``compile``.
+Pipelines that return audio (LTX-2) give the clip their own soundtrack, sample for sample
+where the model put it and at its rate (``engines.clip_audio``); for video-only pipelines
+(Wan, LTX-Video, CogVideoX, HunyuanVideo) the speech comes from the offline TTS over an
+ambience bed. Ovi's tokens never reach the video model: ``prompts.parse_prompt`` splits
+them into picture, speech and ambience. Frames go straight from memory into the encoder
+(``engines.frame_writer``); a model that returns fewer frames than the clip needs is an
+``InvalidClip``, never a silently short clip.
+
+Params: ``height``, ``width`` (the family's native size by default; a multiple of its
+size multiple), ``fps`` (the family's), ``frame_rule`` (``4k+1``, ``8k+1``, ``any``),
+``steps``, ``guidance_scale``, ``negative_prompt``, the family's extra call params,
+``dtype`` (bfloat16 on GPU, float32 on CPU), ``device`` (cuda if present), ``cpu_offload``,
+``vae_tiling``, ``vae_slicing``, ``compile``, ``family``, ``i2v_model``.
 One clip at a time per process (and per GPU through the Prefect limit ``gpu:<index>``);
 GPU memory is released after an error.
 """
@@ -23,30 +30,24 @@ import gc
 import inspect
 import threading
 import time
-import wave
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from engines import families
 from engines.base import ClipRequest, ClipResult
-from engines.errors import EngineError, EngineInputError, TransientEngineError
-from media import ffmpeg, tts
-from media.soundtrack import AUDIO_RATE, ENCODE_ARGS, soundtrack_args, speak_to_fit
+from engines.settings import engine_settings
+from engines.clip_audio import model_soundtrack, speech_soundtrack
+from engines.errors import EngineError, EngineInputError, InvalidClip, TransientEngineError
+from engines.families import Family, frames_for
+from engines.frame_writer import as_uint8_frames, write_clip
 from prompts import parse_prompt
+
+__all__ = ["DiffusersEngine", "frames_for", "load_pipeline"]
 
 _PIPELINES: dict[tuple, Any] = {}
 _LOAD_LOCK = threading.Lock()
 _GPU_LOCK = threading.Lock()     # one clip at a time in this process
-
-
-def frames_for(seconds: float, fps: float, rule: str = "4k+1") -> int:
-    """Frames to generate for ``seconds`` at ``fps`` under the model's rule (Wan: 4k+1)."""
-    needed = max(1, round(seconds * fps))
-    if rule == "any":
-        return needed
-    step = int(rule.split("k")[0])
-    k = -(-(needed - 1) // step)          # ceil: generate at least what is needed, trim later
-    return step * k + 1
 
 
 def _torch():
@@ -100,22 +101,16 @@ def _release_memory(torch) -> None:
 
 
 def _audio_rate(pipe) -> int:
-    """Sample rate of a pipeline's audio output: LTX-2's vocoder says (24 kHz), else 24 kHz."""
+    """Sample rate of a pipeline's audio output: its vocoder's (LTX-2: 24 kHz), else 24 kHz."""
     config = getattr(getattr(pipe, "vocoder", None), "config", None)
     return int(getattr(config, "output_sampling_rate", 24000))
-
-
-def _is_i2v(pipe) -> bool:
-    return "ImageToVideo" in type(pipe).__name__ or "I2V" in type(pipe).__name__
 
 
 class DiffusersEngine:
     name = "local"
 
     def __init__(self, model: str | None = None, params: dict | None = None):
-        from reelflow.settings import get_settings
-
-        settings = get_settings()
+        settings = engine_settings()
         model = model or settings.local_model
         if not model:
             raise EngineInputError("the local engine needs a model folder: engine {name: local, model: /path/to/model} "
@@ -127,48 +122,73 @@ class DiffusersEngine:
         self.dtype = self.params.get("dtype") or ("bfloat16" if self.device.startswith("cuda") else "float32")
         self.options = {k: self.params[k] for k in ("cpu_offload", "vae_tiling", "vae_slicing", "compile") if k in self.params}
 
+    @staticmethod
+    def accepted_params(model: str | None = None, params: dict | None = None) -> dict[str, Any]:
+        """The params this engine takes for ``model`` (name -> type), built from its family's data."""
+        return families.accepted_params(families.family_for(families.pipeline_class(model), params))
+
+    @staticmethod
+    def check_params(model: str | None = None, params: dict | None = None) -> None:
+        """Raise EngineInputError naming the first param that is unknown, mistyped or off the size multiple.
+
+        Called by ``validate`` before anything loads (the family from ``model_index.json``)."""
+        settings = engine_settings()
+        params = {**settings.local_params, **(params or {})}
+        families.check_params(params, families.family_for(families.pipeline_class(model or settings.local_model), params))
+
     def pipeline(self, i2v: bool = False):
         model = self.params.get("i2v_model") if i2v and self.params.get("i2v_model") else self.model
         return load_pipeline(model, self.device, self.dtype, self.options)
 
+    def family(self, pipe=None) -> Family:
+        """The model's family: from the loaded pipeline if given, else from its folder's model_index.json."""
+        if pipe is not None:
+            return families.from_pipeline(pipe, self.params)
+        return families.family_for(families.pipeline_class(self.model), self.params)
+
     def call_kwargs(self, request: ClipRequest, pipe) -> dict[str, Any]:
-        """The pipeline call for one clip: native size, frame count under the model's rule."""
+        """The pipeline call for one clip: the family's size, steps and guidance, frames on its grid."""
         torch = _torch()
         p = {**self.params, **request.params}
-        fps = float(p.get("fps", 16))
+        family = families.from_pipeline(pipe, p)
+        families.check_params(p, family)
+        fps = float(p.get("fps", family.fps))
         kwargs: dict[str, Any] = dict(
             prompt=parse_prompt(request.prompt).visual,
-            height=int(p.get("height", 480)), width=int(p.get("width", 832)),
-            num_frames=frames_for(request.duration, fps, p.get("frame_rule", "4k+1")),
-            num_inference_steps=int(p.get("steps", 30)), guidance_scale=float(p.get("guidance_scale", 5.0)),
-            generator=torch.Generator(device="cpu").manual_seed(request.seed), output_type="np",
+            height=int(p.get("height", family.height)), width=int(p.get("width", family.width)),
+            num_frames=frames_for(request.duration, fps, family.frame_step),
+            num_inference_steps=int(p.get("steps", family.steps)),
+            guidance_scale=float(p.get("guidance_scale", family.guidance_scale)),
+            generator=torch.Generator(device="cpu").manual_seed(request.seed), output_type="pt",
         )
         if p.get("negative_prompt") is not None:
             kwargs["negative_prompt"] = p["negative_prompt"]
-        if "max_sequence_length" in p:
-            kwargs["max_sequence_length"] = int(p["max_sequence_length"])
-        if "frame_rate" in inspect.signature(pipe.__call__).parameters:   # LTX-2 and LTX-Video take it
+        accepts = inspect.signature(pipe.__call__).parameters
+        kwargs.update({k: p[k] for k in family.extra if k in p and k in accepts})
+        if family.takes_frame_rate or "frame_rate" in accepts:     # LTX-2 and LTX-Video take it
             kwargs["frame_rate"] = fps
-        if request.image and _is_i2v(pipe):
+        if request.image and family.image_to_video:
             from PIL import Image
 
             kwargs["image"] = Image.open(request.image).convert("RGB").resize((kwargs["width"], kwargs["height"]))
         return kwargs
 
     def run_pipeline(self, request: ClipRequest):
-        """(frames, audio or None, audio rate) from the pipeline; GPU memory is released if it fails."""
+        """(frames as uint8, audio or None, audio rate, family); GPU memory is released if it fails."""
         torch = _torch()
         with _GPU_LOCK:
             pipe = None
             try:
                 pipe = self.pipeline(i2v=bool(request.image and self.params.get("i2v_model")))
-                if _is_i2v(pipe) and not request.image:
+                family = families.from_pipeline(pipe, {**self.params, **request.params})
+                if family.image_to_video and not request.image:
                     raise EngineInputError(f"scene {request.scene_id!r}: {self.model} is an image-to-video model; "
                                            "the scene needs a character image")
                 kwargs = self.call_kwargs(request, pipe)
                 with torch.inference_mode():
                     output = pipe(**kwargs)
-                return output.frames[0], getattr(output, "audio", None), _audio_rate(pipe)
+                    frames = as_uint8_frames(output.frames[0])
+                return frames, getattr(output, "audio", None), _audio_rate(pipe), family
             except BaseException as exc:
                 _release_memory(torch)
                 if isinstance(exc, torch.cuda.OutOfMemoryError):
@@ -182,58 +202,19 @@ class DiffusersEngine:
         started = time.monotonic()
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        frames, audio, audio_rate = self.run_pipeline(request)
-        fps = float({**self.params, **request.params}.get("fps", 16))
-        path = self._encode(request, frames, audio, audio_rate, fps, out_dir)
-        return ClipResult(path=str(path), engine=self.name, model=self.model, seconds=time.monotonic() - started,
-                          meta={"frames": int(len(frames)), "size": [int(frames.shape[2]), int(frames.shape[1])]})
-
-    def _encode(self, request: ClipRequest, frames, audio, audio_rate: int, fps: float, work: Path) -> Path:
-        """Frames (+ the pipeline's audio, or TTS speech over a bed) -> an MP4 of exactly ``duration``."""
-        import numpy as np
-        from PIL import Image
-
+        frames, audio, audio_rate, family = self.run_pipeline(request)
+        fps = float({**self.params, **request.params}.get("fps", family.fps))
         rate = Fraction(fps).limit_denominator(1001)
-        keep = min(len(frames), max(1, round(request.duration * rate)))
-        frame_dir = work / "frames"
-        frame_dir.mkdir(exist_ok=True)
-        for i, frame in enumerate(frames[:keep]):
-            Image.fromarray((np.clip(frame, 0, 1) * 255).round().astype("uint8")).save(frame_dir / f"{i:05d}.png")
-        samples = round(keep * AUDIO_RATE / rate)
-        parsed = parse_prompt(request.prompt)
-        if audio is not None:
-            speech, ambience = self._write_audio(audio, work / "pipeline.wav", audio_rate), False
-        elif request.audio:
-            speech, ambience = request.audio, bool(parsed.ambience)
-        elif parsed.speech:
-            try:
-                speech = str(speak_to_fit(" ".join(parsed.speech), request.voice, keep / rate,
-                                          work / "speech.wav", request.seed))
-            except tts.TTSError as exc:
-                raise EngineInputError(f"scene {request.scene_id!r}: {exc}") from exc
-            ambience = bool(parsed.ambience)
+        keep = max(1, round(request.duration * rate))
+        if len(frames) < keep:
+            raise InvalidClip(f"scene {request.scene_id!r}: the model returned {len(frames)} frames, the clip needs "
+                              f"{keep} ({request.duration:g} s at {fps:g} fps; frame rule {family.frame_rule})")
+        seconds = float(keep / rate)
+        if family.audio and audio is not None:
+            sound = model_soundtrack(1, audio, audio_rate, seconds, out_dir, request.scene_id)
         else:
-            speech, ambience = None, bool(parsed.ambience)
-        sound_args, sound_graph = soundtrack_args(1, speech, ambience, request.seed, samples)
-        out = work / f"{request.scene_id}.mp4"
-        r = f"{rate.numerator}/{rate.denominator}"
-        ffmpeg.run(["-framerate", r, "-i", str(frame_dir / "%05d.png"), *sound_args,
-                    "-filter_complex", ";".join(["[0:v]format=yuv420p,setsar=1[v]", *sound_graph]),
-                    "-map", "[v]", "-map", "[a]", "-frames:v", str(keep), "-r", r, *ENCODE_ARGS, str(out)])
-        return out
-
-    @staticmethod
-    def _write_audio(audio, path: Path, rate: int) -> str:
-        """A pipeline's audio tensor/array (channels x samples, -1..1) as a 16-bit WAV."""
-        import numpy as np
-
-        data = audio[0] if getattr(audio, "ndim", 0) == 3 else audio
-        data = np.asarray(data.float().cpu() if hasattr(data, "cpu") else data, dtype=np.float32)
-        data = data if data.ndim == 2 else data[None, :]
-        pcm = (np.clip(data.T, -1, 1) * 32767).astype("<i2")
-        with wave.open(str(path), "wb") as w:
-            w.setnchannels(pcm.shape[1])
-            w.setsampwidth(2)
-            w.setframerate(rate)
-            w.writeframes(pcm.tobytes())
-        return str(path)
+            sound = speech_soundtrack(1, request, seconds, out_dir)
+        path = write_clip(frames, keep, rate, sound, out_dir / f"{request.scene_id}.mp4")
+        return ClipResult(path=str(path), engine=self.name, model=self.model, seconds=time.monotonic() - started,
+                          meta={"frames": int(len(frames)), "size": [int(frames.shape[2]), int(frames.shape[1])],
+                                "family": family.name, "audio": sound.source, "audio_rate": sound.rate})

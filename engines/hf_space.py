@@ -19,6 +19,7 @@ from engines.base import ClipRequest, ClipResult
 from engines.errors import EngineError, EngineInputError, InvalidClip, QuotaExceeded, TransientEngineError
 from engines.remote_files import save_output
 from reelflow import secrets
+from engines.settings import engine_settings
 from reelflow.settings import get_settings
 
 DEFAULT_API = "/generate_scene"
@@ -78,7 +79,7 @@ class HFSpaceEngine:
     def __init__(self, model: str | None = None, params: dict | None = None):
         self.model = model
         self.params = params or {}
-        settings = get_settings()
+        settings = engine_settings()
         self.space = self.params.get("space") or settings.hf_space
         self.api_name = self.params.get("api_name", DEFAULT_API)
         self.arguments = {**ARGUMENTS["ovi"], **self.params.get("arguments", {})}

@@ -1,31 +1,62 @@
-"""Engine names -> implementations, imported only when first used."""
+"""Engine names -> implementations, imported only when first used, and what each engine needs.
+
+Each engine declares, once, in an ``EngineInfo``: whether it takes a scene's speech as audio,
+which concurrency slot it holds (its own Prefect limit, or the GPU's), how many clips it
+runs at once by default, its price and speed, and how its params are checked. The tasks
+read these declarations (``info(name)``) and never an engine's name; settings
+(``REELFLOW_ENGINE_CONCURRENCY``, ``REELFLOW_PRICES``, ``REELFLOW_SPEED``) only override them.
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
 import threading
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
 
 from engines.base import Engine
 from engines.errors import EngineInputError
 
-# name -> (import path "module:attr", install hint)
-_BUILTIN: dict[str, tuple[str, str | None]] = {
-    "animatic": ("engines.animatic:AnimaticEngine", None),
-    "hf-space": ("engines.hf_space:HFSpaceEngine", "'reelflow[remote]' (gradio_client)"),
-    "runpod": ("engines.runpod_endpoint:RunPodEngine", "'reelflow[remote]' (runpod)"),
-    "local": ("engines.diffusers_local:DiffusersEngine", "'reelflow[local]' (torch, diffusers)"),
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What an engine needs from the pipeline around it."""
+
+    target: str | None = None                  # "module:attr" of the factory (built-ins)
+    hint: str | None = None                    # what to install when the import fails
+    speech_audio: Literal["never", "audio-driven"] = "never"   # speech as a WAV for audio-driven families
+    slot: Literal["engine", "gpu"] = "engine"  # Prefect limit reelflow-engine-<name>, or gpu:<REELFLOW_GPU>
+    concurrency: int | None = None             # clips at once by default (None: unlimited)
+    price: float = 0.0                         # dollars per engine-second
+    speed: float = 1.0                         # engine-seconds per clip-second before the catalog knows
+    params_check: str | None = None            # "module:attr" of check(model, params), raising EngineInputError
+
+
+_BUILTIN: dict[str, EngineInfo] = {
+    "animatic": EngineInfo("engines.animatic:AnimaticEngine", speed=0.5),
+    "hf-space": EngineInfo("engines.hf_space:HFSpaceEngine", "'reelflow[remote]' (gradio_client)",
+                           concurrency=1, speed=15.0),
+    "runpod": EngineInfo("engines.runpod_endpoint:RunPodEngine", "'reelflow[remote]' (runpod)",
+                         speech_audio="audio-driven", concurrency=4, price=0.00076, speed=12.0),
+    "local": EngineInfo("engines.diffusers_local:DiffusersEngine", "'reelflow[local]' (torch, diffusers)",
+                        speech_audio="audio-driven", slot="gpu", concurrency=1, speed=20.0,
+                        params_check="engines.diffusers_local:DiffusersEngine.check_params"),
 }
 _FACTORIES: dict[str, Callable[..., Engine]] = {}
+_INFOS: dict[str, EngineInfo] = {}
 _INSTANCES: dict[tuple, Engine] = {}
 _LOCK = threading.Lock()
 
 
-def register(name: str, factory: Callable[..., Engine]) -> None:
-    """Add or replace an engine: ``factory(model=..., params=...)`` returns an Engine."""
+def register(name: str, factory: Callable[..., Engine], info: EngineInfo | None = None) -> None:
+    """Add or replace an engine: ``factory(model=..., params=...)`` returns an Engine.
+
+    Its declaration is ``info``, else the factory's ``info`` attribute, else the built-in one of
+    that name (a test double standing in for it), else the defaults."""
     with _LOCK:
         _FACTORIES[name] = factory
+        _INFOS[name] = info or getattr(factory, "info", None) or _BUILTIN.get(name) or EngineInfo()
         for key in [k for k in _INSTANCES if k[0] == name]:
             del _INSTANCES[key]
 
@@ -33,6 +64,7 @@ def register(name: str, factory: Callable[..., Engine]) -> None:
 def unregister(name: str) -> None:
     with _LOCK:
         _FACTORIES.pop(name, None)
+        _INFOS.pop(name, None)
         for key in [k for k in _INSTANCES if k[0] == name]:
             del _INSTANCES[key]
 
@@ -41,18 +73,71 @@ def names() -> list[str]:
     return sorted({*_BUILTIN, *_FACTORIES})
 
 
-def _factory(name: str) -> Callable[..., Engine]:
-    if name in _FACTORIES:
-        return _FACTORIES[name]
+def info(name: str) -> EngineInfo:
+    """The engine's declaration (an unknown name is an input error)."""
+    if name in _INFOS:
+        return _INFOS[name]
     if name not in _BUILTIN:
         raise EngineInputError(f"unknown engine {name!r}; known engines: {', '.join(names())}")
-    target, hint = _BUILTIN[name]
-    module, attr = target.split(":")
+    return _BUILTIN[name]
+
+
+def _load(name: str, target: str, hint: str | None) -> Any:
+    module, _, attr = target.partition(":")
     try:
-        return getattr(importlib.import_module(module), attr)
+        obj = importlib.import_module(module)
     except ImportError as exc:
         extra = f": install {hint}" if hint else ""
         raise EngineInputError(f"engine {name!r} cannot load ({exc.name} missing){extra}") from exc
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _factory(name: str) -> Callable[..., Engine]:
+    if name in _FACTORIES:
+        return _FACTORIES[name]
+    declared = info(name)
+    return _load(name, declared.target, declared.hint)
+
+
+def check_params(name: str, model: str | None, params: dict[str, Any] | None) -> None:
+    """Check an engine's params as the engine declares (no declaration: anything goes)."""
+    declared = info(name)
+    if declared.params_check:
+        _load(name, declared.params_check, declared.hint)(model, params or {})
+
+
+def needs_speech_audio(name: str | None, model: str | None, params: dict[str, Any]) -> bool:
+    """Does this engine take the scene's speech as an audio file (audio-driven model families)?"""
+    if not name or info(name).speech_audio == "never":
+        return False
+    from engines.adapters import AUDIO_DRIVEN, family_of
+
+    return family_of(model, params) in AUDIO_DRIVEN
+
+
+def concurrency(name: str) -> int | None:
+    """Clips at once for ``name``: REELFLOW_ENGINE_CONCURRENCY if it names it, else the declaration."""
+    from reelflow.settings import get_settings
+
+    return get_settings().engine_concurrency.get(name, info(name).concurrency)
+
+
+def price(name: str | None) -> float:
+    """Dollars per engine-second: REELFLOW_PRICES if it names the engine, else the declaration."""
+    from reelflow.settings import get_settings
+
+    if not name:
+        return 0.0
+    return get_settings().prices.get(name, info(name).price if name in names() else 0.0)
+
+
+def speed(name: str) -> float:
+    """Engine-seconds per clip-second before the catalog has history: REELFLOW_SPEED, else declared."""
+    from reelflow.settings import get_settings
+
+    return get_settings().speed.get(name, info(name).speed if name in names() else 1.0)
 
 
 def get_engine(name: str, model: str | None = None, params: dict[str, Any] | None = None) -> Engine:

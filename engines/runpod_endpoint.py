@@ -21,6 +21,7 @@ from engines.base import ClipRequest, ClipResult
 from engines.errors import EngineError, EngineInputError, InvalidClip, TransientEngineError
 from engines.remote_files import save_output
 from reelflow import secrets
+from engines.settings import engine_settings
 from reelflow.settings import get_settings
 
 T = TypeVar("T")
@@ -34,7 +35,7 @@ class RunPodEngine:
     def __init__(self, model: str | None = None, params: dict | None = None):
         self.model = model
         self.params = params or {}
-        settings = get_settings()
+        settings = engine_settings()
         self.endpoint_id = self.params.get("endpoint") or settings.runpod_endpoint
         if not self.endpoint_id:
             raise EngineInputError("the runpod engine needs an endpoint id: set REELFLOW_RUNPOD_ENDPOINT "

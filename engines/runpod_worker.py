@@ -79,6 +79,16 @@ def _publish(path: Path, job_id: str) -> dict[str, str]:
     return {"b64_json": base64.b64encode(path.read_bytes()).decode()}
 
 
+# Ovi's request fields -> the served engine's param names (what the job set explicitly, no defaults:
+# the worker's own REELFLOW_LOCAL_PARAMS hold the model's defaults)
+_OVI_TO_ENGINE = {"sample_steps": "steps", "video_guidance_scale": "guidance_scale",
+                  "audio_guidance_scale": "audio_guidance_scale"}
+
+
+def _engine_params(spec) -> dict:
+    return {_OVI_TO_ENGINE[k]: getattr(spec, k) for k in _OVI_TO_ENGINE if k in spec.model_fields_set}
+
+
 def handler(job: dict[str, Any]) -> dict[str, Any]:
     """Serve one job; never raises (RunPod reports a returned ``error`` as FAILED)."""
     job_id = str(job.get("id") or uuid.uuid4().hex)
@@ -104,8 +114,7 @@ def handler(job: dict[str, Any]) -> dict[str, Any]:
             scene_id=job_id[:32], prompt=spec.prompt, image=str(image) if image else None,
             width=spec.width or width, height=spec.height or height, fps=FPS, duration=duration,
             seed=spec.seed if spec.seed is not None else 0,
-            params={"sample_steps": spec.sample_steps, "video_guidance_scale": spec.video_guidance_scale,
-                    "audio_guidance_scale": spec.audio_guidance_scale},
+            params=_engine_params(spec),
         )
         engine_name = os.environ.get("REELFLOW_WORKER_ENGINE", "animatic")
         _progress(job, f"generating with {engine_name}")

@@ -82,3 +82,51 @@ def run(
         stderr = proc.stderr.decode(errors="replace")
         raise FFmpegError(f"ffmpeg exited {proc.returncode}: {shlex.join(cmd)}", cmd, stderr)
     return proc
+
+
+def run_piped(args: list[str], chunks, *, timeout: float | None = None, loglevel: str = "error") -> None:
+    """Run ``ffmpeg <BASE_ARGS> <args>`` feeding ``chunks`` (an iterable of bytes) to its stdin.
+
+    For raw frames (``-f rawvideo -pix_fmt rgb24 -s WxH -i pipe:0``) straight from memory,
+    with no image files. Same logging, timeout and ``FFmpegError`` as ``run``; ffmpeg's
+    stderr goes to a temporary file, so a chatty ffmpeg cannot block the writer.
+    """
+    import tempfile
+    import time
+
+    cmd = [ffmpeg_binary(), *[a for a in BASE_ARGS if a != "-nostdin"], "-loglevel", loglevel, *args]
+    log.debug("ffmpeg (piped): %s", shlex.join(cmd))
+    limit = timeout if timeout is not None else get_settings().ffmpeg_timeout
+    deadline = time.monotonic() + limit
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            try:
+                for chunk in chunks:
+                    if time.monotonic() > deadline:
+                        raise subprocess.TimeoutExpired(cmd, limit)
+                    proc.stdin.write(chunk)
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass            # ffmpeg stopped reading: its exit status and stderr say why
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired as exc:
+            proc.kill()
+            proc.wait()
+            err.seek(0)
+            raise FFmpegError(f"ffmpeg timed out after {limit:.0f}s: {shlex.join(cmd)}", cmd,
+                              err.read().decode(errors="replace")) from exc
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            if proc.stdin and not proc.stdin.closed:
+                try:
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+        if proc.returncode != 0:
+            err.seek(0)
+            raise FFmpegError(f"ffmpeg exited {proc.returncode}: {shlex.join(cmd)}", cmd,
+                              err.read().decode(errors="replace"))

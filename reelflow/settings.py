@@ -45,23 +45,13 @@ class Settings(BaseSettings):
     s3_part_size_mb: int = Field(default=16, ge=5, le=5120, description="Multipart upload part size.")
     storage_retry_seconds: float = Field(default=120, ge=0, description="How long storage faults are retried.")
 
-    # Remote engines
-    hf_space: str = Field(default="alexnasa/Ovi-ZEROGPU", description="Space id or URL for the hf-space engine.")
-    hf_timeout: float = Field(default=900, gt=0, description="Seconds to wait for one Space job.")
-    runpod_endpoint: str | None = Field(default=None, description="Endpoint id for the runpod engine.")
-    runpod_timeout: float = Field(default=900, gt=0, description="Seconds before a RunPod job is cancelled.")
-    runpod_poll: float = Field(default=2.0, gt=0, description="Longest pause between status polls.")
+    # Engines (each engine's own settings live in engines/settings.py; these override declarations)
     quota_wait_max: float = Field(default=120, ge=0, description="Wait out a quota reset this short; else fall back.")
     clip_budget: float = Field(default=3600, gt=0, description="Total seconds per clip, retries and fallbacks included.")
     engine_concurrency: dict[str, int] = Field(
-        default_factory=lambda: {"hf-space": 1, "runpod": 4, "local": 1},
-        description="Clips at once per engine (Prefect global concurrency limits reelflow-engine-<name>).",
+        default_factory=dict,
+        description="Clips at once per engine, over what each engine declares (Prefect global concurrency limits).",
     )
-    inline_limit_mb: float = Field(default=7.0, gt=0, description="Inputs above this go as presigned links, not base64.")
-
-    # Local GPU engine
-    local_model: str | None = Field(default=None, description="Model folder for the local engine.")
-    local_params: dict = Field(default_factory=dict, description='JSON defaults, e.g. {"steps": 30, "height": 480}.')
     gpu: int = Field(default=0, ge=0, description="GPU index: the local engine's Prefect limit is gpu:<index>.")
 
     # Catalog of renders, clips and attempts
@@ -69,12 +59,12 @@ class Settings(BaseSettings):
 
     # Cost estimates: dollars per engine-second, and engine-seconds per second of clip
     prices: dict[str, float] = Field(
-        default_factory=lambda: {"animatic": 0.0, "local": 0.0, "hf-space": 0.0, "runpod": 0.00076},
-        description='JSON, e.g. {"runpod": 0.00076} (an 80 GB GPU at $2.74/h).',
+        default_factory=dict,
+        description="JSON: dollars per engine-second, over each engine's declared price (an 80 GB GPU at $2.74/h: 0.00076).",
     )
     speed: dict[str, float] = Field(
-        default_factory=lambda: {"animatic": 0.5, "local": 20.0, "hf-space": 15.0, "runpod": 12.0},
-        description="Engine-seconds per clip-second when the catalog has no history yet.",
+        default_factory=dict,
+        description="Engine-seconds per clip-second when the catalog has no history yet, over the declared speed.",
     )
 
 

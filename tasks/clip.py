@@ -14,7 +14,7 @@ from pathlib import Path
 from prefect import task
 from prefect.tasks import exponential_backoff
 
-from engines import EngineError, EngineInputError, InvalidClip, QuotaExceeded, get_engine, is_retryable
+from engines import EngineError, EngineInputError, InvalidClip, QuotaExceeded, get_engine, is_retryable, registry
 from media.probe import MediaInfo, ProbeError, probe
 from reelflow.secrets import redact
 from reelflow.settings import get_settings
@@ -125,8 +125,8 @@ def _wait_out(exc: QuotaExceeded, deadline: float | None) -> bool:
 
 
 def price_of(engine: str | None) -> float:
-    """Dollars per engine-second (settings ``prices``)."""
-    return get_settings().prices.get(engine or "", 0.0)
+    """Dollars per engine-second (the engine's declaration, or settings ``prices``)."""
+    return registry.price(engine)
 
 
 def only_transient(task, task_run, state) -> bool:

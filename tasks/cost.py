@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from engines import registry
+
 from projects import Project
 from reelflow.settings import Settings
 from storage import ClipStore
@@ -29,7 +31,7 @@ class SceneCost(BaseModel):
 def estimate(project: Project, store: ClipStore, catalog: Catalog, settings: Settings,
              engine: str | None = None, scenes: list[str] | None = None) -> list[SceneCost]:
     """Per scene: a clip already stored costs 0; otherwise the engine's measured speed (from the
-    catalog's history, else the ``speed`` setting) times its price per second."""
+    catalog's history, else the engine's declared speed or the ``speed`` setting) times its price per second."""
     chains = plan_project(project, engine, scenes, settings.max_words_per_second)
     folder = speech_folder()
     chains = prefer_stored([[with_speech(p, folder) for p in chain] for chain in chains], store.exists)
@@ -50,9 +52,9 @@ def estimate_chains(chains: list[list[ClipPlan]], store: ClipStore, catalog: Cat
                                   engine_seconds=0.0, dollars=0.0))
             continue
         if name not in speeds:
-            speeds[name] = catalog.engine_speed(name) or settings.speed.get(name, 1.0)
+            speeds[name] = catalog.engine_speed(name) or registry.speed(name)
         engine_seconds = seconds * speeds[name]
         rows.append(SceneCost(scene_id=plan.scene_id, engine=name, cached=False, clip_seconds=seconds,
                               engine_seconds=round(engine_seconds, 1),
-                              dollars=round(engine_seconds * settings.prices.get(name, 0.0), 4)))
+                              dollars=round(engine_seconds * registry.price(name), 4)))
     return rows

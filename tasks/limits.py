@@ -1,4 +1,6 @@
-"""Per-engine concurrency: Prefect global concurrency limits named ``reelflow-engine-<name>``."""
+"""Per-engine concurrency: Prefect global concurrency limits named ``reelflow-engine-<name>``, or
+``gpu:<index>`` for engines that declare a GPU slot; sizes from each engine's declaration
+(``engines.registry``), overridden by ``REELFLOW_ENGINE_CONCURRENCY``."""
 
 from __future__ import annotations
 
@@ -8,12 +10,13 @@ from prefect import task
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 
+from engines import registry
 from reelflow.settings import get_settings
 
 
 def limit_name(engine: str) -> str:
-    """``gpu:<index>`` for the local engine (one clip per GPU), else ``reelflow-engine-<name>``."""
-    if engine == "local":
+    """``gpu:<index>`` for engines that declare a GPU slot (one clip per GPU), else ``reelflow-engine-<name>``."""
+    if registry.info(engine).slot == "gpu":
         return f"gpu:{get_settings().gpu}"
     return f"reelflow-engine-{engine}"
 
@@ -21,7 +24,7 @@ def limit_name(engine: str) -> str:
 @task(task_run_name="engine-limits")
 def ensure_engine_limits(engines: list[str]) -> dict[str, int]:
     """Create (or update) the limits for the engines this render uses, from the settings."""
-    wanted = {e: n for e, n in get_settings().engine_concurrency.items() if e in engines}
+    wanted = {e: n for e in engines if (n := registry.concurrency(e))}
     with get_client(sync_client=True) as client:
         for engine, slots in wanted.items():
             client.upsert_global_concurrency_limit_by_name(limit_name(engine), slots)
@@ -31,7 +34,7 @@ def ensure_engine_limits(engines: list[str]) -> dict[str, int]:
 @contextmanager
 def engine_slot(engine: str | None):
     """Hold one slot of the engine's limit while it works (no limit configured: no wait)."""
-    if engine and engine in get_settings().engine_concurrency:
+    if engine and registry.concurrency(engine):
         with concurrency(limit_name(engine), occupy=1, strict=False):
             yield
     else:

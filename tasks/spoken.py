@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from engines import EngineInputError
-from engines.adapters import AUDIO_DRIVEN, family_of
+from engines import EngineInputError, registry
+from engines.adapters import family_of
 from media import tts
 from reelflow.settings import get_settings
 from tasks.models import ClipPlan
@@ -17,8 +17,9 @@ from tasks.plan import clip_key
 
 
 def needs_audio(plan: ClipPlan) -> bool:
+    """Does the plan's engine take its speech as audio (as the engine declares), and has it none yet?"""
     return (plan.kind == "generate" and plan.request.audio is None
-            and plan.engine in ("runpod", "local") and family_of(plan.model, plan.engine_params) in AUDIO_DRIVEN)
+            and registry.needs_speech_audio(plan.engine, plan.model, plan.engine_params))
 
 
 def spoken(text: str, voice: str, folder: Path) -> str:

@@ -124,8 +124,16 @@ def test_the_worker_serves_the_local_engine(wan_t2v, monkeypatch):
 
 
 def test_a_failing_pipeline_is_a_typed_error_and_the_engine_recovers(wan_t2v, tmp_path):
-    engine = DiffusersEngine(str(wan_t2v), {**TINY, "height": 30})   # not divisible by the VAE's 8x8 / 2x2 patches
+    engine = DiffusersEngine(str(wan_t2v), {**TINY, "num_frames_bad": 1})
+    engine.params.pop("num_frames_bad")
+    engine.params["max_sequence_length"] = 0      # the text encoder cannot encode an empty sequence
     with pytest.raises(Exception) as info:
         engine.generate(request(), tmp_path / "bad")
     assert type(info.value).__module__ == "engines.errors"
     assert get_engine("local", str(wan_t2v), TINY).generate(request(), tmp_path / "ok").path
+
+
+def test_a_size_off_the_models_multiple_is_a_clear_input_error(wan_t2v, tmp_path):
+    engine = DiffusersEngine(str(wan_t2v), {**TINY, "height": 30})   # the VAE's 8x times the 2x2 patches: 16
+    with pytest.raises(EngineInputError, match=r"engine.params.height: 30 is not a multiple of 16 .* try 32"):
+        engine.generate(request(), tmp_path)

@@ -1,0 +1,28 @@
+"""The engines' own settings (environment variables prefixed ``REELFLOW_``), kept with the engines
+so that adding an engine never touches ``reelflow/settings.py``."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EngineSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REELFLOW_", extra="ignore")
+
+    # hf-space
+    hf_space: str = Field(default="alexnasa/Ovi-ZEROGPU", description="Space id or URL for the Space engine.")
+    hf_timeout: float = Field(default=900, gt=0, description="Seconds to wait for one Space job.")
+    # runpod
+    runpod_endpoint: str | None = Field(default=None, description="Endpoint id for the RunPod engine.")
+    runpod_timeout: float = Field(default=900, gt=0, description="Seconds before a RunPod job is cancelled.")
+    runpod_poll: float = Field(default=2.0, gt=0, description="Longest pause between status polls.")
+    inline_limit_mb: float = Field(default=7.0, gt=0, description="Inputs above this go as presigned links, not base64.")
+    # local
+    local_model: str | None = Field(default=None, description="Model folder for the local engine.")
+    local_params: dict = Field(default_factory=dict, description='JSON defaults, e.g. {"steps": 30, "height": 480}.')
+
+
+def engine_settings() -> EngineSettings:
+    """Read now (engines are made once per process and model, so this is not on a hot path)."""
+    return EngineSettings()

@@ -1,0 +1,74 @@
+"""Engines declare what they need; the tasks read the declarations, never an engine's name."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import engines
+from engines import ClipRequest, registry
+from engines.registry import EngineInfo
+from reelflow.settings import reload_settings
+from tasks.clip import price_of
+from tasks.limits import limit_name
+from tasks.models import ClipPlan
+from tasks.speech import needs_audio
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_no_engine_name_outside_engines():
+    pattern = re.compile(r"""'local'|"local"|hf-space|runpod|animatic""")
+    hits = [f"{path.relative_to(REPO)}:{n}: {line.strip()}"
+            for folder in ("tasks", "flows", "reelflow") for path in sorted((REPO / folder).rglob("*.py"))
+            for n, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert hits == []
+
+
+def plan(engine: str, model: str | None = None, params: dict | None = None) -> ClipPlan:
+    request = ClipRequest(scene_id="s", prompt="p", width=64, height=64, fps=12, duration=1.0)
+    return ClipPlan(scene_id="s", index=0, project="p", kind="generate", key="clips/x.mp4", engine=engine,
+                    model=model, engine_params=params or {}, request=request, duration=1.0)
+
+
+@pytest.fixture
+def gpu_engine():
+    """A new engine added by registering it with its declaration: no task changes."""
+    engines.register("my-gpu", lambda model=None, params=None: None,
+                     EngineInfo(speech_audio="audio-driven", slot="gpu", concurrency=2, price=0.001, speed=7.0))
+    yield "my-gpu"
+    engines.unregister("my-gpu")
+
+
+def test_a_new_engine_is_read_from_its_declaration(gpu_engine, monkeypatch):
+    monkeypatch.setenv("REELFLOW_GPU", "1")
+    reload_settings()
+    assert limit_name(gpu_engine) == "gpu:1"
+    assert registry.concurrency(gpu_engine) == 2
+    assert price_of(gpu_engine) == 0.001 and registry.speed(gpu_engine) == 7.0
+    assert needs_audio(plan(gpu_engine, "multitalk-14b"))
+    assert not needs_audio(plan(gpu_engine, "ovi-1.1"))
+
+
+def test_builtin_declarations_and_settings_overrides(monkeypatch):
+    assert limit_name("local").startswith("gpu:") and limit_name("runpod") == "reelflow-engine-runpod"
+    assert registry.concurrency("animatic") is None and registry.concurrency("hf-space") == 1
+    assert price_of("runpod") == 0.00076 and price_of(None) == 0.0
+    assert not needs_audio(plan("animatic", "multitalk"))
+    assert needs_audio(plan("runpod", "multitalk"))
+    monkeypatch.setenv("REELFLOW_PRICES", '{"runpod": 0.002}')
+    monkeypatch.setenv("REELFLOW_ENGINE_CONCURRENCY", '{"runpod": 9, "animatic": 2}')
+    reload_settings()
+    assert price_of("runpod") == 0.002
+    assert registry.concurrency("runpod") == 9 and registry.concurrency("animatic") == 2
+
+
+def test_a_stand_in_keeps_the_builtin_declaration():
+    engines.register("local", lambda model=None, params=None: None)
+    try:
+        assert registry.info("local").slot == "gpu"
+    finally:
+        engines.unregister("local")
+    assert registry.info("local").params_check
