@@ -128,13 +128,16 @@ class DiffusersEngine:
         return families.accepted_params(families.family_for(families.pipeline_class(model), params))
 
     @staticmethod
-    def check_params(model: str | None = None, params: dict | None = None) -> None:
-        """Raise EngineInputError naming the first param that is unknown, mistyped or off the size multiple.
+    def param_problems(model: str | None = None, params: dict | None = None) -> list[tuple[str, str]]:
+        """(param, problem) for ``params`` of ``model`` (``REELFLOW_LOCAL_MODEL`` if None), before anything loads.
 
-        Called by ``validate`` before anything loads (the family from ``model_index.json``)."""
-        settings = engine_settings()
-        params = {**settings.local_params, **(params or {})}
-        families.check_params(params, families.family_for(families.pipeline_class(model or settings.local_model), params))
+        The family comes from the model folder's ``model_index.json`` (or ``params.family``)."""
+        params = params or {}
+        try:
+            family = families.family_for(families.pipeline_class(model or engine_settings().local_model), params)
+        except EngineInputError as exc:
+            return [("family" if "family" in str(exc).split(":")[0] else "frame_rule", str(exc).partition(": ")[2])]
+        return families.problems(params, family)
 
     def pipeline(self, i2v: bool = False):
         model = self.params.get("i2v_model") if i2v and self.params.get("i2v_model") else self.model

@@ -166,27 +166,47 @@ def _type_name(kind: Any) -> str:
     return " or ".join("number" if k is float else k.__name__ for k in kinds if k is not int or float not in kinds)
 
 
-def check_params(params: dict, family: Family, where: str = "engine.params") -> None:
-    """Unknown names, wrong types and sizes off the model's multiple: one clear input error."""
+def declared_params() -> dict[str, Any]:
+    """Every param the local engine accepts for some family (what ``validate`` knows without a model)."""
+    out = dict(COMMON_PARAMS)
+    for family in FAMILIES.values():
+        out.update(family.extra)
+    return out
+
+
+def problems(params: dict, family: Family) -> list[tuple[str, str]]:
+    """(param, problem) for unknown names, wrong types and sizes off the model's multiple."""
     accepted = accepted_params(family)
+    found: list[tuple[str, str]] = []
     for name, value in params.items():
-        if name not in accepted:
-            raise EngineInputError(f"{where}.{name}: not a parameter of the local engine for {family.name} "
-                                   f"models; accepted: {', '.join(sorted(accepted))}")
-        kind = accepted[name]
-        if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-            raise EngineInputError(f"{where}.{name}: expected {_type_name(kind)}, got {value!r}")
-        if value is not None and not isinstance(value, kind):
-            raise EngineInputError(f"{where}.{name}: expected {_type_name(kind)}, got {value!r}")
+        kind = accepted.get(name)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if kind is None:
+            found.append((name, f"not a parameter of the local engine for {family.name} models; "
+                                f"accepted: {', '.join(sorted(accepted))}"))
+        elif value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and bool not in kinds)):
+            found.append((name, f"expected {_type_name(kind)}, got {value!r}"))
+    if found:
+        return found
     if "frame_rule" in params:
-        parse_rule(params["frame_rule"])
+        try:
+            parse_rule(params["frame_rule"])
+        except EngineInputError as exc:
+            found.append(("frame_rule", str(exc).partition(": ")[2]))
     for name in ("height", "width"):
         value = params.get(name)
         if value is not None and (value <= 0 or value % family.size_multiple):
-            raise EngineInputError(f"{where}.{name}: {value} is not a multiple of {family.size_multiple} "
-                                   f"({family.name} models need it); try {nearest(value, family.size_multiple)}")
-    if "fps" in params and params["fps"] <= 0:
-        raise EngineInputError(f"{where}.fps: must be above 0, got {params['fps']!r}")
+            found.append((name, f"{value} is not a multiple of {family.size_multiple} ({family.name} models "
+                                f"need it); try {nearest(value, family.size_multiple)}"))
+    if params.get("fps") is not None and params["fps"] <= 0:
+        found.append(("fps", f"must be above 0, got {params['fps']!r}"))
+    return found
+
+
+def check_params(params: dict, family: Family, where: str = "engine.params") -> None:
+    """Raise the first of ``problems`` as one EngineInputError line naming the param."""
+    for name, message in problems(params, family):
+        raise EngineInputError(f"{where}.{name}: {message}")
 
 
 def nearest(value: int, multiple: int) -> int:

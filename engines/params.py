@@ -15,6 +15,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from engines import families
+
 # Every name an adapter gives the prompt, the image or the audio (engines.adapters,
 # engines.hf_space.ARGUMENTS, the runpod worker's schema), plus ClipRequest's own fields.
 OWNED = frozenset({
@@ -25,11 +27,7 @@ OWNED = frozenset({
 NUMBER = (int, float)
 DECLARED: dict[str, dict[str, Any]] = {
     "animatic": {},
-    "local": {
-        "steps": int, "height": int, "width": int, "fps": NUMBER, "frame_rule": str, "guidance_scale": NUMBER,
-        "negative_prompt": str, "max_sequence_length": int, "i2v_model": str, "audio_model": str,
-        "device": str, "dtype": str, "cpu_offload": bool, "vae_tiling": bool, "vae_slicing": bool, "compile": bool,
-    },
+    "local": families.declared_params(),       # built from the model families' data
     "runpod": {
         "endpoint": str, "family": str, "timeout": NUMBER, "mode": str, "sample_steps": int,
         "video_guidance_scale": NUMBER, "audio_guidance_scale": NUMBER, "sampling_steps": int,
@@ -67,8 +65,9 @@ def _plain(value: Any, depth: int = 0) -> bool:
     return False
 
 
-def check_params(engine: str, params: dict[str, Any]) -> list[tuple[str, str]]:
-    """(param name, problem) for each param ``engine`` would not accept."""
+def check_params(engine: str, params: dict[str, Any], model: str | None = None) -> list[tuple[str, str]]:
+    """(param name, problem) for each param ``engine`` would not accept (for ``model``, where the engine
+    declares per-model rules: the local engine's families, read from the model folder)."""
     problems: list[tuple[str, str]] = []
     declared = DECLARED.get(engine)
     for name, value in params.items():
@@ -93,6 +92,10 @@ def check_params(engine: str, params: dict[str, Any]) -> list[tuple[str, str]]:
             problems.append((name, f"must be {_type_name(declared[name])}, not {type(value).__name__}"))
         elif engine == "hf-space" and name == "arguments":
             problems += _check_arguments(value)
+    if not problems and engine in DECLARED:
+        from engines import registry
+
+        problems += registry.param_problems(engine, model, params)
     return problems
 
 

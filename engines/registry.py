@@ -30,7 +30,7 @@ class EngineInfo:
     concurrency: int | None = None             # clips at once by default (None: unlimited)
     price: float = 0.0                         # dollars per engine-second
     speed: float = 1.0                         # engine-seconds per clip-second before the catalog knows
-    params_check: str | None = None            # "module:attr" of check(model, params), raising EngineInputError
+    params_check: str | None = None            # "module:attr" of problems(model, params) -> [(param, problem)]
 
 
 _BUILTIN: dict[str, EngineInfo] = {
@@ -41,7 +41,7 @@ _BUILTIN: dict[str, EngineInfo] = {
                          speech_audio="audio-driven", concurrency=4, price=0.00076, speed=12.0),
     "local": EngineInfo("engines.diffusers_local:DiffusersEngine", "'reelflow[local]' (torch, diffusers)",
                         speech_audio="audio-driven", slot="gpu", concurrency=1, speed=20.0,
-                        params_check="engines.diffusers_local:DiffusersEngine.check_params"),
+                        params_check="engines.diffusers_local:DiffusersEngine.param_problems"),
 }
 _FACTORIES: dict[str, Callable[..., Engine]] = {}
 _INFOS: dict[str, EngineInfo] = {}
@@ -101,11 +101,18 @@ def _factory(name: str) -> Callable[..., Engine]:
     return _load(name, declared.target, declared.hint)
 
 
-def check_params(name: str, model: str | None, params: dict[str, Any] | None) -> None:
-    """Check an engine's params as the engine declares (no declaration: anything goes)."""
+def param_problems(name: str, model: str | None, params: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(param, problem) for ``params`` as the engine declares them for ``model`` (no declaration: none)."""
     declared = info(name)
-    if declared.params_check:
-        _load(name, declared.params_check, declared.hint)(model, params or {})
+    if not declared.params_check:
+        return []
+    return list(_load(name, declared.params_check, declared.hint)(model, params or {}))
+
+
+def check_params(name: str, model: str | None, params: dict[str, Any] | None) -> None:
+    """Raise the first problem of ``param_problems`` as one EngineInputError line."""
+    for param, problem in param_problems(name, model, params):
+        raise EngineInputError(f"engine.params.{param}: {problem}")
 
 
 def needs_speech_audio(name: str | None, model: str | None, params: dict[str, Any]) -> bool:

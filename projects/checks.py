@@ -62,7 +62,8 @@ def _engine(found: Found, loc: tuple, spec: Any) -> None:
             found.append(((*loc, "fallback", i), suggest(other, known)))
     params = spec.get("params")
     if isinstance(params, dict) and isinstance(name, str):
-        for key, message in check_params(name, params):
+        model = spec.get("model") if isinstance(spec.get("model"), str) else None
+        for key, message in check_params(name, params, model):
             found.append(((*loc, "params", *key.split(".")), message))
 
 

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from engines import registry
-
 from projects import Project
 from reelflow.settings import Settings
 from storage import ClipStore

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engines import EngineInputError, registry
 from engines.base import ClipRequest, file_digest
 from tasks.models import ClipPlan
 from projects.schema import EngineSpec, Project, Scene
@@ -39,18 +38,7 @@ def clip_key(request: ClipRequest, engine: str, model: str | None) -> str:
     return f"clips/{request.content_key(engine, model)}.mp4"
 
 
-def check_engine_params(scene: Scene, spec: EngineSpec) -> None:
-    """The engine's params as the engine declares them (names, types, sizes): one line naming the scene."""
-    if spec.name not in registry.names():
-        return
-    try:
-        registry.check_params(spec.name, spec.model, spec.params)
-    except EngineInputError as exc:
-        raise PlanError(f"scene {scene.id!r} ({spec.name}): {exc}") from exc
-
-
 def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec, max_wps: float) -> ClipPlan:
-    check_engine_params(scene, spec)
     root = Path(project.root)
     duration = project.scene_duration(scene)
     template, sandboxed = template_for(spec.model, project.template, root)

@@ -69,3 +69,28 @@ def test_validate_reads_the_family_from_the_model_folder(tmp_path, monkeypatch):
     check_engine_params("local", str(tmp_path), {"stg_scale": 0.5})
     with pytest.raises(EngineInputError, match="guidance_scale_2: not a parameter of the local engine for ltx2"):
         check_engine_params("local", str(tmp_path), {"guidance_scale_2": 1.0})
+
+
+def test_reelflow_validate_checks_local_params_against_the_models_family(tmp_path):
+    import yaml
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    model = tmp_path / "ltx2-model"
+    model.mkdir()
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "LTX2Pipeline"}))
+    folder = tmp_path / "projects" / "p"
+    folder.mkdir(parents=True)
+    spec = {"title": "T", "engine": {"name": "local", "model": str(model),
+                                     "params": {"height": 480, "width": 700, "stg_scale": 0.5}},
+            "scenes": [{"id": "a", "action": "a driver waves", "duration": 1.0}]}
+    (folder / "project.yaml").write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2
+    assert "engine.params.width" in result.output and "not a multiple of 32" in result.output
+    assert "stg_scale" not in result.output                       # an LTX-2 param, accepted for LTX-2
+    spec["engine"]["params"] = {"height": 512, "width": 768, "stg_scale": 0.5}
+    (folder / "project.yaml").write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 0, result.output
