@@ -23,7 +23,8 @@ h2{font-size:1.1em;margin:28px 0 8px}
 .dim{color:#a0a0aa}
 .final video{width:100%;max-width:720px;max-height:70vh;background:#000;border-radius:6px}
 .board img{max-width:100%;border-radius:6px}
-.scene{background:#1c1c22;border-radius:8px;padding:10px 12px;margin:12px 0}
+.scenes{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}
+.scene{background:#1c1c22;border-radius:8px;padding:10px 12px;max-width:100%;box-sizing:border-box}
 .scene h3{margin:0 0 2px;font-size:1em}
 .speech{color:#c8dcff;margin:4px 0}
 .takes{display:flex;flex-wrap:wrap;gap:10px;margin-top:8px}
@@ -104,7 +105,8 @@ def _take_html(store: ClipStore, take: dict, picked: bool) -> str:
     esc = html.escape
     key = _safe_key(take.get("key"))
     number = take.get("take", "?")
-    video = (f'<video controls preload="metadata" src="{esc(link_for(store, key))}"></video>'
+    # "#t=0.1": browsers then show a frame of the take instead of a black box before play
+    video = (f'<video controls preload="metadata" src="{esc(link_for(store, key))}#t=0.1"></video>'
              if key else '<p class="dim">no clip</p>')
     bits = [f"take {esc(str(number))}"]
     if take.get("seed") is not None:
@@ -174,6 +176,7 @@ def review_html(store: ClipStore, slug: str, render_id: str) -> str | None:
                     f'<img alt="storyboard" src="{esc(link_for(store, board))}"></a></div>')
     scenes = scenes_of(manifest)
     if scenes:
-        body.append("<h2>Scenes and takes</h2>")
+        body.append('<h2>Scenes and takes</h2><div class="scenes">')
         body += [_scene_html(store, i + 1, s) for i, s in enumerate(scenes)]
+        body.append("</div>")
     return _page(f"{slug} — {render_id}", "".join(body))

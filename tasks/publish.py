@@ -69,10 +69,11 @@ def _work_dir() -> Path:
     return work
 
 
-def how_to_open(store: ClipStore, key: str) -> str:
+def how_to_open(store: ClipStore, key: str, slug: str, render_id: str) -> str:
     """The line a report shows when the store has no browser link."""
-    return (f"`{store.url(key)}` — to open it in a browser, run `reelflow serve` on this machine "
-            f"and set `REELFLOW_PUBLIC_URL=http://127.0.0.1:8765` for renders (links then open here)")
+    return (f"`{store.url(key)}` — to watch it in a browser, run `reelflow serve` on this machine and open "
+            f"http://127.0.0.1:8765/review/{slug}/{render_id} (set `REELFLOW_PUBLIC_URL=http://127.0.0.1:8765` "
+            f"for renders and these links open from here)")
 
 
 def storyboard_markdown(spec: Project, plans: list[ClipPlan], summary: str, store: ClipStore,
@@ -125,7 +126,7 @@ def report_markdown(result: RenderResult, store: ClipStore, public_url: str | No
     link = lambda key: browser_link(store, key, public_url)  # noqa: E731
     video = link(result.video_key)
     lines = [f"# {md(result.slug)} — render {result.render_id}", ""]
-    lines.append(f"- video: [final.mp4]({video})" if video else f"- video: {how_to_open(store, result.video_key)}")
+    lines.append(f"- video: [final.mp4]({video})" if video else f"- video: {how_to_open(store, result.video_key, result.slug, result.render_id)}")
     if review := review_link(result.slug, result.render_id, public_url):
         lines.append(f"- review page (takes side by side): [{result.render_id}]({review})")
     lines += [

@@ -140,8 +140,8 @@ def test_review_page_shows_final_takes_side_by_side_and_the_pick(served, tmp_pat
     page = body.decode()
     assert resp.status == 200 and resp.getheader("Content-Type").startswith("text/html")
     assert 'id="final"' in page and 'src="/renders/demo/20260101-000000-abc123/final.mp4"' in page
-    assert '<figure class="take picked" data-take="2"><video controls preload="metadata" src="/clips/t2.mp4">' in page
-    assert '<figure class="take" data-take="1"><video controls preload="metadata" src="/clips/t1.mp4">' in page
+    assert '<figure class="take picked" data-take="2"><video controls preload="metadata" src="/clips/t2.mp4#t=0.1">' in page
+    assert '<figure class="take" data-take="1"><video controls preload="metadata" src="/clips/t1.mp4#t=0.1">' in page
     assert "Hello &lt;b&gt;there&lt;/b&gt;" in page and "<b>there</b>" not in page
     assert "0:00.0–0:01.5" in page and "0:01.5–0:03.0" in page
     assert "etc/passwd" not in page                      # a bad key in a manifest never becomes a link
