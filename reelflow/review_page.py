@@ -54,7 +54,7 @@ def _safe_key(key) -> str | None:
 def render_folders(store: ClipStore) -> list[tuple[str, str]]:
     """(slug, render_id) of every render with a final video, newest first."""
     found = set()
-    for key in store.list("renders/"):
+    for key in store.list("renders"):
         parts = key.split("/")
         if len(parts) == 4 and parts[3] in ("final.mp4", "render.json"):
             found.add((parts[1], parts[2]))
@@ -153,7 +153,7 @@ def review_html(store: ClipStore, slug: str, render_id: str) -> str | None:
     has_final = store.exists(final)
     if not manifest and not has_final:
         return None
-    files = set(store.list(prefix + "/"))
+    files = {k for k in store.list(prefix) if k.startswith(prefix + "/")}
     body = [f"<h1>{esc(slug)} — render {esc(render_id)}</h1>"]
     facts = []
     if isinstance(manifest.get("duration"), (int, float)):

@@ -135,6 +135,9 @@ class StoreHandler(BaseHTTPRequestHandler):
             self._send_text(HTTPStatus.BAD_GATEWAY, f"store error: {exc}\n")
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True     # the browser stopped reading (a <video> seeking)
+        except Exception as exc:  # noqa: BLE001 - one bad request must not take the connection down silently
+            self.log_error("%s: %s", type(exc).__name__, exc)
+            self._send_text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
 
     def _send_object(self, key: str) -> None:
         store = self.server.store

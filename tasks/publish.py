@@ -133,7 +133,7 @@ def report_markdown(result: RenderResult, store: ClipStore, public_url: str | No
         f"- duration: {result.duration:.2f} s",
         f"- clips generated: {result.generated}, reused: {result.reused}",
     ]
-    files = set(store.list(prefix + "/"))
+    files = {k for k in store.list(prefix) if k.startswith(prefix + "/")}
     for name, label in (("final.srt", "subtitles"), ("final.vtt", "subtitles"), ("storyboard.html", "storyboard")):
         key = f"{prefix}/{name}"
         if key in files:

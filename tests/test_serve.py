@@ -147,3 +147,35 @@ def test_review_page_shows_final_takes_side_by_side_and_the_pick(served, tmp_pat
     assert "etc/passwd" not in page                      # a bad key in a manifest never becomes a link
     assert request(port, "/review/demo/nope")[0].status == 404
     assert request(port, "/review/demo/..%2f..%2fx")[0].status == 404
+
+
+@pytest.mark.slow
+def test_an_s3_store_is_served_by_redirects_to_fresh_presigned_links(moto_s3, monkeypatch, tmp_path):
+    import urllib.request
+
+    from storage import open_store
+    from tests.conftest import use_s3
+
+    url = use_s3(monkeypatch, moto_s3.endpoint, "serve-review")
+    store = open_store(url)
+    src = tmp_path / "payload.bin"
+    src.write_bytes(PAYLOAD)
+    write_manifest(store, tmp_path, src)
+    server = make_server(url, "127.0.0.1", 0, verbose=False)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        resp, _ = request(port, "/renders/demo/20260101-000000-abc123/final.mp4")
+        location = resp.getheader("Location")
+        assert resp.status == 302 and location.startswith(moto_s3.endpoint) and "X-Amz-Signature" in location
+        with urllib.request.urlopen(urllib.request.Request(location, headers={"Range": "bytes=10-19"})) as r:
+            assert r.status == 206 and r.read() == PAYLOAD[10:20]
+        assert request(port, "/clips/nope.mp4")[0].status == 404
+        resp, body = request(port, "/review/demo/20260101-000000-abc123")
+        page = body.decode()
+        assert resp.status == 200 and f'src="{moto_s3.endpoint}/serve-review/reels/clips/t2.mp4?' in page
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
