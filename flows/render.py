@@ -25,6 +25,7 @@ from storage import open_store
 from tasks import events
 from tasks.catalog import close_render, open_render
 from tasks.clip import generate_clip
+from tasks.finished import find_finished_render, remember_render
 from tasks.limits import ensure_engine_limits
 from tasks.manifest import publish_manifest, scene_cuts
 from tasks.models import ClipPlan, ClipRef, RenderResult
@@ -32,7 +33,8 @@ from tasks.project import find_projects, load_spec, plan_clips, reuse_stored
 from tasks.publish import publish_artifacts, publish_storyboard
 from tasks.speech import synthesize_speech
 from tasks.stitch import normalize_clip, stitch_clips
-from tasks.takes import TakeBook, cut_of, plan_takes, record_picks, take_refs
+from tasks.take_steps import plan_takes, record_picks
+from tasks.takes import TakeBook, cut_of, take_refs
 from reelflow.errors import RenderError
 
 
@@ -101,7 +103,8 @@ def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> l
 
 @flow(flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
 def render_project(project: str, engine: EngineChoice | None = None, scenes: list[str] | None = None,
-                   takes: int | None = None, redo: list[str] | None = None) -> RenderResult:
+                   takes: int | None = None, redo: list[str] | None = None,
+                   force: bool = False) -> RenderResult:
     """Render a production folder (``projects/<slug>``) into one stitched video.
 
     Args:
@@ -111,11 +114,17 @@ def render_project(project: str, engine: EngineChoice | None = None, scenes: lis
         scenes: Render only these scene ids (a quick preview); empty: every scene.
         takes: Clips per generated scene (overrides each scene's takes); empty: the scene's own.
         redo: Scenes that get one new take, which is picked (saved to picks.yaml).
+        force: Render again even if this exact render is finished (same clips, cut, profile and
+            finishing options); otherwise that render is returned at once.
     """
     logger = get_run_logger()
     spec = load_spec(project)
     book = plan_takes(synthesize_speech(plan_clips(spec, engine, scenes)), spec, takes, redo)
     chains = reuse_stored(book.chains)
+    if not force and (finished := find_finished_render(spec, chains, book)) is not None:
+        logger.info("unchanged since render %s: %s", finished.render_id, finished.video)
+        events.emit("done", video=finished.video)
+        return finished
     ensure_engine_limits(sorted({p.engine for chain in chains for p in chain if p.engine}))
     render_id = new_render_id()
     open_render(spec, render_id, engine, len(book.picked))
@@ -128,6 +137,7 @@ def render_project(project: str, engine: EngineChoice | None = None, scenes: lis
         close_render(render_id, error=f"{type(exc).__name__}: {exc}")
         raise
     close_render(render_id, result)
+    remember_render(spec, result)
     publish_artifacts(result)
     logger.info("render %s: %s (%d generated, %d reused)", render_id, result.video, result.generated, result.reused)
     events.emit("done", video=result.video)

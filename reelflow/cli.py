@@ -99,17 +99,50 @@ def _copy_out(result, dest: Path) -> Path:
     return dest / "final.mp4"
 
 
+def _finished_render(spec, engine: str | None, scenes: list[str] | None):
+    """The finished render of this exact production, found without importing Prefect (or None)."""
+    from reelflow.errors import ReelflowError
+    from reelflow.settings import get_settings
+    from storage import open_store
+    from tasks.render_index import find_finished
+
+    settings = get_settings()
+    try:
+        found = find_finished(spec, engine, scenes, open_store(settings.storage), settings.max_words_per_second)
+    except ReelflowError:
+        return None          # the full render reports it, with the right exit code
+    return found
+
+
+def _report(result, out_dir: Path | None) -> None:
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False, highlight=False)
+    err.print(f"{result.slug}: {result.duration:.2f} s, {result.generated} clip(s) generated, "
+              f"{result.reused} reused; render {result.render_id}", highlight=False)
+    final = _copy_out(result, out_dir) if out_dir else result.video
+    print(final)
+
+
 @app.command()
 def render(
     project: ProjectArg,
     engine: Annotated[Optional[str], typer.Option(help="Engine for every scene (overrides project.yaml).")] = None,
     scene: Annotated[Optional[list[str]], typer.Option("--scene", help="Render only this scene id (repeatable).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Also copy the final files into this folder.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Render again even if this exact render is finished.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
 ) -> None:
-    """Render a production; the last line printed is the final video's path or URL."""
+    """Render a production; the last line printed is the final video's path or URL.
+
+    An unchanged production (same clips, output profile and finishing options) is found in
+    the store before Prefect starts: its finished video is printed at once.
+    """
+    spec = _load_or_exit(project)
+    if not force and (finished := _finished_render(spec, engine, scene or None)) is not None:
+        err.print(f"unchanged since render {finished.render_id} (--force renders it again)", highlight=False)
+        _report(finished, out_dir)
+        return
     _quiet_prefect(verbose)
-    _load_or_exit(project)
     from engines import EngineError
     from flows.render import RenderFailed, render_project
     from prompts import PromptError
@@ -134,18 +167,13 @@ def render(
     unsubscribe = events.subscribe(on_event)
     try:
         with progress:
-            result = render_project(str(project), engine=engine, scenes=scene or None)
+            result = render_project(str(project), engine=engine, scenes=scene or None, force=force)
     except (EngineError, RenderFailed, PromptError, PlanError) as exc:
         err.print(f"render failed: {exc}", markup=False, highlight=False)
         raise typer.Exit(1) from None
     finally:
         unsubscribe()
-    for warning in result.warnings:
-        err.print(f"warning: {warning}", markup=False, highlight=False)
-    err.print(f"{result.slug}: {result.duration:.2f} s, {result.generated} clip(s) generated, "
-              f"{result.reused} reused; render {result.render_id}", highlight=False)
-    final = _copy_out(result, out_dir) if out_dir else result.video
-    print(final)
+    _report(result, out_dir)
 
 
 @app.command()

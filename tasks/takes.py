@@ -11,11 +11,8 @@ from __future__ import annotations
 from typing import Callable
 
 from pydantic import BaseModel, Field
-from prefect import task
 
 from projects import Project
-from reelflow.settings import get_settings
-from storage import open_store
 from tasks.models import ClipPlan, ClipRef, TakeRef
 from tasks.plan import PlanError, clip_key
 
@@ -104,18 +101,3 @@ def take_refs(refs: list[ClipRef], stored: list[ClipPlan]) -> dict[str, list[Tak
         out.setdefault(p.scene_id, []).append(TakeRef(take=p.take, seed=p.request.seed, key=p.key, engine=p.engine,
                                                        model=p.model, cached=True))
     return {scene: sorted(takes, key=lambda t: t.take) for scene, takes in out.items()}
-
-
-@task(task_run_name="book-takes")
-def plan_takes(chains: list[list[ClipPlan]], project: Project, takes: int | None,
-               redo: list[str] | None) -> TakeBook:
-    """Which takes of each scene to make (1..N, the picked one, redo's new one) and which exist."""
-    return book_takes(chains, project, open_store(get_settings().storage).exists, takes, redo)
-
-
-@task(task_run_name="save-picks")
-def record_picks(project: Project, picks: dict[str, int]) -> None:
-    """Save ``scene: take`` choices to the production's picks.yaml."""
-    from projects.picks import save_picks
-
-    save_picks(project.root, picks)

@@ -44,11 +44,11 @@ def test_demo_renders_to_the_profile_with_cues_and_contact_sheet(demo_copy, coun
     assert [c.start / 1000 for c in cues] == pytest.approx([0, 5, 10, 15, 20, 25], abs=1 / 24)
     assert Path(result.contact_sheet).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    # Unchanged: no engine call at all.
+    # Unchanged: no engine call at all, and the finished render is found, not made again.
     counting.calls.clear()
     again = render_project(str(demo_copy))
     assert counting.calls == [] and (again.generated, again.reused) == (0, 6)
-    assert again.render_id != result.render_id
+    assert (again.render_id, again.video) == (result.render_id, result.video)
 
     # One scene's speech edited: exactly one call, for that scene.
     spec = (demo_copy / "project.yaml").read_text()
