@@ -136,6 +136,7 @@ def find_in_index(store: ClipStore, spec: Project, chains: list[list[ClipPlan]],
     found = lookup(store, digest_of_plans(spec, chains, picked))
     if found is not None:
         found.warnings = list(dict.fromkeys(w for chain in chains for w in chain[0].warnings))
+        found.reused = len(chains)               # every take the render would make is already stored
     return found
 
 
