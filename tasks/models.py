@@ -93,6 +93,8 @@ class RenderResult(BaseModel):
     video: str
     video_key: str
     subtitles: str | None = None
+    otio: str | None = None               # final.otio: the cut for an editor
+    edl: str | None = None                # final.edl (CMX 3600), when the fps has a timecode
     contact_sheet: str | None = None
     duration: float
     generated: int

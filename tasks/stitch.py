@@ -13,6 +13,7 @@ from media.images import font_dir
 from media.subtitles import build_subtitles, write_subtitles
 from media.chapters import write_ffmetadata
 from media.cards import Card, card_digest, card_png, render_card
+from media.otio_export import write_handoff
 from media.music import music_graph, music_inputs, timeline_speech
 from media.timeline import Edit, timeline_for
 from projects.schema import Output
@@ -137,6 +138,9 @@ def stitch_render(
             [(c.scene_id, stitch.middle_frame(p)) for c, p in zip(clips, scene_paths)], tmp / "contact-sheet.png"
         )
         keys = {"video": f"{dest_prefix}/final.mp4", "contact_sheet": f"{dest_prefix}/contact-sheet.png"}
+        for kind, path in write_handoff(timeline, dest_prefix.rsplit("/", 2)[-2], store.url, tmp).items():
+            keys[kind] = f"{dest_prefix}/{path.name}"
+            store.put_file(keys[kind], path)
         if sub_path:
             keys["subtitles"] = f"{dest_prefix}/final.{sub_fmt}"
             store.put_file(keys["subtitles"], sub_path)

@@ -147,6 +147,25 @@ def test_crossfades_and_dips_keep_sync_and_exact_duration(tmp_path):
     assert len(beeps) == len(with_audio)
     for beep, mark in zip(beeps, with_audio):
         assert abs(beep - mark) <= 1 / FPS, (beep, mark)
+    # The editor handoff: final.otio reads back with one clip per item at the same frames.
+    import opentimelineio as otio
+
+    cut = otio.adapters.read_from_file(str(store.path(keys["otio"])))
+    clips = list(cut.find_clips())
+    assert [c.name for c in clips] == ["s0", "s1", "s2", "s3"]
+    for clip, item in zip(clips, timeline.items):
+        placed = clip.trimmed_range_in_parent()
+        assert placed.start_time.to_frames() == item.start
+        assert Path(clip.media_reference.target_url.removeprefix("file://")) == store.path(item.key)
+        assert clip.markers[0].name == item.scene_id
+    assert cut.duration().to_frames() == timeline.frames
+    assert [(t.name, t.out_offset.to_frames()) for t in cut.tracks[0]
+            if isinstance(t, otio.schema.Transition)] == [("crossfade", 6), ("dip", 6)]
+    # ...and the CMX 3600 EDL (timecode at 24: two ticks per 12 fps frame) parses with its reader.
+    edl = otio.adapters.read_from_file(str(store.path(keys["edl"])), adapter_name="cmx_3600", rate=24)
+    assert [c.trimmed_range_in_parent().start_time.to_frames() for c in edl.find_clips()] == \
+        [2 * item.start for item in timeline.items]
+    assert edl.duration().to_frames() == 2 * timeline.frames
     # Subtitle cues follow the new starts.
     import pysubs2
 
@@ -352,3 +371,15 @@ def test_chapters_in_the_mp4_are_readable_with_pyav(tmp_path):
     # Without output.chapters nothing is written.
     store2, _, keys2 = _stitch(paths, tmp_path / "plain", edit, SMALL)
     assert read_chapters(store2.path(keys2["video"])) == []
+
+
+def test_otio_export_at_ntsc_rates_and_odd_rates():
+    from media.otio_export import build_otio, timecode_scale
+
+    assert (timecode_scale(Fraction(24000, 1001)), timecode_scale(Fraction(12)), timecode_scale(Fraction(7))) == (1, 2, None)
+    t = build_timeline(_rows(48, 48), Fraction(30000, 1001), default=Transition(type="crossfade", duration=0.5))
+    cut = build_otio(t, "x", lambda key: f"https://bucket.example/{key}")
+    clips = list(cut.find_clips())
+    assert [c.trimmed_range_in_parent().start_time.to_frames() for c in clips] == [0, 33]
+    assert clips[1].media_reference.target_url == "https://bucket.example/k1"
+    assert clips[0].metadata["reelflow"]["speech"] == "line 0"
