@@ -32,7 +32,7 @@ from tasks.models import ClipPlan, ClipRef, RenderResult
 from tasks.project import find_projects, load_spec, plan_clips, reuse_stored
 from tasks.publish import publish_artifacts, publish_storyboard
 from tasks.speech import synthesize_speech
-from tasks.stitch import normalize_clip, stitch_clips
+from tasks.stitch import colour_reference, normalize_clip, stitch_clips
 from tasks.take_steps import plan_takes, record_picks
 from tasks.takes import TakeBook, cut_of, take_refs
 from reelflow.errors import RenderError
@@ -150,7 +150,8 @@ def _render(spec, chains: list[list[ClipPlan]], book: TakeBook, render_id: str, 
     if book.redone:
         record_picks(spec, book.redone)
     clips = cut_of(made, book.picked)
-    normalized = normalize_clip.map(clips, profile=unmapped(spec.output)).result()
+    match = colour_reference(clips, spec.color_match) if spec.color_match else None
+    normalized = normalize_clip.map(clips, profile=unmapped(spec.output), match=unmapped(match)).result()
     outputs = stitch_clips(normalized, spec.output, spec.slug, render_id, spec.edit())
 
     store = open_store(get_settings().storage)

@@ -37,8 +37,13 @@ def filter_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'").replace(":", "\\:").replace(",", "\\,")
 
 
-def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: int, out: str) -> list[str]:
-    """ffmpeg arguments that bring one clip to the profile with exact lengths (pure)."""
+def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: int, out: str,
+                   look: str | None = None) -> list[str]:
+    """ffmpeg arguments that bring one clip to the profile with exact lengths (pure).
+
+    ``look`` is a video filter applied to the clip's own picture before it is scaled and
+    padded (colour matching).
+    """
     w, h, r = profile.width, profile.height, _rate(profile)
     samples = profile.samples_for(frames)
     fade = round(EDGE_FADE * profile.audio_rate)
@@ -55,7 +60,7 @@ def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: in
         args += ["-f", "lavfi", "-i", f"anullsrc=r={profile.audio_rate}:cl=stereo"]
         audio_src = "[1:a]"
     graph = (
-        f"[0:v:0]setpts=PTS-STARTPTS,fps={r},{fit},setsar=1,format=yuv420p,"
+        f"[0:v:0]setpts=PTS-STARTPTS,fps={r},{look + ',' if look else ''}{fit},setsar=1,format=yuv420p,"
         f"tpad=stop=-1:stop_mode=clone[v];"
         f"{audio_src}aresample={profile.audio_rate}:async=1:first_pts=0,"
         f"aformat=sample_fmts=s16:channel_layouts=stereo,apad,atrim=end_sample={samples}{edges}[a]"
@@ -68,14 +73,23 @@ def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: in
     ]
 
 
-def normalize_clip(src: str | Path, out: str | Path, profile: OutputProfile, duration: float | None = None) -> MediaInfo:
-    """Normalise ``src`` to ``profile``; ``duration`` (default: the clip's own) sets the frame count."""
+def normalize_clip(src: str | Path, out: str | Path, profile: OutputProfile, duration: float | None = None,
+                   match=None) -> MediaInfo:
+    """Normalise ``src`` to ``profile``; ``duration`` (default: the clip's own) sets the frame count.
+
+    ``match`` (``media.color.ColorStats``) moves the clip's colour to those statistics.
+    """
     info = probe(src)
     if not info.has_video:
         raise ffmpeg.FFmpegError(f"{src}: no video stream to normalise")
     seconds = duration if duration is not None else (info.video_duration or info.duration)
     frames = profile.frames_for(seconds)
-    ffmpeg.run(normalize_args(str(src), info, profile, frames, str(out)))
+    look = None
+    if match is not None:
+        from media.color import match_filter, measure
+
+        look = match_filter(measure(src), match)
+    ffmpeg.run(normalize_args(str(src), info, profile, frames, str(out), look))
     return probe(out)
 
 

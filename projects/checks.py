@@ -112,4 +112,7 @@ def semantic_problems(data: dict, root: Path) -> Found:
             found.append((("scenes", i, "takes"), "a footage scene has one take"))
         if "engine" in scene and scene["engine"] is not None:
             _engine(found, ("scenes", i, "engine"), scene["engine"])
+    reference = data.get("color_match")
+    if isinstance(reference, str) and seen and reference not in seen:
+        found.append((("color_match",), f"unknown scene {reference!r} (scenes: {', '.join(sorted(seen))})"))
     return found

@@ -101,6 +101,7 @@ class Project(Strict):
     transition: Transition = Field(default_factory=Transition, description="Every join, unless a scene sets its own.")
     music: Music | None = Field(None, description="A bed under the whole video, ducked under speech.")
     title_card: CardSpec | None = Field(None, description="A card before the first scene.")
+    color_match: Slug | None = Field(None, description="Match every clip's colour to this scene's.")
     end_card: CardSpec | None = Field(None, description="A card after the last scene.")
 
     # Set by the loader, not by the YAML.

@@ -12,6 +12,7 @@ from media import ffmpeg, images, stitch, transitions
 from media.images import font_dir
 from media.subtitles import build_subtitles, write_subtitles
 from media.chapters import write_ffmetadata
+from media.color import ColorStats, measure as measure_colour
 from media.cards import Card, card_digest, card_png, render_card
 from media.otio_export import write_handoff
 from media.music import music_graph, music_inputs, timeline_speech
@@ -26,20 +27,24 @@ from tasks.models import ClipRef, NormalizedRef
 TITLE_CARD, END_CARD = "title card", "end card"   # not valid scene ids: they never collide
 
 
-def normalized_key(ref: ClipRef, profile: Output, frames: int | None) -> str:
+def normalized_key(ref: ClipRef, profile: Output, frames: int | None, match: ColorStats | None = None) -> str:
     digest = ref.key.rsplit("/", 1)[-1].split(".")[0]
     length = frames if frames is not None else "auto"
-    return f"normalized/{profile.video_key()}-n{stitch.NORMALIZE_VERSION}/{digest}-{length}{stitch.NORMALIZED_SUFFIX}"
+    look = f"-c{match.digest()}" if match is not None else ""
+    return (f"normalized/{profile.video_key()}-n{stitch.NORMALIZE_VERSION}/"
+            f"{digest}-{length}{look}{stitch.NORMALIZED_SUFFIX}")
 
 
-def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: Path) -> NormalizedRef:
+def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: Path,
+                     match: ColorStats | None = None) -> NormalizedRef:
     """Normalise one stored clip to ``profile`` (cached in the store under its own key).
 
     A clip kept at its own length (footage without a duration) is keyed ``-auto``; the frame
     count it came out with is kept in the object's metadata, so a cache hit needs no download.
+    ``match``: the colour statistics to match (the reference scene's); part of the key.
     """
     frames = profile.frames_for(ref.duration) if ref.duration else None
-    key = normalized_key(ref, profile, frames)
+    key = normalized_key(ref, profile, frames, match)
     if store.exists(key):
         if frames is None:
             frames = int(store.metadata(key)["frames"])
@@ -47,11 +52,21 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
         work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
             out = Path(tmp) / "normalized.mov"
-            info = stitch.normalize_clip(store.fetch(ref.key, tmp), out, profile, ref.duration)
+            info = stitch.normalize_clip(store.fetch(ref.key, tmp), out, profile, ref.duration, match=match)
             frames = info.video_frames or profile.frames_for(info.duration)
             store.put_file(key, out, {"scene": ref.scene_id, "source": ref.key, "frames": str(frames)})
     events.emit("normalized", scene=ref.scene_id)
     return NormalizedRef(scene_id=ref.scene_id, index=ref.index, key=key, frames=frames, speech=ref.speech)
+
+
+def reference_colour(clips: list[ClipRef], scene_id: str, store: ClipStore, work_dir: Path) -> ColorStats | None:
+    """Colour statistics of ``scene_id``'s clip, or None when that scene is not in this render."""
+    ref = next((c for c in clips if c.scene_id == scene_id), None)
+    if ref is None:
+        return None
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        return measure_colour(store.fetch(ref.key, tmp))
 
 
 def card_ref(card: Card, name: str, profile: Output, store: ClipStore, work: Path) -> NormalizedRef:
@@ -154,10 +169,17 @@ def stitch_render(
 
 
 @task(task_run_name="normalize-{ref.scene_id}")
-def normalize_clip(ref: ClipRef, profile: Output) -> NormalizedRef:
+def normalize_clip(ref: ClipRef, profile: Output, match: ColorStats | None = None) -> NormalizedRef:
     """Bring one clip to the output profile with exact frame and sample counts."""
     settings = get_settings()
-    return normalize_stored(ref, profile, open_store(settings.storage), Path(settings.work_dir) / "normalize")
+    return normalize_stored(ref, profile, open_store(settings.storage), Path(settings.work_dir) / "normalize", match)
+
+
+@task(task_run_name="colour-reference-{scene_id}")
+def colour_reference(clips: list[ClipRef], scene_id: str) -> ColorStats | None:
+    """Measure the colour every clip is matched to (``color_match:``)."""
+    settings = get_settings()
+    return reference_colour(clips, scene_id, open_store(settings.storage), Path(settings.work_dir) / "normalize")
 
 
 @task(task_run_name="stitch-{slug}")

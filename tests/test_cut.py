@@ -383,3 +383,40 @@ def test_otio_export_at_ntsc_rates_and_odd_rates():
     assert [c.trimmed_range_in_parent().start_time.to_frames() for c in clips] == [0, 33]
     assert clips[1].media_reference.target_url == "https://bucket.example/k1"
     assert clips[0].metadata["reelflow"]["speech"] == "line 0"
+
+
+@pytest.mark.slow
+def test_color_match_brings_a_tinted_clip_to_the_reference(tmp_path):
+    from media import ffmpeg
+    from media.color import measure
+
+    def clip(name: str, vf: str) -> Path:
+        path = tmp_path / name
+        ffmpeg.run(["-f", "lavfi", "-i", f"testsrc2=s=160x240:r={FPS}:d=1", "-vf", vf,
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)])
+        return path
+
+    reference = clip("ref.mp4", "null")
+    tinted = clip("tinted.mp4", "lutrgb=r='val*0.7+70':g='val*0.9':b='val*0.5+10'")   # warm, washed out
+    store = LocalStore(tmp_path / "store")
+    refs = [ClipRef(scene_id=s, index=i, key=store.put_file(f"footage/{p.name}", p), engine=None, cached=False,
+                    duration=1.0) for i, (s, p) in enumerate((("ref", reference), ("warm", tinted)))]
+    target = measure(reference)
+    plain = normalize_stored(refs[1], SMALL, store, tmp_path / "w")
+    matched = normalize_stored(refs[1], SMALL, store, tmp_path / "w", match=target)
+    assert matched.key != plain.key and matched.key.endswith(f"-c{target.digest()}.mov")
+    before, after = measure(store.path(plain.key)), measure(store.path(matched.key))
+    assert max(abs(a - b) for a, b in zip(before.mean, target.mean)) > 30
+    assert max(abs(a - b) for a, b in zip(after.mean, target.mean)) < 4, (after.mean, target.mean)
+    assert max(abs(a - b) for a, b in zip(after.std, target.std)) < 8, (after.std, target.std)
+
+
+def test_color_match_must_name_a_scene(tmp_path):
+    from projects import load_project
+    from projects.loader import ProjectError
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "project.yaml").write_text("title: T\ncolor_match: nope\nscenes:\n  - id: a\n    action: x\n")
+    with pytest.raises(ProjectError, match=r"project.yaml:2: color_match: unknown scene 'nope' \(scenes: a\)"):
+        load_project(folder)
