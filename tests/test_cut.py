@@ -420,3 +420,40 @@ def test_color_match_must_name_a_scene(tmp_path):
     (folder / "project.yaml").write_text("title: T\ncolor_match: nope\nscenes:\n  - id: a\n    action: x\n")
     with pytest.raises(ProjectError, match=r"project.yaml:2: color_match: unknown scene 'nope' \(scenes: a\)"):
         load_project(folder)
+
+
+@pytest.mark.slow
+def test_a_finished_cut_through_the_cli(small_project, tmp_path, prefect_harness):
+    """Every finishing option at once, the way a user runs it: reelflow render --out."""
+    import yaml
+    from typer.testing import CliRunner
+
+    import opentimelineio as otio
+    from media import ffmpeg
+    from media.chapters import read_chapters
+    from media.stitch import integrated_loudness
+    from reelflow.cli import app
+
+    (small_project / "audio").mkdir()
+    ffmpeg.run(["-f", "lavfi", "-i", "sine=f=4000:d=2", "-ac", "2", str(small_project / "audio" / "bed.wav")])
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["output"].update(subtitles="burn", chapters=True)
+    spec.update(transition={"type": "crossfade", "duration": 0.5}, color_match="s0",
+                music={"file": "audio/bed.wav", "volume": -20},
+                title_card={"text": "Small", "duration": 1}, end_card={"text": "The end", "duration": 1})
+    spec["scenes"][1]["chapter"] = spec["scenes"][2]["chapter"] = "Later"
+    spec["scenes"][2]["transition"] = {"type": "dip", "duration": 0.5}
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["render", str(small_project), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frames = 12 + 3 * 18 + 12 - 4 * 6
+    info = probe(out / "final.mp4", count_frames=True)
+    assert info.video_frames == frames and info.audio_duration == pytest.approx(frames / FPS, abs=1 / FPS)
+    assert [c[2] for c in read_chapters(out / "final.mp4")] == ["s0", "Later"]
+    cut = otio.adapters.read_from_file(str(out / "final.otio"))
+    assert [c.name for c in cut.find_clips()] == ["title card", "s0", "s1", "s2", "end card"]
+    assert [c.trimmed_range_in_parent().start_time.to_frames() for c in cut.find_clips()] == [0, 6, 18, 30, 42]
+    assert otio.adapters.read_from_file(str(out / "final.edl"), rate=24).duration().to_frames() == 2 * frames
+    assert integrated_loudness(out / "final.mp4") == pytest.approx(-14, abs=1.0)
