@@ -24,7 +24,7 @@ from reelflow.settings import get_settings
 from storage import open_store
 from tasks import events
 from tasks.catalog import close_render, open_render
-from tasks.clip import generate_clip
+from tasks.clip import submit_clips
 from tasks.finished import find_finished_render, remember_render
 from tasks.limits import ensure_engine_limits
 from tasks.manifest import publish_manifest, scene_cuts
@@ -69,7 +69,7 @@ def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> l
     while wave:
         positions = list(wave.items())
         plans = [chains[i][pos].model_copy(update={"deadline": deadline}) for i, pos in positions]
-        futures: list[PrefectFuture] = generate_clip.map(plans, render_id=unmapped(render_id))
+        futures: list[PrefectFuture] = submit_clips(plans, render_id)
         next_wave: dict[int, int] = {}
         for (i, pos), future in zip(positions, futures):
             plan = chains[i][pos]

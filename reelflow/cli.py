@@ -252,6 +252,7 @@ def cost(
 
 
 from reelflow import cli_review  # noqa: E402,F401  (registers storyboard and serve)
+from reelflow import cli_worker  # noqa: E402,F401  (registers worker)
 
 
 def main() -> None:  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,11 @@ class Settings(BaseSettings):
     engine_concurrency: dict[str, int] = Field(
         default_factory=dict,
         description="Clips at once per engine, over what each engine declares (Prefect global concurrency limits).",
+    )
+    clip_workers: Literal["in-process", "task-workers"] = Field(
+        default="in-process",
+        description="Where clips are made: in the flow's process, or by `reelflow worker` task workers "
+                    "(Prefect background tasks; one per GPU, sharing the store and the catalog).",
     )
     gpu: int = Field(default=0, ge=0, description="GPU index: the local engine's Prefect limit is gpu:<index>.")
 

@@ -75,6 +75,7 @@ class AttemptRow(SQLModel, table=True):
     error: str | None = None
     cost: float = 0.0
     clip_key: str | None = None
+    worker: str | None = None               # host:pid (and gpu:<index>) of the process that made it
 
 
 class Catalog:
@@ -88,6 +89,16 @@ class Catalog:
         args = {"check_same_thread": False, "timeout": 30} if parsed.drivername.startswith("sqlite") else {}
         self.engine: SQLEngine = create_engine(parsed, connect_args=args, pool_pre_ping=True)
         SQLModel.metadata.create_all(self.engine)
+        self._add_new_columns()
+
+    def _add_new_columns(self) -> None:
+        """Catalogs made before a column existed get it (additive only: nullable columns)."""
+        from sqlalchemy import inspect, text
+
+        present = {c["name"] for c in inspect(self.engine).get_columns("attempts")}
+        if "worker" not in present:
+            with self.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE attempts ADD COLUMN worker VARCHAR"))
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)

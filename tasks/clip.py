@@ -11,7 +11,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from prefect import task
+from prefect import task, unmapped
 from prefect.tasks import exponential_backoff
 
 from engines import EngineError, EngineInputError, InvalidClip, QuotaExceeded, get_engine, is_retryable, registry
@@ -63,7 +63,8 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Cata
             render_id=render_id, project=plan.project, scene=plan.scene_id, engine=plan.engine, model=plan.model,
             status=status, finished=datetime.now(timezone.utc), seconds=seconds, clip_seconds=plan.duration,
             clip_key=plan.key, cost=0.0 if status == "reused" else round(seconds * price_of(plan.engine), 6),
-            error_class=type(exc).__name__ if exc else None, error=str(exc) if exc else None))
+            error_class=type(exc).__name__ if exc else None, error=str(exc) if exc else None,
+            worker=worker_id(plan.engine)))
 
     attempt_start = started
     try:
@@ -124,6 +125,15 @@ def _wait_out(exc: QuotaExceeded, deadline: float | None) -> bool:
     return deadline is None or time.time() + exc.wait < deadline
 
 
+def worker_id(engine: str | None) -> str:
+    """Which process made a clip: ``host:pid``, and ``gpu:<index>`` for engines that hold a GPU slot."""
+    import os
+    import socket
+
+    gpu = engine and engine in registry.names() and registry.info(engine).slot == "gpu"
+    return f"{socket.gethostname()}:{os.getpid()}" + (f" gpu:{get_settings().gpu}" if gpu else "")
+
+
 def price_of(engine: str | None) -> float:
     """Dollars per engine-second (the engine's declaration, or settings ``prices``)."""
     return registry.price(engine)
@@ -155,3 +165,12 @@ def generate_clip(plan: ClipPlan, render_id: str) -> ClipRef:
     settings = get_settings()
     return produce_clip(plan, open_store(settings.storage), Path(settings.work_dir) / "clips",
                         open_catalog(settings.database_url), render_id, slot=engine_slot)
+
+
+def submit_clips(plans: list[ClipPlan], render_id: str) -> list:
+    """Start one generate_clip per plan: in this flow's task runner (default), or as Prefect
+    background tasks for ``reelflow worker`` task workers (REELFLOW_CLIP_WORKERS=task-workers),
+    one per GPU. Either way: futures whose ``result(raise_on_failure=False)`` is a ClipRef or the error."""
+    if get_settings().clip_workers == "task-workers":
+        return [generate_clip.delay(plan, render_id) for plan in plans]
+    return generate_clip.map(plans, render_id=unmapped(render_id))
