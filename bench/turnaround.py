@@ -60,7 +60,8 @@ def reelflow_render(project: Path, state: Path) -> tuple[float, str]:
     """``python -m reelflow render PROJECT`` in a subprocess; (wall seconds, last line)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "REELFLOW_STORAGE": str(state / "store"),
            "REELFLOW_WORK_DIR": str(state / "work"), "REELFLOW_DATABASE_URL": f"sqlite:///{state / 'catalog.db'}",
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
     state.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "reelflow", "render", str(project)], env=env, cwd=state,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import textwrap
 from pathlib import Path
+from typing import Iterable
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -70,21 +72,37 @@ def placeholder_png(label: str, width: int, height: int, path: str | Path) -> Pa
     return Path(path)
 
 
-def contact_sheet(frames: list[tuple[str, Image.Image]], path: str | Path, *, columns: int = 3, thumb_width: int = 240) -> Path:
-    """Tile (label, frame) pairs into one PNG, labels under each thumbnail."""
-    if not frames:
-        raise ValueError("a contact sheet needs at least one frame")
-    w0, h0 = frames[0][1].size
-    tw, th = thumb_width, max(1, round(thumb_width * h0 / w0))
+def sheet_layout(count: int, columns: int = 3, thumb_width: int = 240) -> tuple[int, int]:
+    """(columns, thumbnail width) for ``count`` frames: a long cut gets more, smaller thumbnails,
+    so the sheet stays readable and its size bounded (360 scenes: 19 columns of 96 px)."""
+    cols = max(columns, math.ceil(math.sqrt(count)))
+    return min(cols, max(1, count)), max(96, thumb_width * columns // cols)
+
+
+def contact_sheet(frames: Iterable[tuple[str, Image.Image]], path: str | Path, *, columns: int = 3,
+                  thumb_width: int = 240, count: int | None = None, aspect: float | None = None) -> Path:
+    """Tile (label, frame) pairs into one PNG, labels under each thumbnail.
+
+    ``frames`` may be a generator (then give ``count`` and ``aspect`` = height / width): each
+    frame is pasted as it arrives and dropped, so memory does not grow with the number of clips.
+    """
+    if count is None or aspect is None:
+        frames = list(frames)
+        if not frames:
+            raise ValueError("a contact sheet needs at least one frame")
+        count = len(frames)
+        aspect = frames[0][1].size[1] / frames[0][1].size[0]
+    tw, th = thumb_width, max(1, round(thumb_width * aspect))
     label_h = 28
-    cols = min(columns, len(frames))
-    rows = -(-len(frames) // cols)
+    cols = min(columns, count)
+    rows = -(-count // cols)
     sheet = Image.new("RGB", (cols * tw, rows * (th + label_h)), (20, 20, 20))
     draw = ImageDraw.Draw(sheet)
-    font = load_font(16)
+    font = load_font(16 if tw >= 160 else 11)
     for i, (label, frame) in enumerate(frames):
         x, y = (i % cols) * tw, (i // cols) * (th + label_h)
-        sheet.paste(frame.convert("RGB").resize((tw, th)), (x, y))
+        thumb = frame.convert("RGB")
+        sheet.paste(thumb if thumb.size == (tw, th) else thumb.resize((tw, th)), (x, y))
         draw.text((x + 6, y + th + 5), label[:28], font=font, fill=(230, 230, 230))
     sheet.save(path)
     return Path(path)

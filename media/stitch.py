@@ -3,8 +3,9 @@
 Each normalised clip has exactly ``frames = round(duration * fps)`` video frames and
 ``frames * audio_rate / fps`` PCM samples, encoded with one fixed set of x264 settings,
 so the video joins by stream copy (concat demuxer) and only the audio is re-encoded, once,
-with EBU R128 loudness normalisation. A keyframe every second lets a crossfade re-encode
-only the seconds around its join (``media.transitions``), and a few milliseconds of fade at
+with EBU R128 loudness normalisation (``ebur128`` measures; a gain and, if needed, a
+true-peak limiter apply). A keyframe every second lets a crossfade re-encode only the
+seconds around its join (``media.transitions``), and a few milliseconds of fade at
 each end of a clip's audio keep hard cuts from clicking.
 """
 
@@ -22,7 +23,6 @@ from media.whitelist import OPEN_OPTIONS, input_args
 
 NORMALIZED_SUFFIX = ".mov"   # H.264 + PCM: sample-exact audio until the final encode
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-profile:v", "high"]
-LRA = 11.0
 NORMALIZE_VERSION = 2        # bump when what normalisation makes from the same clip changes
 EDGE_FADE = 0.004            # seconds of audio fade at each end of a clip: hard cuts never click
 
@@ -102,47 +102,85 @@ def concat_list(paths: list[str | Path]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _loudnorm_json(stderr: str) -> dict:
-    blocks = re.findall(r"\{[^{}]*\}", stderr, flags=re.DOTALL)
-    if not blocks:
-        raise ffmpeg.FFmpegError("loudnorm printed no measurement", stderr=stderr)
-    return json.loads(blocks[-1])
+TRUE_PEAK_MARGIN = 1.0   # dB kept below the ceiling before the AAC encode, which can overshoot it
+OVERSAMPLE = 4           # the limiter works at 4x the rate, where sample peaks approximate true peaks
+_SUMMARY = re.compile(r"Summary:.*?I:\s*(?P<i>-?[\d.]+|-?inf|nan)\s*LUFS.*?Peak:\s*(?P<tp>-?[\d.]+|-?inf|nan)\s*dBFS",
+                      flags=re.DOTALL)
 
 
-def measure_loudness(inputs: list[str], profile: OutputProfile, graph: str | None = None) -> dict:
-    """First loudnorm pass over the audio of ``inputs`` (ffmpeg input args); returns its JSON.
+def _ebur128_summary(stderr: str) -> dict:
+    found = list(_SUMMARY.finditer(stderr))
+    if not found:
+        raise ffmpeg.FFmpegError("ebur128 printed no loudness summary", stderr=stderr)
+    return {"input_i": found[-1]["i"], "input_tp": found[-1]["tp"]}
 
-    With ``graph`` (a filter graph ending in ``[joined]``) that graph's output is measured.
+
+def measure_loudness(inputs: list[str], profile: OutputProfile, graph: str | None = None,
+                     label: str = "[joined]") -> dict:
+    """Integrated loudness (LUFS) and true peak (dBTP) of the audio of ``inputs`` (ffmpeg input
+    args), measured by ``ebur128`` in one pass: ``{"input_i": ..., "input_tp": ...}``.
+
+    With ``graph`` (a filter graph ending in ``label``) that graph's output is measured.
     """
-    af = f"loudnorm=I={profile.loudness}:TP={profile.true_peak}:LRA={LRA}:print_format=json"
+    af = "ebur128=peak=true"
     if graph:
-        select = ["-filter_complex", f"{graph};[joined]{af}[m]", "-map", "[m]"]
+        select = ["-filter_complex", f"{graph};{label}{af}[m]", "-map", "[m]"]
     else:
         select = ["-map", "0:a:0", "-af", af]
     proc = ffmpeg.run([*inputs, *select, "-f", "null", "-"], loglevel="info")
-    return _loudnorm_json(proc.stderr.decode(errors="replace"))
+    return _ebur128_summary(proc.stderr.decode(errors="replace"))
 
 
 def integrated_loudness(path: str | Path) -> float:
     """Integrated loudness of a file's audio, LUFS (EBU R128)."""
-    profile = OutputProfile()
-    return float(measure_loudness(["-i", str(path)], profile)["input_i"])
+    return float(measure_loudness(["-i", str(path)], OutputProfile())["input_i"])
 
 
-def loudnorm_filter(measured: dict, profile: OutputProfile) -> str | None:
-    """Second-pass loudnorm filter, or None for silence (nothing to normalise)."""
+def true_peak(path: str | Path) -> float:
+    """True peak of a file's audio, dBTP (EBU R128)."""
+    return float(measure_loudness(["-i", str(path)], OutputProfile())["input_tp"])
+
+
+def loudness_filter(measured: dict, profile: OutputProfile) -> str | None:
+    """The one place loudness is set: a linear gain to the target, and a true-peak limiter if
+    that gain would push peaks above the ceiling (less a margin for the AAC encode). None for
+    silence (nothing to normalise)."""
     try:
-        level = float(measured["input_i"])
+        level, peak = float(measured["input_i"]), float(measured.get("input_tp", "inf"))
     except (KeyError, ValueError):
         return None
-    if level < -70:
+    if not level > -70:          # silence, or nan
         return None
-    return (
-        f"loudnorm=I={profile.loudness}:TP={profile.true_peak}:LRA={LRA}"
-        f":measured_I={measured['input_i']}:measured_TP={measured['input_tp']}"
-        f":measured_LRA={measured['input_lra']}:measured_thresh={measured['input_thresh']}"
-        f":offset={measured['target_offset']}:linear=true"
-    )
+    gain = float(measured.get("gain", profile.loudness - level))
+    chain = [f"volume={gain:.2f}dB"]
+    ceiling = profile.true_peak - TRUE_PEAK_MARGIN
+    if not peak + gain <= ceiling:
+        rate = profile.audio_rate
+        chain += [f"aresample={rate * OVERSAMPLE}",
+                  f"alimiter=limit={10 ** (ceiling / 20):.5f}:attack=1:release=60:level=false:latency=true",
+                  f"aresample={rate}"]
+    return ",".join(chain)
+
+
+def plan_loudness(inputs: list[str], profile: OutputProfile, graph: str | None = None, passes: int = 4) -> dict:
+    """Measure (one ``ebur128`` pass) what ``loudness_filter`` needs. If the limiter engages and
+    takes loudness with it (peaky audio), measure the limited result and raise the gain by the
+    shortfall, until within 0.5 LU of the target (at most ``passes`` more audio-only passes)."""
+    measured = measure_loudness(inputs, profile, graph)
+    for _ in range(passes):
+        chain = loudness_filter(measured, profile)
+        if chain is None or "alimiter" not in chain:
+            break
+        tap = f"{graph};[joined]{chain}[limited]" if graph else f"[0:a:0]{chain}[limited]"
+        short = profile.loudness - float(measure_loudness(inputs, profile, tap, "[limited]")["input_i"])
+        if abs(short) <= 0.5:
+            break
+        gain = float(measured.get("gain", profile.loudness - float(measured["input_i"])))
+        measured = {**measured, "gain": gain + short}
+    return measured
+
+
+loudnorm_filter = loudness_filter     # the name callers used before ebur128 replaced loudnorm
 
 
 def burn_style(profile: OutputProfile) -> str:
@@ -169,7 +207,7 @@ def finish_args(
     ending in ``[joined]``: crossfades, music) it is that graph's output. ``chapters`` is an
     ffmetadata file whose chapters are written into the MP4.
     """
-    chain = [f for f in (loudnorm_filter(measured, profile),) if f]
+    chain = [f for f in (loudness_filter(measured, profile),) if f]
     chain += [f"aresample={profile.audio_rate}", "apad", f"atrim=end_sample={total_samples}"]
     args = ["-f", "concat", "-safe", "0", "-i", list_file, *(audio_inputs or [])]
     index = args.count("-i")
@@ -196,8 +234,10 @@ def finish_args(
     ]
 
 
-def middle_frame(path: str | Path):
-    """The frame nearest the middle of a clip, as a PIL image."""
+def middle_frame(path: str | Path, size: tuple[int, int] | None = None):
+    """The frame nearest the middle of a clip, as a PIL image (scaled to ``size`` while converted).
+
+    Seeks to the keyframe before the middle and decodes only from there to it."""
     import av
 
     with av.open(str(path), options=dict(OPEN_OPTIONS)) as container:
@@ -211,4 +251,6 @@ def middle_frame(path: str | Path):
                 break
         if frame is None:
             raise ffmpeg.FFmpegError(f"{path}: no video frames")
+        if size:
+            return frame.to_image(width=size[0], height=size[1])
         return frame.to_image()

@@ -139,7 +139,7 @@ def stitch_render(
             write_subtitles(subs, sub_path, sub_fmt)
 
         events.emit("stitch", stage="loudness")
-        measured = stitch.measure_loudness(["-f", "concat", "-safe", "0", "-i", str(list_file), *audio_inputs],
+        measured = stitch.plan_loudness(["-f", "concat", "-safe", "0", "-i", str(list_file), *audio_inputs],
                                            profile, graph)
         final = tmp / "final.mp4"
         events.emit("stitch", stage="encode")
@@ -149,9 +149,7 @@ def stitch_render(
             font_dir=font_dir(), audio_inputs=audio_inputs, audio_graph=graph,
             chapters=str(write_ffmetadata(timeline, tmp / "chapters.txt")) if profile.chapters else None,
         ))
-        sheet = images.contact_sheet(
-            [(c.scene_id, stitch.middle_frame(p)) for c, p in zip(clips, scene_paths)], tmp / "contact-sheet.png"
-        )
+        sheet = contact_sheet(clips, scene_paths, profile, tmp / "contact-sheet.png")
         keys = {"video": f"{dest_prefix}/final.mp4", "contact_sheet": f"{dest_prefix}/contact-sheet.png"}
         for kind, path in write_handoff(timeline, dest_prefix.rsplit("/", 2)[-2], store.url, tmp).items():
             keys[kind] = f"{dest_prefix}/{path.name}"
@@ -166,6 +164,15 @@ def stitch_render(
         return keys
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def contact_sheet(clips: list[NormalizedRef], paths: list[Path], profile: Output, out: Path) -> Path:
+    """One small frame from the middle of each clip, tiled: decoded, scaled and pasted one at a time."""
+    columns, width = images.sheet_layout(len(clips))
+    size = (width, max(1, round(width * profile.height / profile.width)))
+    frames = ((c.scene_id, stitch.middle_frame(p, size)) for c, p in zip(clips, paths))
+    return images.contact_sheet(frames, out, columns=columns, thumb_width=width, count=len(clips),
+                                aspect=size[1] / size[0])
 
 
 @task(task_run_name="normalize-{ref.scene_id}")

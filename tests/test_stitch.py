@@ -175,3 +175,33 @@ def test_footage_at_its_own_length_is_normalised_once(mixed_clips, tmp_path, mon
     monkeypatch.setattr(media_stitch, "normalize_clip", lambda *a, **kw: runs.append(a) or original(*a, **kw))
     again = normalize_stored(ref, PROFILE, store, tmp_path / "w")
     assert runs == [] and again == first and first.frames == 60     # 2.5 s at 24 fps
+
+
+def test_peaky_audio_is_limited_to_the_true_peak_ceiling_at_the_target_loudness(tmp_path):
+    """Quiet tone with full-scale bursts: the gain to -14 LUFS would put peaks near +15 dBFS."""
+    from media import ffmpeg
+    from media.stitch import true_peak
+
+    src = tmp_path / "peaky.mp4"
+    tone = "if(lt(mod(t\\,1)\\,0.02)\\,0.99*sin(2*PI*1000*t)\\,0.05*sin(2*PI*300*t))"
+    ffmpeg.run(["-f", "lavfi", "-i", "testsrc2=s=64x96:r=24:d=3", "-f", "lavfi",
+                "-i", f"aevalsrc={tone}:s=48000:d=3", "-c:v", "libx264", "-preset", "ultrafast",
+                "-c:a", "aac", "-shortest", str(src)])
+    profile = PROFILE.model_copy(update={"width": 64, "height": 96})
+    store = LocalStore(tmp_path / "store")
+    ref = ClipRef(scene_id="p", index=0, key=store.put_file("footage/peaky.mp4", src), engine=None, cached=False,
+                  duration=3.0, speech="peaks")
+    keys = stitch_render([normalize_stored(ref, profile, store, tmp_path / "w")], profile, store, tmp_path / "w",
+                         "renders/p/1")
+    final = store.path(keys["video"])
+    assert true_peak(final) <= -1.0
+    assert integrated_loudness(final) == pytest.approx(-14, abs=1.0)
+
+
+def test_loudness_filter_is_a_gain_and_limits_only_when_peaks_would_pass_the_ceiling():
+    from media.stitch import loudness_filter
+
+    assert loudness_filter({"input_i": "-20.0", "input_tp": "-12.0"}, PROFILE) == "volume=6.00dB"
+    limited = loudness_filter({"input_i": "-20.0", "input_tp": "-5.0"}, PROFILE)
+    assert limited.startswith("volume=6.00dB,aresample=192000,alimiter=limit=0.79433:")
+    assert limited.endswith(",aresample=48000") and "level=false" in limited and "latency=true" in limited
