@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 from engines.base import ClipRequest
 from engines.errors import EngineInputError, InvalidClip
+from engines.params import OWNED
+from reelflow.secrets import clip
 
 FAMILIES = ("ovi", "multitalk", "infinitetalk", "omniavatar")
 AUDIO_DRIVEN = ("multitalk", "infinitetalk", "omniavatar")
@@ -42,7 +44,10 @@ def b64(path: str) -> str:
 
 def build_payload(family: str, request: ClipRequest, model: str | None, encode: Encoder = b64) -> dict[str, Any]:
     """The ``input`` object for one clip."""
-    p = {k: v for k, v in request.params.items() if k not in ("family", "space", "endpoint", "api_name", "timeout")}
+    # Params never set what the adapter owns (the checked prompt, image, audio), and the
+    # adapter's own fields are written last, so nothing in params can replace them.
+    p = {k: v for k, v in request.params.items()
+         if k not in OWNED and k not in ("family", "space", "endpoint", "api_name", "timeout")}
     if family == "ovi":
         payload = {
             "prompt": request.prompt,
@@ -57,7 +62,7 @@ def build_payload(family: str, request: ClipRequest, model: str | None, encode: 
             raise EngineInputError(f"Ovi model {payload['model']!r} is not one of {', '.join(OVI_MODELS)}")
         if request.image and payload["mode"] == "i2v":
             payload["image"] = encode(request.image)
-        return {**payload, **p}
+        return {**p, **payload}
     if not request.image or not request.audio:
         raise EngineInputError(f"scene {request.scene_id!r}: the {family} family needs a character image and speech audio")
     if family == "multitalk":
@@ -72,16 +77,16 @@ def build_payload(family: str, request: ClipRequest, model: str | None, encode: 
         }
         if request.audio2:
             payload["audio_2"] = encode(request.audio2)
-        return {**payload, **p}
-    return {"image": encode(request.image), "audio": encode(request.audio), "prompt": request.prompt,
-            "seed": request.seed, **p}
+        return {**p, **payload}
+    return {**p, "image": encode(request.image), "audio": encode(request.audio), "prompt": request.prompt,
+            "seed": request.seed}
 
 
 def parse_output(output: Any) -> tuple[str, str]:
     """("url" | "base64", value) from any reference service's output; InvalidClip if none."""
     if isinstance(output, dict):
         if output.get("error"):
-            raise InvalidClip(f"the endpoint returned an error: {output['error']}")
+            raise InvalidClip(f"the endpoint returned an error: {clip(output['error'], 500)}")
         data = output.get("data")
         if isinstance(data, list) and data and isinstance(data[0], dict):
             if data[0].get("url"):
@@ -91,4 +96,4 @@ def parse_output(output: Any) -> tuple[str, str]:
         for key, kind in (("video_url", "url"), ("url", "url"), ("video_base64", "base64"), ("video", "base64")):
             if isinstance(output.get(key), str) and output[key]:
                 return kind, output[key]
-    raise InvalidClip(f"no video in the endpoint's output ({str(output)[:200]!r})")
+    raise InvalidClip(f"no video in the endpoint's output ({clip(output, 200)!r})")

@@ -124,10 +124,10 @@ class HFSpaceEngine:
         client = self.client()
         self.check_signature(client)
         params = {**self.params, **request.params}
-        kwargs = {self.arguments["prompt"]: request.prompt,
-                  self.arguments["steps"]: int(params.get("sample_steps", 40))}
+        kwargs = {self.arguments["steps"]: int(params.get("sample_steps", 40))}
         if request.image:
             kwargs[self.arguments["image"]] = handle_file(request.image)
+        kwargs[self.arguments["prompt"]] = request.prompt     # last: the checked prompt wins any name clash
         timeout = request.seconds_left(self.timeout)
         with translate_errors(self.space):
             job = client.submit(api_name=self.api_name, **kwargs)
@@ -143,5 +143,6 @@ class HFSpaceEngine:
         if not output:
             raise InvalidClip(f"{self.space} returned no video")
         kind = "url" if str(output).startswith(("http://", "https://")) else "path"
-        path = save_output(kind, str(output), Path(out_dir) / f"{request.scene_id}.mp4", timeout)
+        downloads = Path(get_settings().work_dir).resolve() / "hf-space"
+        path = save_output(kind, str(output), Path(out_dir) / f"{request.scene_id}.mp4", timeout, downloads=downloads)
         return ClipResult(path=str(path), engine=self.name, model=self.model, seconds=time.monotonic() - started)

@@ -101,6 +101,9 @@ def check_params(engine: str, params: dict[str, Any], model: str | None = None) 
 
 def _check_arguments(value: dict) -> list[tuple[str, str]]:
     problems = []
+    names = [v for v in value.values() if isinstance(v, str)]
+    if len(set(names)) != len(names):
+        problems.append(("arguments", "two roles are mapped to the same Space argument"))
     for role, argument in value.items():
         if role not in HF_ARGUMENT_ROLES:
             problems.append((f"arguments.{role}", f"unknown role; one of {', '.join(HF_ARGUMENT_ROLES)}"))

@@ -122,7 +122,7 @@ class RunPodEngine:
                                deadline)
         job_id = submitted.get("id")
         if not job_id:
-            raise TransientEngineError(f"RunPod accepted no job: {str(submitted)[:200]}")
+            raise TransientEngineError(f"RunPod accepted no job: {secrets.clip(submitted, 200)}")
         output = self._wait(client, job_id, deadline, budget)
         kind, value = adapters.parse_output(output)
         path = save_output(kind, value, Path(out_dir) / f"{request.scene_id}.mp4", max(30.0, deadline - time.time()))
@@ -142,7 +142,7 @@ class RunPodEngine:
                     raise InvalidClip(f"RunPod job {job_id} completed with no output")
                 return state["output"]
             if status == "FAILED":
-                error = str(state.get("error") or "no error message")
+                error = secrets.clip(state.get("error") or "no error message", 1000)
                 if any(marker in error.lower() for marker in _INPUT_ERROR_MARKERS):
                     raise EngineInputError(f"RunPod job {job_id} failed: {error}")
                 raise TransientEngineError(f"RunPod job {job_id} failed: {error}")

@@ -19,7 +19,7 @@ from pydantic import WithJsonSchema
 from engines import EngineInputError, falls_back
 from engines.registry import names as engine_names
 from projects import project_dir_of
-from reelflow.secrets import redact
+from reelflow.secrets import install_log_redaction, redact
 from reelflow.settings import get_settings
 from storage import open_store
 from tasks import events
@@ -117,6 +117,7 @@ def render_project(project: str, engine: EngineChoice | None = None, scenes: lis
         force: Render again even if this exact render is finished (same clips, cut, profile and
             finishing options); otherwise that render is returned at once.
     """
+    install_log_redaction()
     logger = get_run_logger()
     spec = load_spec(project)
     book = plan_takes(synthesize_speech(plan_clips(spec, engine, scenes)), spec, takes, redo)

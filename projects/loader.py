@@ -19,6 +19,7 @@ from projects.checks import semantic_problems
 from projects.schema import Project
 from projects.text import text_problems
 from reelflow.errors import InputError
+from reelflow.secrets import redact
 
 SPEC_NAME = "project.yaml"
 _LOADER_FIELDS = {"slug", "root", "picks"}
@@ -32,7 +33,8 @@ class Problem(BaseModel):
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        text = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return redact(text)   # a value quoted back from the spec may be a pasted secret
 
 
 class ProjectError(InputError):

@@ -15,7 +15,7 @@ import jinja2
 from pydantic import BaseModel
 
 from prompts import tokens
-from prompts.sandbox import LimitedSandbox, ProjectLoader, TemplateBudget, render_limited
+from prompts.sandbox import LimitedSandbox, ProjectLoader, TemplateBudget, finalize_size, render_limited
 from reelflow.errors import InputError
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -47,6 +47,7 @@ class RenderedPrompt(BaseModel):
 def _finalize(value: object) -> object:
     if isinstance(value, tokens.TokenText):
         return value
+    finalize_size(value)
     return tokens.scrub(value)
 
 

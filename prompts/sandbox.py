@@ -12,6 +12,9 @@ no unsafe methods) every render here runs under budgets, each ending in one Prom
 * **loops and time**: ``range`` yields at most ``MAX_RANGE`` items and every item, call,
   attribute lookup and filter checks a deadline (``TIME_LIMIT`` seconds per render), so
   nested loops and runaway macro recursion stop; ``lipsum`` is gone;
+* **growth**: the sandbox is immutable (no ``list.append``), ``~`` joins, filters and
+  ``{{ ... }}`` refuse inputs over ``MAX_OUTPUT`` characters, ``str.format`` and the
+  ``format`` filter are refused (a width of 10**9 is one call);
 * **output**: rendering streams and stops past ``MAX_OUTPUT`` characters.
 
 The checks are cooperative (they run in the rendering thread, which cannot be killed), so
@@ -28,8 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_RANGE = 10_000
 MAX_OUTPUT = 100_000          # characters of rendered text (and of any string a template builds)
@@ -51,8 +55,19 @@ def _check_time() -> None:
         raise TemplateBudget(f"the template ran longer than {TIME_LIMIT:g} s")
 
 
-def _sized(value: Any) -> int:
-    return len(value) if isinstance(value, (str, bytes, list, tuple)) else 0
+def _sized(value: Any, depth: int = 0) -> int:
+    """Characters and items ``value`` stands for, nested values included (stops past the limit)."""
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, (list, tuple, dict, set, frozenset)) and depth < 8:
+        items = value.values() if isinstance(value, dict) else value
+        total = len(value)
+        for item in items:
+            total += _sized(item, depth + 1)
+            if total > MAX_OUTPUT:
+                break
+        return total
+    return 0
 
 
 def _check_value(value: Any) -> Any:
@@ -64,6 +79,8 @@ def _check_value(value: Any) -> Any:
 
 
 def _check_args(args: tuple, kwargs: dict) -> None:
+    if sum(_sized(a) for a in (*args, *kwargs.values())) > MAX_OUTPUT:
+        raise TemplateBudget(f"the values given to a template call are over {MAX_OUTPUT} characters")
     for arg in (*args, *kwargs.values()):
         if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_OUTPUT:
             raise TemplateBudget(f"the number {arg if abs(arg) < 10**12 else 'given'} is too large for a template call")
@@ -81,13 +98,25 @@ def limited_range(*args: int):
         yield item
 
 
+def _refuse(*_args, **_kwargs):
+    raise TemplateBudget("this filter is not allowed in project templates")
+
+
 def _guard(fn):
     @functools.wraps(fn)
     def guarded(*args, **kwargs):
         _check_time()
+        if sum(_sized(a) for a in args) > MAX_OUTPUT:
+            raise TemplateBudget(f"a filter's input is over {MAX_OUTPUT} characters")
         _check_args(args[1:], kwargs)
         return _check_value(fn(*args, **kwargs))
     return guarded
+
+
+def finalize_size(value: Any) -> None:
+    """Before ``{{ value }}`` is turned into text: refuse what would print too much."""
+    if _sized(value) > MAX_OUTPUT:
+        raise TemplateBudget(f"an expression would print over {MAX_OUTPUT} characters")
 
 
 class ProjectLoader(jinja2.FileSystemLoader):
@@ -115,8 +144,22 @@ class ProjectLoader(jinja2.FileSystemLoader):
         return []
 
 
-class LimitedSandbox(SandboxedEnvironment):
+class _GuardedConcat(CodeGenerator):
+    """``a ~ b`` goes through ``environment.guarded_concat`` (Jinja joins it directly otherwise)."""
+
+    def visit_Concat(self, node, frame) -> None:
+        self.write("environment.guarded_concat((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
+class LimitedSandbox(ImmutableSandboxedEnvironment):
+    """Immutable sandbox (no list.append/dict.update to grow data) with every budget above."""
+
     intercepted_binops = frozenset({"**", "*", "+", "%", "//"})
+    code_generator_class = _GuardedConcat
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -125,6 +168,21 @@ class LimitedSandbox(SandboxedEnvironment):
 
     def wrap_filters(self) -> None:
         self.filters = {name: _guard(fn) for name, fn in self.filters.items()}
+        self.filters["format"] = _refuse
+
+    def wrap_str_format(self, value):
+        if super().wrap_str_format(value) is None:
+            return None
+
+        def refused(*_args, **_kwargs):
+            raise TemplateBudget("str.format is not allowed in project templates; use ~ to join text")
+        return refused
+
+    def guarded_concat(self, parts: tuple) -> str:
+        _check_time()
+        if sum(_sized(p) for p in parts) > MAX_OUTPUT:
+            raise TemplateBudget(f"the joined text is over the limit of {MAX_OUTPUT} characters")
+        return _check_value("".join(map(str, parts)))
 
     def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
         _check_time()

@@ -186,10 +186,12 @@ def history(
     from rich.table import Table
 
     from projects import project_dir_of
+    from projects.loader import safe_slug
+    from reelflow.secrets import clip
     from reelflow.settings import get_settings
     from storage.catalog import open_catalog
 
-    slug = project_dir_of(project)[0].resolve().name
+    slug = safe_slug(project_dir_of(project)[0].resolve().name)
     catalog = open_catalog(get_settings().database_url)
     renders = catalog.renders(slug, limit)
     if not renders:
@@ -205,13 +207,13 @@ def history(
     if chosen is None:
         err.print(f"no render {render_id!r} of {slug!r}", highlight=False)
         raise typer.Exit(1)
-    out.print(f"render {chosen.id}: {chosen.video_key or chosen.error or chosen.status}", highlight=False)
+    out.print(f"render {chosen.id}: {chosen.video_key or clip(chosen.error or chosen.status, 2000)}", highlight=False)
     detail = Table(title=f"attempts of render {chosen.id}")
     for column in ("scene", "engine", "status", "s", "cost $", "error"):
         detail.add_column(column, overflow="fold")
     for a in catalog.attempts(render_id=chosen.id):
         detail.add_row(a.scene, a.engine or "footage", a.status, f"{a.seconds:.1f}", f"{a.cost:.4f}",
-                       f"{a.error_class}: {a.error}"[:160] if a.error_class else "")
+                       clip(f"{a.error_class}: {a.error}", 160) if a.error_class else "")
     out.print(detail)
 
 

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
         description="Where clips are made: in the flow's process, or by `reelflow worker` task workers "
                     "(Prefect background tasks; one per GPU, sharing the store and the catalog).",
     )
+    allow_http_hosts: str = Field(
+        default="localhost,127.0.0.1,::1",
+        description="Hosts an engine answer may link to with plain http (comma-separated); all others need https.",
+    )
     gpu: int = Field(default=0, ge=0, description="GPU index: the local engine's Prefect limit is gpu:<index>.")
 
     # Catalog of renders, clips and attempts

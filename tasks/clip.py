@@ -16,7 +16,7 @@ from prefect.tasks import exponential_backoff
 
 from engines import EngineError, EngineInputError, InvalidClip, QuotaExceeded, get_engine, is_retryable, registry
 from media.probe import MediaInfo, ProbeError, probe
-from reelflow.secrets import redact
+from reelflow.secrets import redact_exception
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
 from storage.catalog import AttemptRow, Catalog, open_catalog
@@ -108,9 +108,7 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Cata
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     except Exception as exc:
-        text = str(exc)
-        if redact(text) != text:  # an SDK echoed a secret: scrub it before Prefect logs the error
-            exc.args = (redact(text),)
+        redact_exception(exc)   # an SDK may echo a secret: scrub the whole chain before Prefect logs it
         record("failed", attempt_start, exc)
         raise
     record("generated", attempt_start)

@@ -14,6 +14,7 @@ Faults: ``faults.http`` (statuses for the next requests: 429, 500, ...), ``fault
 from __future__ import annotations
 
 import base64
+import json
 import random
 import tempfile
 import threading
@@ -202,6 +203,12 @@ class RunPodServer(ThreadedApp):
             return
         if fault == "none":
             job.update(status="COMPLETED", output=None)
+            return
+        if fault.startswith("answer:"):      # a hostile answer: this JSON as the output
+            job.update(status="COMPLETED", output=json.loads(fault.removeprefix("answer:")))
+            return
+        if fault.startswith("error:"):       # a FAILED job with this error text
+            job.update(status="FAILED", error=fault.removeprefix("error:"))
             return
         output = FAMILY_HANDLERS[job["endpoint"]]({"id": job_id, "input": payload})
         if output.get("error"):

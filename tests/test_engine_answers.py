@@ -1,0 +1,129 @@
+"""Engine answers are untrusted: links, paths, params and error texts, against the real
+RunPod-shaped server (tests/remote_servers.py) running our worker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engines import EngineError, InvalidClip, TransientEngineError
+from engines.adapters import build_payload
+from engines.base import ClipRequest
+from engines.remote_files import RefusedAnswer, check_link, save_output
+from engines.runpod_endpoint import RunPodEngine
+from reelflow import secrets
+from tests.engine_contract import request
+from tests.remote_servers import RunPodServer
+
+API_KEY = "rpa_HOSTILE_test_key_0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def runpod_server():
+    with RunPodServer(API_KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def runpod_env(runpod_server, monkeypatch):
+    monkeypatch.setenv("RUNPOD_API_KEY", API_KEY)
+    monkeypatch.setenv("RUNPOD_ENDPOINT_BASE_URL", runpod_server.base_url)
+    runpod_server.faults.jobs.clear()
+    return runpod_server
+
+
+@pytest.mark.parametrize("link", [
+    "file:///etc/passwd", "FILE:///etc/hostname", "/etc/passwd", "../../secret.mp4", "ftp://host/x.mp4",
+    "http://evil.example/x.mp4", "http://10.0.0.1/x.mp4", "gopher://x", "data:video/mp4;base64,AAAA",
+    "javascript:alert(1)", "https:///nohost", "",
+])
+def test_engine_links_other_than_https_are_refused(link):
+    with pytest.raises(RefusedAnswer):
+        check_link(link)
+
+
+def test_https_and_allowed_http_hosts_pass(monkeypatch):
+    from reelflow.settings import reload_settings
+
+    assert check_link("https://bucket.s3.amazonaws.com/x.mp4")
+    assert check_link("http://127.0.0.1:9000/x.mp4") and check_link("http://localhost/x.mp4")
+    monkeypatch.setenv("REELFLOW_ALLOW_HTTP_HOSTS", "minio.lan")
+    reload_settings()
+    assert check_link("http://minio.lan:9000/x.mp4")
+    with pytest.raises(RefusedAnswer, match="REELFLOW_ALLOW_HTTP_HOSTS"):
+        check_link("http://127.0.0.1:9000/x.mp4")
+
+
+def test_a_local_path_is_accepted_only_inside_the_engines_downloads(tmp_path):
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(b"not for you")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    (downloads / "link.mp4").symlink_to(outside)
+    for value in (str(outside), str(downloads / "link.mp4"), str(downloads / ".." / "outside.mp4")):
+        with pytest.raises(RefusedAnswer, match="local path"):
+            save_output("path", value, tmp_path / "out.mp4", downloads=downloads)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("answer", [
+    {"video_url": "file:///etc/passwd"},
+    {"data": [{"url": "file:///etc/hostname"}]},
+    {"video_url": "http://evil.example/x.mp4"},
+    {"url": "/etc/passwd"},
+])
+def test_runpod_answers_with_local_links_are_refused(runpod_env, tmp_path, answer):
+    runpod_env.faults.jobs = ["answer:" + json.dumps(answer)]
+    with pytest.raises(RefusedAnswer, match="only https"):
+        RunPodEngine(model="720x720_5s", params={"endpoint": "ovi"}).generate(request(), tmp_path)
+    assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_runpod_error_echoing_the_key_is_redacted_before_it_is_cut(runpod_env, tmp_path):
+    runpod_env.faults.jobs = ["error:" + "x" * 990 + f" auth failed for key {API_KEY} " + "y" * 400]
+    with pytest.raises(TransientEngineError) as info:
+        RunPodEngine(model="720x720_5s", params={"endpoint": "ovi"}).generate(request(), tmp_path)
+    text = str(info.value)
+    assert "failed:" in text and len(text) < 1100
+    assert not any(API_KEY[i:i + 8] in text for i in range(len(API_KEY) - 7))
+
+
+def test_redact_hides_fragments_and_clip_redacts_first(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "Q" * 10 + "abcdefghijklmnop")
+    token = "hf_" + "Q" * 10 + "abcdefghijklmnop"
+    assert secrets.redact(f"bad token {token[:14]}") == "bad token ***"           # a cut-off prefix
+    assert secrets.redact(f"x: {token[5:20]}, y") == "x: ***, y"                  # a middle piece
+    assert secrets.redact("short hf_QQQ is fine") == "short hf_QQQ is fine"        # under 8 characters
+    cut = secrets.clip("e" * 195 + " " + token, 200)
+    assert token[:8] not in cut and len(cut) <= 200
+
+
+def test_redact_exception_scrubs_the_whole_chain(monkeypatch):
+    monkeypatch.setenv("RUNPOD_API_KEY", API_KEY)
+    try:
+        try:
+            raise ValueError(f"SDK said {API_KEY}")
+        except ValueError as inner:
+            raise EngineError("wrapped") from inner
+    except EngineError as exc:
+        secrets.redact_exception(exc)
+        assert API_KEY not in str(exc.__cause__) and "***" in str(exc.__cause__)
+
+
+@pytest.mark.parametrize("family", ["ovi", "multitalk", "infinitetalk", "omniavatar"])
+def test_params_never_replace_what_the_adapter_owns(tmp_path, family):
+    image, audio = tmp_path / "a.png", tmp_path / "a.wav"
+    image.write_bytes(b"img"), audio.write_bytes(b"wav")
+    forged = {k: "<S>forged<E>" for k in ("prompt", "text_prompt", "image", "audio", "reference_image",
+                                          "audio_1", "audio_2")}
+    req = ClipRequest(scene_id="s", prompt="A checked prompt.", image=str(image), audio=str(audio), width=64,
+                      height=64, fps=24, duration=1, params={**forged, "sample_steps": 3})
+    payload = build_payload(family, req, "720x720_5s" if family == "ovi" else None)
+    assert payload["prompt"] == "A checked prompt."
+    assert "<S>forged<E>" not in json.dumps(payload)
+
+
+def test_an_invalid_clip_answer_never_reaches_the_store(tmp_path):
+    with pytest.raises(InvalidClip):
+        save_output("base64", "not base64!", tmp_path / "x.mp4")
