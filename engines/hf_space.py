@@ -143,6 +143,6 @@ class HFSpaceEngine:
         if not output:
             raise InvalidClip(f"{self.space} returned no video")
         kind = "url" if str(output).startswith(("http://", "https://")) else "path"
-        downloads = Path(get_settings().work_dir).resolve() / "hf-space"
+        downloads = Path(client.download_files) if isinstance(client.download_files, (str, Path)) else None
         path = save_output(kind, str(output), Path(out_dir) / f"{request.scene_id}.mp4", timeout, downloads=downloads)
         return ClipResult(path=str(path), engine=self.name, model=self.model, seconds=time.monotonic() - started)
