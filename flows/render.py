@@ -35,7 +35,7 @@ from tasks.speech import synthesize_speech
 from tasks.stitch import colour_reference, normalize_clip, stitch_clips
 from tasks.take_steps import plan_takes, record_picks
 from tasks.takes import TakeBook, cut_of, take_refs
-from reelflow.errors import RenderError
+from reelflow.errors import RenderError, one_line
 
 
 # The deployment form offers the registered engines as a dropdown; the value stays a plain
@@ -92,9 +92,10 @@ def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> l
     if failed:
         lines = []
         for i in failed:
-            prefix, text = f"scene {chains[i][0].scene_id!r}: ", str(errors[i])
-            lines.append(f"{prefix}{redact(text).removeprefix(prefix)} (tried: {', '.join(history[i])})")
-        message = f"{len(failed)} of {len(chains)} scene(s) got no clip:\n" + "\n".join(lines)
+            prefix, text = f"scene {chains[i][0].scene_id!r}: ", one_line(redact(errors[i]))
+            lines.append(f"{prefix}{text.removeprefix(prefix)} (tried: {', '.join(history[i])})")
+        # One line: what the CLI prints and what Prefect puts in the failed state's message.
+        message = f"{len(failed)} of {len(chains)} scene(s) got no clip: " + "; ".join(lines)
         if all(isinstance(errors[i], EngineInputError) for i in failed):
             raise EngineInputError(message)
         raise RenderFailed(message)

@@ -1,4 +1,9 @@
-"""The ``reelflow`` command line: render, validate, prompts."""
+"""The ``reelflow`` command line: render, validate, prompts, history, cost.
+
+Every command's ``ReelflowError`` reaches the user the same way (``_Commands.invoke``): one
+line on stderr, ``hint: ...`` when the error carries one, and the error's exit code
+(2 bad input, 1 failed render, 3 infrastructure unreachable); a traceback only with ``-v``.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,49 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from typer.core import TyperGroup
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Render written productions into stitched videos.")
+from reelflow.errors import InputError, ReelflowError, RenderError, one_line
+
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+VERBOSE = "reelflow.verbose"
+
+
+def report(exc: ReelflowError, verbose: bool = False) -> None:
+    """Print ``exc`` for the user: one line (+ hint); the traceback too with ``verbose``."""
+    import traceback
+
+    from reelflow.secrets import redact
+
+    if verbose:
+        err.print(redact("".join(traceback.format_exception(exc))).rstrip(), markup=False, highlight=False)
+    line = one_line(redact(exc))
+    err.print(f"render failed: {line}" if isinstance(exc, RenderError) else line, markup=False, highlight=False)
+    if exc.hint:
+        err.print(f"hint: {one_line(redact(exc.hint))}", markup=False, highlight=False)
+
+
+class _Commands(TyperGroup):
+    """Runs a command; its ReelflowError becomes one line and the error's exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ReelflowError as exc:
+            report(exc, ctx.meta.get(VERBOSE, False))
+            raise typer.Exit(exc.exit_code) from None
+
+
+app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True,
+                  help="Render written productions into stitched videos.")
+
+
+@app.callback()
+def _options(ctx: typer.Context,
+             verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks and Prefect's logs.")] = False) -> None:
+    """Render written productions into stitched videos."""
+    ctx.meta[VERBOSE] = verbose
 
 ProjectArg = Annotated[Path, typer.Argument(help="Production folder (projects/<slug>) or its project.yaml.")]
 
@@ -23,6 +67,14 @@ def _quiet_prefect(verbose: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+
+
+def _check_engine(engine: str | None) -> None:
+    """``--engine`` must name a registered engine (bad input, before any work)."""
+    import engines
+
+    if engine is not None and engine not in engines.names():
+        raise InputError(f"--engine: unknown engine {engine!r}; known engines: {', '.join(engines.names())}")
 
 
 def _load_or_exit(project: Path):
@@ -39,15 +91,10 @@ def _load_or_exit(project: Path):
 @app.command()
 def validate(project: ProjectArg) -> None:
     """Check a production; print every problem (file:line: field: message) and exit 2 if any."""
-    from prompts import PromptError
-    from tasks.plan import PlanError, plan_project
+    from tasks.plan import plan_project
 
     spec = _load_or_exit(project)
-    try:
-        chains = plan_project(spec)
-    except (PromptError, PlanError) as exc:
-        err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(2) from None
+    chains = plan_project(spec)
     for chain in chains:
         for warning in chain[0].warnings:
             err.print(f"warning: {warning}", markup=False, highlight=False)
@@ -57,15 +104,11 @@ def validate(project: ProjectArg) -> None:
 @app.command()
 def prompts(project: ProjectArg, engine: Annotated[Optional[str], typer.Option(help="Render for this engine.")] = None) -> None:
     """Print every scene's rendered prompt."""
-    from prompts import PromptError
-    from tasks.plan import PlanError, plan_project
+    from tasks.plan import plan_project
 
+    _check_engine(engine)
     spec = _load_or_exit(project)
-    try:
-        chains = plan_project(spec, engine)
-    except (PromptError, PlanError) as exc:
-        err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(2) from None
+    chains = plan_project(spec, engine)
     for chain in chains:
         plan = chain[0]
         text = plan.request.prompt if plan.request else f"(footage: {plan.footage})"
@@ -125,6 +168,7 @@ def _report(result, out_dir: Path | None) -> None:
 
 @app.command()
 def render(
+    ctx: typer.Context,
     project: ProjectArg,
     engine: Annotated[Optional[str], typer.Option(help="Engine for every scene (overrides project.yaml).")] = None,
     scene: Annotated[Optional[list[str]], typer.Option("--scene", help="Render only this scene id (repeatable).")] = None,
@@ -137,17 +181,17 @@ def render(
     An unchanged production (same clips, output profile and finishing options) is found in
     the store before Prefect starts: its finished video is printed at once.
     """
+    verbose = ctx.meta[VERBOSE] = verbose or ctx.meta.get(VERBOSE, False)
+    _check_engine(engine)
     spec = _load_or_exit(project)
     if not force and (finished := _finished_render(spec, engine, scene or None)) is not None:
         err.print(f"unchanged since render {finished.render_id} (--force renders it again)", highlight=False)
         _report(finished, out_dir)
         return
     _quiet_prefect(verbose)
-    from engines import EngineError
-    from flows.render import RenderFailed, render_project
-    from prompts import PromptError
+    from flows.render import render_project
+    from reelflow.prefect_api import prefect_boundary
     from tasks import events
-    from tasks.plan import PlanError
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err, transient=False)
@@ -166,11 +210,8 @@ def render(
 
     unsubscribe = events.subscribe(on_event)
     try:
-        with progress:
+        with progress, prefect_boundary():
             result = render_project(str(project), engine=engine, scenes=scene or None, force=force)
-    except (EngineError, RenderFailed, PromptError, PlanError) as exc:
-        err.print(f"render failed: {exc}", markup=False, highlight=False)
-        raise typer.Exit(1) from None
     finally:
         unsubscribe()
     _report(result, out_dir)
@@ -189,13 +230,14 @@ def history(
     from projects.loader import safe_slug
     from reelflow.secrets import clip
     from reelflow.settings import get_settings
+    from reelflow.urls import mask_url
     from storage.catalog import open_catalog
 
     slug = safe_slug(project_dir_of(project)[0].resolve().name)
     catalog = open_catalog(get_settings().database_url)
     renders = catalog.renders(slug, limit)
     if not renders:
-        err.print(f"no renders of {slug!r} in {get_settings().database_url}", highlight=False)
+        err.print(f"no renders of {slug!r} in {mask_url(get_settings().database_url)}", markup=False, highlight=False)
         raise typer.Exit(1)
     table = Table(title=f"renders of {slug}")
     for column in ("render", "started (UTC)", "status", "made", "reused", "cost $"):
@@ -226,21 +268,16 @@ def cost(
     """Estimate engine-seconds and money before a render (a clip already stored costs 0)."""
     from rich.table import Table
 
-    from prompts import PromptError
     from reelflow.settings import get_settings
     from storage import open_store
     from storage.catalog import open_catalog
     from tasks.cost import estimate
-    from tasks.plan import PlanError
 
+    _check_engine(engine)
     spec = _load_or_exit(project)
     settings = get_settings()
-    try:
-        rows = estimate(spec, open_store(settings.storage), open_catalog(settings.database_url), settings,
-                        engine, scene or None)
-    except (PromptError, PlanError) as exc:
-        err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(2) from None
+    rows = estimate(spec, open_store(settings.storage), open_catalog(settings.database_url), settings,
+                    engine, scene or None)
     table = Table(title=f"estimated cost of {spec.slug}")
     for column in ("scene", "engine", "clip s", "status", "engine s", "$"):
         table.add_column(column)

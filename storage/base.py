@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Protocol, runtime_checkable
-from reelflow.errors import InfrastructureError
+from reelflow.errors import InfrastructureError, InputError
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
 
@@ -20,7 +20,7 @@ class TransientStorageError(StorageError):
 
 def check_key(key: str) -> str:
     if not _KEY_RE.match(key) or ".." in key.split("/") or key.endswith("/"):
-        raise ValueError(f"invalid storage key {key!r}")
+        raise InputError(f"invalid storage key {key!r}")
     return key
 
 

@@ -7,15 +7,60 @@ which scenes failed, which engine made clip 7". Error text is redacted before it
 
 from __future__ import annotations
 
+import functools
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 from sqlalchemy import Engine as SQLEngine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
+from reelflow.errors import InfrastructureError, InputError
 from reelflow.secrets import redact
+from reelflow.urls import mask_url
+
+HINT = "check REELFLOW_DATABASE_URL and that the database server is running"
+
+
+class CatalogError(InfrastructureError):
+    """The catalog database cannot be reached, or refuses us."""
+
+
+@contextmanager
+def database_boundary(url: str) -> Iterator[None]:
+    """SQLAlchemy's and the driver's errors as one CatalogError naming the (masked) URL."""
+    try:
+        yield
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise InputError(f"REELFLOW_DATABASE_URL={mask_url(url)} is not a usable database URL "
+                         f"({type(exc).__name__})", hint=HINT) from exc
+    except DBAPIError as exc:
+        reason = redact(mask_url(one_reason(exc)))
+        raise CatalogError(f"catalog database {mask_url(url)}: {reason}", hint=HINT) from exc
+    except (SQLAlchemyError, OSError) as exc:
+        raise CatalogError(f"catalog database {mask_url(url)}: {type(exc).__name__}", hint=HINT) from exc
+
+
+def one_reason(exc: DBAPIError) -> str:
+    """The driver's first line (e.g. 'connection refused'), without SQL or parameters."""
+    original = exc.orig if exc.orig is not None else exc
+    lines = [line.strip() for line in str(original).splitlines() if line.strip()]
+    return f"{type(original).__name__}: {lines[0] if lines else 'failed'}"
+
+
+def _guarded(method):
+    """Run a Catalog method inside ``database_boundary``."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with database_boundary(self.url if hasattr(self, "url") else args[0]):
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 def _now() -> datetime:
@@ -79,6 +124,7 @@ class AttemptRow(SQLModel, table=True):
 
 
 class Catalog:
+    @_guarded
     def __init__(self, url: str):
         self.url = url
         parsed = make_url(url)
@@ -86,7 +132,12 @@ class Catalog:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        args = {"check_same_thread": False, "timeout": 30} if parsed.drivername.startswith("sqlite") else {}
+        if parsed.drivername.startswith("sqlite"):
+            args = {"check_same_thread": False, "timeout": 30}
+        elif parsed.drivername.startswith("postgresql"):
+            args = {"connect_timeout": 10}
+        else:
+            args = {}
         self.engine: SQLEngine = create_engine(parsed, connect_args=args, pool_pre_ping=True)
         SQLModel.metadata.create_all(self.engine)
         self._add_new_columns()
@@ -100,17 +151,22 @@ class Catalog:
             with self.engine.begin() as conn:
                 conn.execute(text("ALTER TABLE attempts ADD COLUMN worker VARCHAR"))
 
+    def __repr__(self) -> str:
+        return f"Catalog({mask_url(self.url)!r})"
+
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
 
     # -- writes ---------------------------------------------------------------------------
 
+    @_guarded
     def start_render(self, render_id: str, slug: str, title: str, root: str, engine: str | None, scenes: int) -> None:
         with self.session() as s:
             s.merge(ProjectRow(slug=slug, title=title, root=root, updated=_now()))
             s.add(RenderRow(id=render_id, project=slug, engine=engine, scenes=scenes))
             s.commit()
 
+    @_guarded
     def finish_render(self, render_id: str, *, status: str, error: str | None = None, **fields) -> None:
         with self.session() as s:
             row = s.get(RenderRow, render_id)
@@ -124,6 +180,7 @@ class Catalog:
             s.add(row)
             s.commit()
 
+    @_guarded
     def record_attempt(self, attempt: AttemptRow) -> None:
         attempt.error = redact(attempt.error)[:4000] if attempt.error else None
         with self.session() as s:
@@ -135,11 +192,13 @@ class Catalog:
 
     # -- reads ----------------------------------------------------------------------------
 
+    @_guarded
     def renders(self, slug: str, limit: int = 20) -> list[RenderRow]:
         with self.session() as s:
             stmt = select(RenderRow).where(RenderRow.project == slug).order_by(col(RenderRow.started).desc()).limit(limit)
             return list(s.exec(stmt))
 
+    @_guarded
     def attempts(self, render_id: str | None = None, slug: str | None = None) -> list[AttemptRow]:
         with self.session() as s:
             stmt = select(AttemptRow)
@@ -149,6 +208,7 @@ class Catalog:
                 stmt = stmt.where(AttemptRow.project == slug)
             return list(s.exec(stmt.order_by(col(AttemptRow.id))))
 
+    @_guarded
     def engine_speed(self, engine: str) -> float | None:
         """Mean engine-seconds per clip-second of this engine's successful generations."""
         with self.session() as s:

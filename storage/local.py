@@ -8,16 +8,33 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from reelflow.errors import InputError
 from storage.base import StorageError, check_key
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def open_local(url: str) -> "LocalStore":
+    """The registry's ``local`` factory: a folder path or ``file:///path``."""
+    from urllib.parse import unquote, urlsplit
+
+    if url.lower().startswith("file://"):
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise InputError(f"REELFLOW_STORAGE={url!r}: a file:// URL names a folder on this machine "
+                             f"(file:///path), not on host {parts.netloc!r}")
+        url = unquote(parts.path)
+    return LocalStore(url)
+
+
 class LocalStore:
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot use {self.root} as the store: {exc.strerror or exc}") from exc
 
     def __repr__(self) -> str:
         return f"LocalStore({str(self.root)!r})"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import re
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -30,6 +31,7 @@ _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "A
                "InvalidToken", "ExpiredToken"}
 _MISSING_CODES = {"NoSuchKey", "NoSuchObject", "ResourceNotFound", "NotFound"}
 _COPY_LIMIT = 5 * 1024**3
+OPEN_RETRY_SECONDS = 10.0
 
 
 def parse_endpoint(endpoint: str, secure: bool | None) -> tuple[str, bool]:
@@ -98,9 +100,10 @@ class S3Store:
             check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _call(self, what: str, fn: Callable[[], T]) -> T:
+    def _call(self, what: str, fn: Callable[[], T], retry_seconds: float | None = None) -> T:
         """Run ``fn``; retry connection faults, timeouts and 5xx with backoff until the deadline."""
-        deadline = time.monotonic() + self.retry_seconds
+        retry_seconds = self.retry_seconds if retry_seconds is None else retry_seconds
+        deadline = time.monotonic() + retry_seconds
         attempt = 0
         while True:
             try:
@@ -119,14 +122,19 @@ class S3Store:
             attempt += 1
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TransientStorageError(f"{what}: {detail} (gave up after {self.retry_seconds:.0f} s)") from None
+                raise TransientStorageError(f"{what}: {detail} (gave up after {retry_seconds:.0f} s)",
+                                            hint=f"is the S3 server at {self.endpoint} running? "
+                                                 "(REELFLOW_S3_ENDPOINT)") from None
             pause = min(left, min(10.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.0))
             log.warning("%s: %s; retrying in %.1f s", what, detail, pause)
             time.sleep(pause)
 
     def _ensure_bucket(self, retention_days: int | None) -> None:
         try:
-            exists = self._call(f"check bucket {self.bucket}", lambda: self.client.bucket_exists(self.bucket))
+            # A store that cannot be reached when it is opened fails soon (a closed port, a wrong
+            # endpoint); once open, outages are waited out for the full retry budget.
+            exists = self._call(f"check bucket {self.bucket} at {self.endpoint}",
+                                lambda: self.client.bucket_exists(self.bucket), min(self.retry_seconds, OPEN_RETRY_SECONDS))
         except MissingObject:
             exists = False
         if not exists:
@@ -214,6 +222,41 @@ class S3Store:
 
     def delete(self, key: str) -> None:
         self._call(f"delete {key}", lambda: self.client.remove_object(self.bucket, self._name(key)))
+
+
+_STORES: dict[tuple, "S3Store"] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def open_s3(url: str) -> "S3Store":
+    """The registry's ``s3`` factory: one client per (URL, settings) per process, pools reused."""
+    from reelflow import secrets
+    from reelflow.settings import get_settings
+
+    s = get_settings()
+    # The access key ID is an identifier (every presigned link carries it); the secret key is secret.
+    access = secrets.resolve(s.s3_access_key, "reelflow-s3-access-key", sensitive=False)
+    secret = secrets.resolve(s.s3_secret_key, "reelflow-s3-secret-key")
+    ident = (url, s.s3_endpoint, s.s3_region, s.s3_secure, s.s3_public_endpoint, access, secret)
+    with _STORES_LOCK:
+        if ident not in _STORES:
+            try:
+                import minio  # noqa: F401
+            except ImportError as exc:
+                raise StorageError(f"s3:// storage needs the minio SDK: pip install 'reelflow[s3]' ({exc.name} missing)") from exc
+            _STORES[ident] = S3Store(
+                url, endpoint=s.s3_endpoint, access_key=access, secret_key=secret, region=s.s3_region,
+                secure=s.s3_secure, public_endpoint=s.s3_public_endpoint,
+                link_expiry=timedelta(hours=s.s3_link_expiry_hours), retention_days=s.s3_retention_days,
+                part_size=s.s3_part_size_mb * 1024**2, retry_seconds=s.storage_retry_seconds,
+            )
+        return _STORES[ident]
+
+
+def forget_clients() -> None:
+    """Drop the cached clients (settings changed, e.g. in tests)."""
+    with _STORES_LOCK:
+        _STORES.clear()
 
 
 class MissingObject(StorageError):

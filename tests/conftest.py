@@ -104,7 +104,7 @@ def rclone_s3(tmp_path):
 
 def use_s3(monkeypatch, endpoint: str, bucket: str, *, secret: str = S3_SECRET, **extra) -> str:
     """Point REELFLOW_STORAGE at s3://<bucket>/reels on ``endpoint``; return the URL."""
-    import storage
+    from storage.s3 import forget_clients
 
     url = f"s3://{bucket}/reels"
     env = {"REELFLOW_STORAGE": url, "REELFLOW_S3_ENDPOINT": endpoint, "REELFLOW_S3_ACCESS_KEY": S3_ACCESS,
@@ -112,7 +112,7 @@ def use_s3(monkeypatch, endpoint: str, bucket: str, *, secret: str = S3_SECRET, 
            "REELFLOW_STORAGE_RETRY_SECONDS": "60", **extra}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    storage._S3_STORES.clear()
+    forget_clients()
     reload_settings()
     return url
 

@@ -17,7 +17,7 @@ def test_render_prints_the_video_path_last_and_copies_out(small_project, tmp_pat
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["render", str(small_project), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    last = result.output.strip().splitlines()[-1]
+    last = result.stdout.strip().splitlines()[-1]
     assert last == str(out / "final.mp4")
     assert probe(last).duration == pytest.approx(4.5, abs=0.1)
     names = {p.name for p in out.iterdir()}
@@ -27,15 +27,15 @@ def test_render_prints_the_video_path_last_and_copies_out(small_project, tmp_pat
 def test_render_without_out_prints_the_stored_video(small_project, isolated_storage):
     result = CliRunner().invoke(app, ["render", str(small_project), "--scene", "s0"])
     assert result.exit_code == 0, result.output
-    last = Path(result.output.strip().splitlines()[-1])
+    last = Path(result.stdout.strip().splitlines()[-1])
     assert last.is_file() and last.is_relative_to(isolated_storage.resolve())
     assert "1 clip(s) generated" in result.output
 
 
-def test_render_failure_is_one_clear_message_and_exit_1(small_project):
+def test_an_unknown_engine_option_is_bad_input_exit_2(small_project):
     result = CliRunner().invoke(app, ["render", str(small_project), "--engine", "nope"])
-    assert result.exit_code == 1
-    assert "render failed: " in result.output and "unknown engine 'nope'" in result.output
+    assert result.exit_code == 2
+    assert "unknown engine 'nope'" in result.output and "known engines: animatic" in result.output
     assert "Traceback" not in result.output
 
 
@@ -83,7 +83,7 @@ def test_render_to_s3_with_out_copies_the_files_and_prints_the_local_path(small_
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["render", str(small_project), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert result.output.strip().splitlines()[-1] == str(out / "final.mp4")
+    assert result.stdout.strip().splitlines()[-1] == str(out / "final.mp4")
     names = {p.name for p in out.iterdir()}
     assert {"contact-sheet.png", "final.mp4", "final.srt", "final.otio", "final.edl"} <= names, names
     assert probe(out / "final.mp4").duration == pytest.approx(4.5, abs=0.1)

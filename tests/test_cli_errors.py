@@ -1,0 +1,157 @@
+"""One error tree to the user: every failure is one line (+ hint) and an exit code —
+2 bad input, 1 failed render, 3 infrastructure unreachable — a traceback only with -v."""
+
+from __future__ import annotations
+
+import resource
+import uuid
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import engines
+from reelflow.cli import app
+from reelflow.urls import mask_url
+from tests.conftest import S3_SECRET, use_s3
+from tests.engines_fake import FaultyEngine, bad_input
+from tests.servers import free_port
+
+
+def error_lines(result) -> list[str]:
+    """stderr lines that are not progress bars or stitching notes."""
+    return [line for line in result.stderr.splitlines()
+            if line.strip() and not line.startswith(("clips", "normalize", "stitching"))]
+
+
+@pytest.mark.slow
+def test_a_failed_render_is_one_line_exit_1_and_the_same_line_is_the_state_message(small_project, prefect_harness):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    engines.register("down", lambda model=None, params=None: FaultyEngine("down", bad_input()))
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["engine"] = {"name": "down"}
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec))
+    try:
+        result = CliRunner().invoke(app, ["render", str(small_project)])
+    finally:
+        engines.unregister("down")
+    assert result.exit_code == 1, result.output
+    # (the session's harness logs Prefect's own ERROR records at WARNING level; the CLI alone does not)
+    line = error_lines(result)[-1]
+    assert [x for x in error_lines(result) if x.startswith("render failed")] == [line]
+    assert line.startswith("render failed: 3 of 3 scene(s) got no clip: scene 's0': image must be a PNG")
+    with get_client(sync_client=True) as client:
+        [run] = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["render-small"])),
+                                      sort=FlowRunSort.START_TIME_DESC, limit=1)
+    assert run.state.is_failed()
+    assert run.state.message.endswith(line.removeprefix("render failed: "))
+
+
+def test_verbose_adds_the_traceback(small_project):
+    result = CliRunner().invoke(app, ["-v", "cost", str(small_project), "--engine", "nope"])
+    assert result.exit_code == 2
+    assert "Traceback" in result.output and "unknown engine 'nope'" in result.output
+
+
+def test_an_unknown_storage_scheme_is_bad_input_naming_the_known_ones(small_project, monkeypatch, tmp_path):
+    from reelflow.settings import reload_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("REELFLOW_STORAGE", "gs://bucket/reels")
+    reload_settings()
+    result = CliRunner().invoke(app, ["cost", str(small_project)])
+    assert result.exit_code == 2
+    assert error_lines(result)[0] == ("REELFLOW_STORAGE='gs://bucket/reels': unknown storage scheme 'gs://'; "
+                                      "known: a folder path (or file://), s3://")
+    assert error_lines(result)[1].startswith("hint: ")
+    assert not (tmp_path / "gs:").exists()
+
+
+def test_a_closed_s3_port_is_infrastructure_exit_3(small_project, monkeypatch):
+    use_s3(monkeypatch, f"http://127.0.0.1:{free_port()}", "nobucket", REELFLOW_STORAGE_RETRY_SECONDS="1")
+    result = CliRunner().invoke(app, ["cost", str(small_project)])
+    assert result.exit_code == 3, result.output
+    first, hint = error_lines(result)[-2:]
+    assert "connection refused" in first and hint.startswith("hint: is the S3 server at 127.0.0.1:")
+
+
+def test_a_wrong_s3_secret_is_infrastructure_exit_3(small_project, rclone_s3, monkeypatch):
+    wrong = "wrong-" + S3_SECRET[::-1]
+    use_s3(monkeypatch, rclone_s3.endpoint, "any", secret=wrong)
+    result = CliRunner().invoke(app, ["cost", str(small_project)])
+    assert result.exit_code == 3, result.output
+    errors = error_lines(result)
+    assert len(errors) == 1, result.stderr
+    line = errors[0]
+    assert "refused the credentials" in line and wrong not in result.output
+
+
+def test_an_unreachable_database_is_exit_3_with_the_password_masked(small_project, monkeypatch):
+    from reelflow.settings import reload_settings
+
+    url = f"postgresql+psycopg://reel:hunter2-db-password@127.0.0.1:{free_port()}/catalog"
+    monkeypatch.setenv("REELFLOW_DATABASE_URL", url)
+    reload_settings()
+    result = CliRunner().invoke(app, ["history", str(small_project)])
+    assert result.exit_code == 3, result.output
+    first, hint = error_lines(result)[-2:]
+    assert first.startswith("catalog database postgresql+psycopg://reel:***@127.0.0.1:") and "OperationalError" in first
+    assert hint == "hint: check REELFLOW_DATABASE_URL and that the database server is running"
+    assert "hunter2" not in result.output
+
+
+def test_history_masks_the_database_password(small_project, postgres_url, monkeypatch):
+    from sqlalchemy.engine import make_url
+
+    from reelflow.settings import reload_settings
+
+    # The embedded server trusts local connections: any password is accepted, and must not show.
+    url = make_url(postgres_url).set(password="hunter2-db-password").render_as_string(hide_password=False)
+    monkeypatch.setenv("REELFLOW_DATABASE_URL", url)
+    reload_settings()
+    result = CliRunner().invoke(app, ["history", str(small_project)])
+    assert result.exit_code == 1 and "no renders of 'small' in postgresql+psycopg://" in result.output
+    assert ":***@" in result.output and "hunter2" not in result.output
+
+
+def test_an_unreachable_prefect_api_is_exit_3(small_project, prefect_harness):
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: f"http://127.0.0.1:{free_port()}/api"}):
+        result = CliRunner().invoke(app, ["render", str(small_project)])
+    assert result.exit_code == 3, result.output
+    first, hint = error_lines(result)[-2:]
+    assert first.startswith("the Prefect API at http://127.0.0.1:") and "cannot be reached" in first
+    assert hint.startswith("hint: start the server")
+
+
+def test_a_full_disk_under_the_local_store_is_a_storage_error(tmp_path):
+    """A real ENOSPC-like failure from the kernel: the file size limit (EFBIG) while publishing."""
+    from storage import LocalStore, StorageError
+
+    store = LocalStore(tmp_path / "s")
+    src = tmp_path / "big.bin"
+    src.write_bytes(b"x" * 300_000)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, hard))   # Python ignores SIGXFSZ: writes fail
+    try:
+        with pytest.raises(StorageError) as info:
+            store.put_file("clips/big.mp4", src)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert info.value.exit_code == 3 and "cannot write" in str(info.value)
+    assert store.list() == [] and not any(p.name.endswith(".part") for p in (tmp_path / "s").rglob("*"))
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql+psycopg://bob:s3cr%40t@db:5432/x?sslmode=require", "postgresql+psycopg://bob:***@db:5432/x?sslmode=require"),
+    ("postgresql://u:p@w@h/db", "postgresql://u:***@h/db"),
+    ("sqlite:////tmp/a.db", "sqlite:////tmp/a.db"),
+    ("http://h:9000/b/k?X-Amz-Signature=abc&X-Amz-Expires=3", "http://h:9000/b/k?X-Amz-Signature=***&X-Amz-Expires=3"),
+    ("postgresql://u@h/db?password=pw", "postgresql://u@h/db?password=***"),
+])
+def test_mask_url(url, shown):
+    assert mask_url(url) == shown
