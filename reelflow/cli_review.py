@@ -28,7 +28,6 @@ def storyboard(
     engine: Annotated[Optional[str], typer.Option(help="Plan for this engine (overrides project.yaml).")] = None,
 ) -> None:
     """Draw every scene before paying for a render: picture, timing, speech, engine, cost. No engine call."""
-    from reelflow.errors import ReelflowError
     from reelflow.settings import get_settings
     from storage import open_store
     from tasks.storyboard import make_storyboard
@@ -36,11 +35,7 @@ def storyboard(
     spec = _load_or_exit(project)
     settings = get_settings()
     dest = out_dir or default_storyboard_dir(spec.slug)
-    try:
-        png, page = make_storyboard(spec, open_store(settings.storage), settings, dest, engine)
-    except ReelflowError as exc:
-        err.print(str(exc), markup=False, highlight=False)
-        raise typer.Exit(exc.exit_code) from None
+    png, page = make_storyboard(spec, open_store(settings.storage), settings, dest, engine)
     out.print(f"{spec.slug}: storyboard of {len(spec.scenes)} scenes", highlight=False)
     print(png.resolve())
     print(page.resolve())
@@ -52,13 +47,14 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 to reach it from other machines).")] = "127.0.0.1",
 ) -> None:
     """Serve the store read-only over HTTP, with a review page per render (set REELFLOW_PUBLIC_URL to this)."""
-    from reelflow.settings import get_settings
     from reelflow.serve import make_server
+    from reelflow.settings import get_settings
+    from reelflow.urls import mask_url
 
     settings = get_settings()
     server = make_server(settings.storage, host, port)
     url = f"http://{host}:{server.server_address[1]}"
-    err.print(f"serving {settings.storage} read-only at {url}/ (review pages at {url}/); Ctrl+C stops",
+    err.print(f"serving {mask_url(settings.storage)} read-only at {url}/ (review pages at {url}/); Ctrl+C stops",
               highlight=False)
     if not settings.public_url:
         err.print(f"artifacts link here once REELFLOW_PUBLIC_URL={url} is set for renders", highlight=False)
