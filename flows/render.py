@@ -153,7 +153,10 @@ def _render(spec, chains: list[list[ClipPlan]], book: TakeBook, render_id: str, 
         record_picks(spec, book.redone)
     clips = cut_of(made, book.picked)
     match = colour_reference(clips, spec.color_match) if spec.color_match else None
-    normalized = normalize_clip.map(clips, profile=unmapped(spec.output), match=unmapped(match)).result()
+    names = spec.speaker_names() if spec.lower_third else {}
+    normalized = normalize_clip.map(clips, profile=unmapped(spec.output), match=unmapped(match),
+                                    lower_third=[names.get(c.scene_id) for c in clips],
+                                    lower_style=unmapped(spec.lower_third)).result()
     outputs = stitch_clips(normalized, spec.output, spec.slug, render_id, spec.edit())
 
     store = open_store(get_settings().storage)

@@ -77,3 +77,39 @@ def render_card(png: Path, profile: OutputProfile, frames: int, out: str | Path)
     args[at:at] = ["-f", "image2", "-loop", "1", "-framerate", f"{profile.rate.numerator}/{profile.rate.denominator}"]
     ffmpeg.run(args)
     return Path(out)
+
+
+class LowerThird(BaseModel):
+    """``lower_third:`` in project.yaml: the speaking character's name over a scene's first seconds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    duration: float = Field(3.0, gt=0, le=30, description="Seconds from the start of each scene.")
+    color: str = Field("#000000", pattern=r"^#[0-9a-fA-F]{6}$", description="The bar behind the name.")
+    text_color: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$")
+
+    def digest(self, name: str) -> str:
+        return hashlib.sha256(f"{LOWER_THIRD_VERSION}:{name}:{self.model_dump_json()}".encode()).hexdigest()[:12]
+
+
+LOWER_THIRD_VERSION = 1
+
+
+def lower_third_png(name: str, style: LowerThird, width: int, height: int, path: str | Path) -> Path:
+    """A full-frame RGBA PNG: ``name`` on a bar at the left, two thirds down the frame.
+
+    That is above both the burned subtitles' safe area and the animatic's bottom caption.
+    """
+    img = Image.new("RGBA", (width, height), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    size = max(10, min(width // 16, height // 18))
+    font = load_font(size)
+    text_w = draw.textlength(name, font=font)
+    pad = size // 2
+    left, top = width // 20, int(height * 0.62)
+    bar_w = min(width - left, int(text_w) + 2 * pad)
+    draw.rectangle([left, top, left + bar_w, top + size + 2 * pad], fill=(*_rgb(style.color), 170))
+    draw.rectangle([left, top, left + max(2, size // 6), top + size + 2 * pad], fill=(*_rgb(style.text_color), 255))
+    draw.text((left + pad + size // 6, top + pad * 0.8), name, font=font, fill=(*_rgb(style.text_color), 255))
+    img.save(path)
+    return Path(path)

@@ -38,11 +38,12 @@ def filter_escape(value: str) -> str:
 
 
 def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: int, out: str,
-                   look: str | None = None) -> list[str]:
+                   look: str | None = None, overlay: tuple[str, float] | None = None) -> list[str]:
     """ffmpeg arguments that bring one clip to the profile with exact lengths (pure).
 
     ``look`` is a video filter applied to the clip's own picture before it is scaled and
-    padded (colour matching).
+    padded (colour matching); ``overlay`` is (a full-frame RGBA PNG we drew, seconds) laid
+    over the first seconds of the clip (a lower third).
     """
     w, h, r = profile.width, profile.height, _rate(profile)
     samples = profile.samples_for(frames)
@@ -59,9 +60,14 @@ def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: in
     else:
         args += ["-f", "lavfi", "-i", f"anullsrc=r={profile.audio_rate}:cl=stereo"]
         audio_src = "[1:a]"
+    picture = f"[0:v:0]setpts=PTS-STARTPTS,fps={r},{look + ',' if look else ''}{fit},setsar=1,"
+    if overlay:
+        index = args.count("-i")
+        args += ["-f", "image2", "-loop", "1", "-i", overlay[0]]
+        picture += (f"format=yuva420p[base];[{index}:v]format=rgba[over];"
+                    f"[base][over]overlay=0:0:enable='lt(t,{overlay[1]:.3f})',")
     graph = (
-        f"[0:v:0]setpts=PTS-STARTPTS,fps={r},{look + ',' if look else ''}{fit},setsar=1,format=yuv420p,"
-        f"tpad=stop=-1:stop_mode=clone[v];"
+        f"{picture}format=yuv420p,tpad=stop=-1:stop_mode=clone[v];"
         f"{audio_src}aresample={profile.audio_rate}:async=1:first_pts=0,"
         f"aformat=sample_fmts=s16:channel_layouts=stereo,apad,atrim=end_sample={samples}{edges}[a]"
     )
@@ -74,10 +80,11 @@ def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: in
 
 
 def normalize_clip(src: str | Path, out: str | Path, profile: OutputProfile, duration: float | None = None,
-                   match=None) -> MediaInfo:
+                   match=None, overlay: tuple[str, float] | None = None) -> MediaInfo:
     """Normalise ``src`` to ``profile``; ``duration`` (default: the clip's own) sets the frame count.
 
-    ``match`` (``media.color.ColorStats``) moves the clip's colour to those statistics.
+    ``match`` (``media.color.ColorStats``) moves the clip's colour to those statistics;
+    ``overlay`` (PNG, seconds) is drawn over its first seconds.
     """
     info = probe(src)
     if not info.has_video:
@@ -89,7 +96,7 @@ def normalize_clip(src: str | Path, out: str | Path, profile: OutputProfile, dur
         from media.color import match_filter, measure
 
         look = match_filter(measure(src), match)
-    ffmpeg.run(normalize_args(str(src), info, profile, frames, str(out), look))
+    ffmpeg.run(normalize_args(str(src), info, profile, frames, str(out), look, overlay))
     return probe(out)
 
 

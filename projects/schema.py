@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from media.profile import OutputProfile
-from media.cards import Card
+from media.cards import Card, LowerThird
 from media.music import Music
 from media.timeline import Edit, Transition
 from prompts.tokens import find_tokens, normalize
@@ -102,12 +102,32 @@ class Project(Strict):
     music: Music | None = Field(None, description="A bed under the whole video, ducked under speech.")
     title_card: CardSpec | None = Field(None, description="A card before the first scene.")
     color_match: Slug | None = Field(None, description="Match every clip's colour to this scene's.")
+    lower_third: LowerThird | None = Field(None, description="The speaking character's name over each scene's start.")
+
+    @field_validator("lower_third", mode="before")
+    @classmethod
+    def _lower_third_switch(cls, value: Any) -> Any:
+        """``lower_third: true`` is the default style; ``false`` is none."""
+        if value is True:
+            return {}
+        return None if value is False else value
     end_card: CardSpec | None = Field(None, description="A card after the last scene.")
 
     # Set by the loader, not by the YAML.
     slug: str = Field("", exclude=True)
     root: str = Field("", exclude=True)
     picks: dict[str, int] = Field(default_factory=dict, exclude=True)   # picks.yaml: scene -> take
+
+    def speaker_names(self) -> dict[str, str]:
+        """Scene id -> the name(s) of who speaks in it (for lower thirds)."""
+        out = {}
+        for scene in self.scenes:
+            names = [self.characters[c].name for c in (scene.character if scene.speech else None,
+                                                       scene.speaker2.character if scene.speaker2 else None)
+                     if c in self.characters]
+            if names:
+                out[scene.id] = " & ".join(dict.fromkeys(names))
+        return out
 
     def edit(self) -> Edit:
         """The editing choices the stitch's timeline is built from."""

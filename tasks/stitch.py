@@ -13,7 +13,7 @@ from media.images import font_dir
 from media.subtitles import build_subtitles, write_subtitles
 from media.chapters import write_ffmetadata
 from media.color import ColorStats, measure as measure_colour
-from media.cards import Card, card_digest, card_png, render_card
+from media.cards import Card, LowerThird, card_digest, card_png, lower_third_png, render_card
 from media.otio_export import write_handoff
 from media.music import music_graph, music_inputs, timeline_speech
 from media.timeline import Edit, timeline_for
@@ -27,24 +27,29 @@ from tasks.models import ClipRef, NormalizedRef
 TITLE_CARD, END_CARD = "title card", "end card"   # not valid scene ids: they never collide
 
 
-def normalized_key(ref: ClipRef, profile: Output, frames: int | None, match: ColorStats | None = None) -> str:
+def normalized_key(ref: ClipRef, profile: Output, frames: int | None, match: ColorStats | None = None,
+                   lower_third: tuple[str, LowerThird] | None = None) -> str:
     digest = ref.key.rsplit("/", 1)[-1].split(".")[0]
     length = frames if frames is not None else "auto"
     look = f"-c{match.digest()}" if match is not None else ""
+    if lower_third is not None:
+        look += f"-l{lower_third[1].digest(lower_third[0])}"
     return (f"normalized/{profile.video_key()}-n{stitch.NORMALIZE_VERSION}/"
             f"{digest}-{length}{look}{stitch.NORMALIZED_SUFFIX}")
 
 
 def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: Path,
-                     match: ColorStats | None = None) -> NormalizedRef:
+                     match: ColorStats | None = None, lower_third: tuple[str, LowerThird] | None = None,
+                     ) -> NormalizedRef:
     """Normalise one stored clip to ``profile`` (cached in the store under its own key).
 
     A clip kept at its own length (footage without a duration) is keyed ``-auto``; the frame
     count it came out with is kept in the object's metadata, so a cache hit needs no download.
-    ``match``: the colour statistics to match (the reference scene's); part of the key.
+    ``match``: the colour statistics to match (the reference scene's); ``lower_third``: (name,
+    style) drawn over the clip's first seconds. Both are part of the key.
     """
     frames = profile.frames_for(ref.duration) if ref.duration else None
-    key = normalized_key(ref, profile, frames, match)
+    key = normalized_key(ref, profile, frames, match, lower_third)
     if store.exists(key):
         if frames is None:
             frames = int(store.metadata(key)["frames"])
@@ -52,7 +57,13 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
         work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
             out = Path(tmp) / "normalized.mov"
-            info = stitch.normalize_clip(store.fetch(ref.key, tmp), out, profile, ref.duration, match=match)
+            overlay = None
+            if lower_third is not None:
+                name, style = lower_third
+                png = lower_third_png(name, style, profile.width, profile.height, Path(tmp) / "lower-third.png")
+                overlay = (str(png), style.duration)
+            info = stitch.normalize_clip(store.fetch(ref.key, tmp), out, profile, ref.duration, match=match,
+                                         overlay=overlay)
             frames = info.video_frames or profile.frames_for(info.duration)
             store.put_file(key, out, {"scene": ref.scene_id, "source": ref.key, "frames": str(frames)})
     events.emit("normalized", scene=ref.scene_id)
@@ -176,10 +187,13 @@ def contact_sheet(clips: list[NormalizedRef], paths: list[Path], profile: Output
 
 
 @task(task_run_name="normalize-{ref.scene_id}")
-def normalize_clip(ref: ClipRef, profile: Output, match: ColorStats | None = None) -> NormalizedRef:
+def normalize_clip(ref: ClipRef, profile: Output, match: ColorStats | None = None,
+                   lower_third: str | None = None, lower_style: LowerThird | None = None) -> NormalizedRef:
     """Bring one clip to the output profile with exact frame and sample counts."""
     settings = get_settings()
-    return normalize_stored(ref, profile, open_store(settings.storage), Path(settings.work_dir) / "normalize", match)
+    label = (lower_third, lower_style) if lower_third and lower_style else None
+    return normalize_stored(ref, profile, open_store(settings.storage), Path(settings.work_dir) / "normalize",
+                            match, label)
 
 
 @task(task_run_name="colour-reference-{scene_id}")

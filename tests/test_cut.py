@@ -440,7 +440,8 @@ def test_a_finished_cut_through_the_cli(small_project, tmp_path, prefect_harness
     spec["output"].update(subtitles="burn", chapters=True)
     spec.update(transition={"type": "crossfade", "duration": 0.5}, color_match="s0",
                 music={"file": "audio/bed.wav", "volume": -20},
-                title_card={"text": "Small", "duration": 1}, end_card={"text": "The end", "duration": 1})
+                title_card={"text": "Small", "duration": 1}, end_card={"text": "The end", "duration": 1},
+                lower_third=True)
     spec["scenes"][1]["chapter"] = spec["scenes"][2]["chapter"] = "Later"
     spec["scenes"][2]["transition"] = {"type": "dip", "duration": 0.5}
     (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -457,3 +458,40 @@ def test_a_finished_cut_through_the_cli(small_project, tmp_path, prefect_harness
     assert [c.trimmed_range_in_parent().start_time.to_frames() for c in cut.find_clips()] == [0, 6, 18, 30, 42]
     assert otio.adapters.read_from_file(str(out / "final.edl"), rate=24).duration().to_frames() == 2 * frames
     assert integrated_loudness(out / "final.mp4") == pytest.approx(-14, abs=1.0)
+    assert all("-l" in c.metadata["reelflow"]["key"].rsplit("/", 1)[-1]
+               for c in cut.find_clips() if c.metadata["reelflow"]["kind"] == "clip")   # lower thirds drawn
+
+
+def test_lower_third_names_whoever_speaks(tmp_path):
+    from projects import load_project
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "project.yaml").write_text(
+        "title: T\nlower_third: true\ncharacters:\n  max: {name: Max}\n  lena: {name: Lena}\nscenes:\n"
+        "  - {id: a, character: max, speech: Hi.}\n  - {id: b, character: max, action: waves}\n"
+        "  - {id: c, character: lena, speech: Hello., speaker2: {character: max, speech: Hey.}}\n")
+    spec = load_project(folder)
+    assert spec.lower_third.duration == 3.0
+    assert spec.speaker_names() == {"a": "Max", "c": "Lena & Max"}
+
+
+@pytest.mark.slow
+def test_lower_third_is_drawn_over_the_first_seconds_only(tmp_path):
+    import av
+
+    from media.cards import LowerThird
+
+    store = LocalStore(tmp_path / "store")
+    path = tone_clip(tmp_path / "c.mov", seconds=2.0, color="gray")
+    ref = ClipRef(scene_id="a", index=0, key=store.put_file("footage/c.mov", path), engine=None, cached=False,
+                  duration=2.0)
+    plain = normalize_stored(ref, SMALL, store, tmp_path / "w")
+    named = normalize_stored(ref, SMALL, store, tmp_path / "w", lower_third=("Max", LowerThird(duration=1)))
+    assert named.key != plain.key and named.frames == plain.frames == 24
+    with av.open(str(store.path(named.key))) as c:
+        frames = [f.to_ndarray(format="gray").astype(float) for f in c.decode(video=0)]
+    band = slice(int(240 * 0.6), int(240 * 0.75))
+    assert frames[3][band].max() > 200 and frames[3][band].min() < 60      # white name on a dark bar
+    assert frames[18][band].max() < 160                                    # gone after a second
+    assert frames[3][:int(240 * 0.6)].std() < 3                            # nothing drawn elsewhere
