@@ -125,6 +125,7 @@ def render_project(project: str, engine: EngineChoice | None = None, scenes: lis
     chains = reuse_stored(book.chains)
     if not force and (finished := find_finished_render(spec, chains, book)) is not None:
         logger.info("unchanged since render %s: %s", finished.render_id, finished.video)
+        publish_artifacts(finished)      # a run in the UI still shows the report, its links open
         events.emit("done", video=finished.video)
         return finished
     ensure_engine_limits(sorted({p.engine for chain in chains for p in chain if p.engine}))

@@ -61,9 +61,9 @@ def served_store(prefect_server):
         stop(proc)
 
 
-def render(env: dict, folder: Path, **extra: str) -> str:
+def render(env: dict, folder: Path, *args: str, **extra: str) -> str:
     env = {**env, "REELFLOW_DATABASE_URL": f"sqlite:///{folder.parent / 'catalog.db'}", **extra}
-    proc = subprocess.run([sys.executable, "-m", "reelflow", "render", str(folder)], env=env,
+    proc = subprocess.run([sys.executable, "-m", "reelflow", "render", str(folder), *args], env=env,
                           cwd=REPO, capture_output=True, text=True, timeout=400, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout.strip().splitlines()[-1]
@@ -126,7 +126,7 @@ def test_report_in_the_prefect_ui_opens_its_links_and_the_review_video_plays(pre
 
     # Without REELFLOW_PUBLIC_URL the report cannot link a local file: the contact sheet is
     # inline and the text says how to open the video.
-    render(env, small_project)
+    render(env, small_project, "--force")
     open_artifact(page, ui, api, "render-small-report", "report-inline.png")
     assert image_width(page, "contact sheet") > 0
     text = page.inner_text("main") if page.locator("main").count() else page.inner_text("body")

@@ -61,3 +61,11 @@ def test_with_a_public_url_every_artifact_link_is_public_url_plus_key(small_proj
     assert f"![storyboard]({base}/storyboard.png)" in artifacts["render-small-storyboard"].data
     rows = artifacts["render-small-clips"].data
     assert "http://review.example:8765/clips/" in str(rows)
+
+
+def test_an_unchanged_render_found_at_once_still_shows_its_report(small_project, counting):
+    first = render_project(str(small_project))
+    state = render_project(str(small_project), return_state=True)
+    assert state.result().render_id == first.render_id and len(counting.calls) == 3
+    artifacts, clip_runs = run_artifacts_and_clip_runs(state)
+    assert clip_runs == [] and first.render_id in artifacts["render-small-report"].data
