@@ -52,7 +52,11 @@ def serve(
     from reelflow.urls import mask_url
 
     settings = get_settings()
-    server = make_server(settings.storage, host, port)
+    try:
+        server = make_server(settings.storage, host, port)
+    except OSError as exc:
+        err.print(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try another --port)", highlight=False)
+        raise typer.Exit(3) from None
     url = f"http://{host}:{server.server_address[1]}"
     err.print(f"serving {mask_url(settings.storage)} read-only at {url}/ (review pages at {url}/); Ctrl+C stops",
               highlight=False)

@@ -179,3 +179,17 @@ def test_an_s3_store_is_served_by_redirects_to_fresh_presigned_links(moto_s3, mo
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_serve_on_a_busy_port_is_one_clear_line(isolated_storage):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = CliRunner().invoke(app, ["serve", "--port", str(busy.getsockname()[1])])
+    assert result.exit_code == 3 and "cannot listen on 127.0.0.1:" in result.output and "Traceback" not in result.output
