@@ -58,8 +58,8 @@ def serve(
         err.print(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try another --port)", highlight=False)
         raise typer.Exit(3) from None
     url = f"http://{host}:{server.server_address[1]}"
-    err.print(f"serving {mask_url(settings.storage)} read-only at {url}/ (review pages at {url}/); Ctrl+C stops",
-              highlight=False)
+    err.print(f"serving {mask_url(settings.storage)} read-only at {url}/ (every render, with its review "
+              f"page); Ctrl+C stops", highlight=False)
     if not settings.public_url:
         err.print(f"artifacts link here once REELFLOW_PUBLIC_URL={url} is set for renders", highlight=False)
     try:
