@@ -443,19 +443,21 @@ def test_a_finished_cut_through_the_cli(small_project, tmp_path, prefect_harness
                 title_card={"text": "Small", "duration": 1}, end_card={"text": "The end", "duration": 1},
                 lower_third=True)
     spec["scenes"][1]["chapter"] = spec["scenes"][2]["chapter"] = "Later"
+    spec["scenes"][1]["transition"] = {"type": "crossfade", "duration": 2}     # longer than half a clip
     spec["scenes"][2]["transition"] = {"type": "dip", "duration": 0.5}
     (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
 
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["render", str(small_project), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    frames = 12 + 3 * 18 + 12 - 4 * 6
+    assert "crossfade into 's1' shortened to 9 frames" in result.output
+    frames = 12 + 3 * 18 + 12 - 3 * 6 - 9
     info = probe(out / "final.mp4", count_frames=True)
     assert info.video_frames == frames and info.audio_duration == pytest.approx(frames / FPS, abs=1 / FPS)
     assert [c[2] for c in read_chapters(out / "final.mp4")] == ["s0", "Later"]
     cut = otio.adapters.read_from_file(str(out / "final.otio"))
     assert [c.name for c in cut.find_clips()] == ["title card", "s0", "s1", "s2", "end card"]
-    assert [c.trimmed_range_in_parent().start_time.to_frames() for c in cut.find_clips()] == [0, 6, 18, 30, 42]
+    assert [c.trimmed_range_in_parent().start_time.to_frames() for c in cut.find_clips()] == [0, 6, 15, 27, 39]
     assert otio.adapters.read_from_file(str(out / "final.edl"), rate=24).duration().to_frames() == 2 * frames
     assert integrated_loudness(out / "final.mp4") == pytest.approx(-14, abs=1.0)
     assert all("-l" in c.metadata["reelflow"]["key"].rsplit("/", 1)[-1]
