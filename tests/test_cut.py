@@ -277,6 +277,8 @@ def test_title_and_end_cards_open_and_close_the_cut(tmp_path):
     assert probe(final, count_frames=True).video_frames == timeline.frames
     luma, _ = frame_luma(final)
     assert luma[0] < 40 and luma[20] > 80          # black title card, then the grey scene
+    join = timeline.items[2].start                  # the dip between the two grey scenes goes through black
+    assert luma[join + 1] < 50 < 100 < luma[join - 2], luma[join - 3: join + 5]
     import av
 
     with av.open(str(final)) as c:
