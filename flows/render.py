@@ -41,7 +41,7 @@ from reelflow.errors import RenderError, one_line
 # The deployment form offers the registered engines as a dropdown; the value stays a plain
 # string so an engine registered at run time (a plugin) still works and an unknown name gets
 # the registry's own message.
-EngineChoice = Annotated[str, WithJsonSchema({"type": "string", "enum": engine_names()})]
+EngineChoice = Annotated[str | None, WithJsonSchema({"enum": [None, *engine_names()]})]
 
 
 class RenderFailed(RenderError):
@@ -103,14 +103,14 @@ def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> l
 
 
 @flow(flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
-def render_project(project: str, engine: EngineChoice | None = None, scenes: list[str] | None = None,
+def render_project(project: str, engine: EngineChoice = None, scenes: list[str] | None = None,
                    takes: int | None = None, redo: list[str] | None = None,
                    force: bool = False) -> RenderResult:
     """Render a production folder (``projects/<slug>``) into one stitched video.
 
     Args:
-        project: The production folder (projects/<slug>, holding project.yaml), relative to the
-            worker's working directory, or the path of its project.yaml.
+        project: The production folder holding project.yaml (e.g. projects/demo), relative to
+            the worker's working directory, or the path of its project.yaml.
         engine: Engine for every generated scene; empty: each scene's engine from project.yaml.
         scenes: Render only these scene ids (a quick preview); empty: every scene.
         takes: Clips per generated scene (overrides each scene's takes); empty: the scene's own.

@@ -15,14 +15,29 @@ def test_deployment_schema_offers_engines_and_describes_parameters():
     # What `prefect deploy` sends as the deployment's parameter_openapi_schema (the UI's form).
     schema = parameter_schema(render_project).model_dump_for_openapi()
     props = schema["properties"]
-    choices = [branch for branch in props["engine"]["anyOf"] if "enum" in branch]
-    assert choices == [{"type": "string", "enum": names()}]
-    assert {"type": "null"} in props["engine"]["anyOf"] and props["engine"]["default"] is None
+    # One enum with None first (not anyOf string|null): the UI draws one dropdown whose first
+    # choice, None, is the default (each scene's own engine).
+    assert props["engine"]["enum"] == [None, *names()]
+    assert props["engine"]["default"] is None and "anyOf" not in props["engine"]
     assert {"animatic", "local", "runpod", "hf-space"} <= set(names())
-    assert "production folder" in props["project"]["description"]
+    assert "production folder" in props["project"]["description"] and "<" not in props["project"]["description"]
     assert "project.yaml" in props["engine"]["description"]
     assert "preview" in props["scenes"]["description"]
     assert schema["required"] == ["project"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_server_accepts_a_registered_engine_or_none_and_refuses_others():
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    render_project.to_deployment(name="form").apply()
+    for engine in (None, "runpod"):
+        run = run_deployment("render-project/form", parameters={"project": "projects/demo", "engine": engine},
+                             timeout=0)
+        assert run.parameters["engine"] == engine
+    with pytest.raises(PrefectHTTPStatusError, match="Validation failed"):
+        run_deployment("render-project/form", parameters={"project": "projects/demo", "engine": "nope"}, timeout=0)
 
 
 @pytest.mark.usefixtures("prefect_harness")
