@@ -33,8 +33,9 @@ from tasks.project import find_projects, load_spec, plan_clips, reuse_stored
 from tasks.publish import publish_artifacts, publish_storyboard
 from tasks.speech import synthesize_speech
 from tasks.stitch import colour_reference, normalize_clip, stitch_clips
+from tasks.review import ask, publish_review, scenes_for_review
 from tasks.take_steps import plan_takes, record_picks
-from tasks.takes import TakeBook, cut_of, take_refs
+from tasks.takes import TakeBook, apply_review, changed_picks, cut_of, take_refs
 from reelflow.errors import RenderError, one_line
 
 
@@ -105,7 +106,7 @@ def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> l
 @flow(flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
 def render_project(project: str, engine: EngineChoice = None, scenes: list[str] | None = None,
                    takes: int | None = None, redo: list[str] | None = None,
-                   force: bool = False) -> RenderResult:
+                   force: bool = False, review: bool = False) -> RenderResult:
     """Render a production folder (``projects/<slug>``) into one stitched video.
 
     Args:
@@ -117,13 +118,15 @@ def render_project(project: str, engine: EngineChoice = None, scenes: list[str] 
         redo: Scenes that get one new take, which is picked (saved to picks.yaml).
         force: Render again even if this exact render is finished (same clips, cut, profile and
             finishing options); otherwise that render is returned at once.
+        review: Once every take has landed, pause for a person to pick a take per scene or ask
+            for a redo (a form on this run in the Prefect UI), then cut.
     """
     install_log_redaction()
     logger = get_run_logger()
     spec = load_spec(project)
     book = plan_takes(synthesize_speech(plan_clips(spec, engine, scenes)), spec, takes, redo)
     chains = reuse_stored(book.chains)
-    if not force and (finished := find_finished_render(spec, chains, book)) is not None:
+    if not (force or review) and (finished := find_finished_render(spec, chains, book)) is not None:
         logger.info("unchanged since render %s: %s", finished.render_id, finished.video)
         publish_artifacts(finished)      # a run in the UI still shows the report, its links open
         events.emit("done", video=finished.video)
@@ -135,7 +138,7 @@ def render_project(project: str, engine: EngineChoice = None, scenes: list[str] 
     events.emit("plan", total=len(chains), slug=spec.slug, render_id=render_id)
     progress_id = create_progress_artifact(0.0, description=f"Clips of {spec.slug} landed")
     try:
-        result = _render(spec, chains, book, render_id, progress_id)
+        result = _render(spec, chains, book, render_id, progress_id, review)
     except Exception as exc:
         close_render(render_id, error=f"{type(exc).__name__}: {exc}")
         raise
@@ -147,11 +150,21 @@ def render_project(project: str, engine: EngineChoice = None, scenes: list[str] 
     return result
 
 
-def _render(spec, chains: list[list[ClipPlan]], book: TakeBook, render_id: str, progress_id) -> RenderResult:
+def _render(spec, chains: list[list[ClipPlan]], book: TakeBook, render_id: str, progress_id,
+            review: bool = False) -> RenderResult:
     """Clips, normalisation, stitching: the part of a render that can fail after it started."""
     made = _produce_all(chains, render_id, progress_id)
-    if book.redone:
-        record_picks(spec, book.redone)
+    actions = {s.id: s.action for s in spec.scenes}
+    while review:
+        scenes = scenes_for_review(cut_of(made, book.picked), take_refs(made, book.stored), actions)
+        publish_review(scenes, spec.slug)
+        answer = ask(scenes, spec.slug)
+        book, redo_chains = apply_review(book, made, answer.picks, answer.redo)
+        if redo_chains:
+            made += _produce_all(redo_chains, render_id, None)
+        review = answer.again and bool(redo_chains)
+    if picks := changed_picks(book, spec):
+        record_picks(spec, picks)
     clips = cut_of(made, book.picked)
     match = colour_reference(clips, spec.color_match) if spec.color_match else None
     names = spec.speaker_names() if spec.lower_third else {}

@@ -128,7 +128,7 @@ def _copy_out(result, dest: Path) -> Path:
     store = open_store(get_settings().storage)
     dest.mkdir(parents=True, exist_ok=True)
     base = result.video_key.rsplit("/", 1)[0]
-    keys = [k for k in store.list(base) if k != result.video_key] + [result.video_key]
+    keys = [k for k in store.list(base) if k != result.video_key and k != result.manifest_key] + [result.video_key]
     with tempfile.TemporaryDirectory(dir=dest, prefix=".reelflow-") as tmp:
         for key in keys:
             target = dest / key.rsplit("/", 1)[-1]
@@ -175,6 +175,9 @@ def render(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Also copy the final files into this folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Render again even if this exact render is finished.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+    takes: Annotated[Optional[int], typer.Option(min=1, max=16, help="Takes per generated scene (overrides project.yaml).")] = None,
+    redo: Annotated[Optional[list[str]], typer.Option("--redo", help="Give this scene a new take and pick it (repeatable).")] = None,
+    review: Annotated[bool, typer.Option("--review", help="Pick takes (or redo) in the terminal before the cut.")] = False,
 ) -> None:
     """Render a production; the last line printed is the final video's path or URL.
 
@@ -184,12 +187,12 @@ def render(
     verbose = ctx.meta[VERBOSE] = verbose or ctx.meta.get(VERBOSE, False)
     _check_engine(engine)
     spec = _load_or_exit(project)
-    if not force and (finished := _finished_render(spec, engine, scene or None)) is not None:
+    shortcut = not (force or review or redo or takes)      # takes/redo/review: the flow decides
+    if shortcut and (finished := _finished_render(spec, engine, scene or None)) is not None:
         err.print(f"unchanged since render {finished.render_id} (--force renders it again)", highlight=False)
         _report(finished, out_dir)
         return
     _quiet_prefect(verbose)
-    from flows.render import render_project
     from reelflow.prefect_api import prefect_boundary
     from tasks import events
 
@@ -211,10 +214,33 @@ def render(
     unsubscribe = events.subscribe(on_event)
     try:
         with progress, prefect_boundary():
-            result = render_project(str(project), engine=engine, scenes=scene or None, force=force)
+            result = _render_with_review(review, progress, str(project), engine=engine, scenes=scene or None,
+                                         force=force, takes=takes, redo=redo or None, review=review)
     finally:
         unsubscribe()
     _report(result, out_dir)
+
+
+def _render_with_review(terminal: bool, progress, *args, **kwargs):
+    """Run the flow; with ``terminal`` the terminal answers the review (the progress display paused)."""
+    from contextlib import ExitStack
+
+    from flows.render import render_project
+
+    with ExitStack() as stack:
+        if terminal:
+            from reelflow.cli_takes import terminal_reviewer
+            from tasks.review import reviewer
+
+            def ask(scenes):
+                progress.stop()
+                try:
+                    return terminal_reviewer(scenes)
+                finally:
+                    progress.start()
+
+            stack.enter_context(reviewer(ask))
+        return render_project(*args, **kwargs)
 
 
 @app.command()
@@ -292,6 +318,7 @@ def cost(
 
 from reelflow import cli_review  # noqa: E402,F401  (registers storyboard and serve)
 from reelflow import cli_worker  # noqa: E402,F401  (registers worker)
+from reelflow import cli_takes  # noqa: E402,F401  (registers takes, pick and redo)
 
 
 def main() -> None:  # pragma: no cover

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
         description="Where `reelflow serve` (or a public bucket/CDN) is reached, e.g. http://host:8765: "
                     "artifact links become <public_url>/<key>.",
     )
+    review_timeout: float = Field(default=86400, gt=0, description="Seconds a review waits for an answer.")
+    review_on_timeout: Literal["proceed", "fail"] = Field(
+        default="proceed", description="Nobody answered the review: go on with the current picks, or fail the render.")
+    review_poll: float = Field(default=5, gt=0, description="Seconds between checks of a paused review.")
     ffmpeg: str | None = Field(default=None, description="ffmpeg binary; default: imageio-ffmpeg's.")
     ffmpeg_timeout: float = Field(default=1800.0, description="Seconds before one ffmpeg run is killed.")
     max_words_per_second: float = Field(

@@ -85,6 +85,26 @@ def book_takes(chains: list[list[ClipPlan]], project: Project, exists: Callable[
     return TakeBook(chains=out, picked=picked, stored=stored, redone=redone)
 
 
+def apply_review(book: TakeBook, made: list[ClipRef], picks: dict[str, int],
+                 redo: list[str]) -> tuple[TakeBook, list[list[ClipPlan]]]:
+    """The book after a review: its picks, and one new take (picked) per redo scene, to be made."""
+    picked, redone, new = {**book.picked, **picks}, dict(book.redone), []
+    for scene_id in redo:
+        base = next((c for c in book.chains if c[0].scene_id == scene_id and c[0].take == 1), None)
+        if base is None or base[0].kind == "footage":
+            continue
+        have = {r.take for r in made if r.scene_id == scene_id} | {p.take for p in book.stored if p.scene_id == scene_id}
+        take = max(have | {0}) + 1
+        new.append([plan_take(p, take) for p in base])
+        picked[scene_id] = redone[scene_id] = take
+    return book.model_copy(update={"picked": picked, "redone": redone, "chains": book.chains + new}), new
+
+
+def changed_picks(book: TakeBook, project: Project) -> dict[str, int]:
+    """Picks that differ from picks.yaml (a missing entry is take 1)."""
+    return {s: t for s, t in book.picked.items() if t != project.picks.get(s, 1)}
+
+
 def cut_of(refs: list[ClipRef], picked: dict[str, int]) -> list[ClipRef]:
     """The picked take of every scene, in scene order."""
     cut = [r for r in refs if r.take == picked.get(r.scene_id, 1)]

@@ -109,3 +109,57 @@ def test_render_takes_override_applies_to_every_generated_scene(small_project, c
     result = render_project(str(small_project), takes=2)
     assert sorted(counting.calls) == ["s0", "s0", "s1", "s1", "s2", "s2"]
     assert all(len(s.takes) == 2 and s.picked == 1 for s in result.scenes)
+
+
+def test_cli_takes_pick_and_redo(small_project, counting):
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    runner = CliRunner()
+    edit_scene(small_project, "s1", takes=2)
+    listed = runner.invoke(app, ["takes", str(small_project), "s1"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.count("not yet") == 2 and "s0" not in listed.output
+    assert runner.invoke(app, ["render", str(small_project)]).exit_code == 0
+    counting.calls.clear()
+
+    picked = runner.invoke(app, ["pick", str(small_project), "s1", "2"])
+    assert picked.exit_code == 0, picked.output
+    assert "s1: take 2" in picked.output and "not stored" not in picked.output
+    listed = runner.invoke(app, ["takes", str(small_project), "s1"])
+    assert "not yet" not in listed.output and listed.output.count("*") == 1
+    assert runner.invoke(app, ["pick", str(small_project), "nope", "2"]).exit_code == 2
+    assert runner.invoke(app, ["pick", str(small_project), "s1", "0"]).exit_code == 2
+
+    redone = runner.invoke(app, ["redo", str(small_project), "s1"])
+    assert redone.exit_code == 0, redone.output
+    assert counting.calls == ["s1"]
+    assert yaml.safe_load((small_project / "picks.yaml").read_text()) == {"s1": 3}
+    assert (small_project / "picks.yaml").read_text().startswith("# Which take")
+
+
+def test_bad_picks_are_one_line_each_in_validate(small_project):
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    (small_project / "picks.yaml").write_text("# my picks\ns0: 2\nnope: 1\ns1: zero\ns2: 0\n")
+    result = CliRunner().invoke(app, ["validate", str(small_project)])
+    assert result.exit_code == 2
+    picks = str(small_project / "picks.yaml")
+    lines = result.output.strip().splitlines()
+    assert lines[0].startswith(f"{picks}:3: nope: unknown scene")
+    assert lines[1] == f"{picks}:4: s1: the take must be a whole number >= 1, not 'zero'"
+    assert lines[2] == f"{picks}:5: s2: the take must be a whole number >= 1, not '0'"
+    (small_project / "picks.yaml").write_text("- s0\n")
+    assert "must be a mapping of scene id to take number" in CliRunner().invoke(app, ["validate", str(small_project)]).output
+
+
+def test_save_picks_keeps_comments_and_order(tmp_path):
+    from projects.picks import check_picks, save_picks
+
+    (tmp_path / "picks.yaml").write_text("# chosen in review\ns2: 1  # the wide one\ns0: 3\n")
+    save_picks(tmp_path, {"s2": 4, "s1": 2})
+    assert (tmp_path / "picks.yaml").read_text() == "# chosen in review\ns2: 4  # the wide one\ns0: 3\ns1: 2\n"
+    assert check_picks(tmp_path, {"s0": False, "s1": False, "s2": False}) == ({"s2": 4, "s0": 3, "s1": 2}, [])

@@ -1,0 +1,185 @@
+"""The review gate: once every take has landed, a person picks a take per scene or asks for a redo.
+
+In the Prefect UI the flow pauses with ``pause_flow_run(wait_for_input=...)``: the form has one
+group per scene (``take``: a choice among the takes that exist, ``redo``: make a new take) and
+``again`` (show the form again once the redo takes are made; off: the redo take is picked and
+the flow goes on to the cut). The same answer can be sent through the API::
+
+    resume_flow_run(flow_run_id, run_input={"scenes": {"s1": {"take": 2, "redo": False}}, "again": False})
+
+In a terminal, ``reelflow render --review`` installs a reviewer (:func:`reviewer`) that asks the
+same questions on stdin instead of pausing. Nobody answering (``REELFLOW_REVIEW_TIMEOUT``
+seconds, or stdin closed) is decided by ``REELFLOW_REVIEW_ON_TIMEOUT``: ``proceed`` with the
+current picks, or ``fail`` the render.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator, Literal
+
+from pydantic import BaseModel, Field, create_model
+from prefect import get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.input import RunInput
+
+from reelflow.errors import RenderError
+from reelflow.settings import get_settings
+from tasks.models import ClipRef, TakeRef
+
+
+class ReviewTimeout(RenderError):
+    """Nobody answered the review in time and REELFLOW_REVIEW_ON_TIMEOUT=fail."""
+
+
+class SceneReview(BaseModel):
+    """What a reviewer sees of one scene."""
+
+    scene_id: str
+    speech: str | None = None
+    action: str | None = None
+    picked: int
+    takes: list[TakeRef]
+
+
+class Review(BaseModel):
+    """A reviewer's answer: the take per scene, the scenes to redo, and whether to ask again."""
+
+    picks: dict[str, int] = Field(default_factory=dict)
+    redo: list[str] = Field(default_factory=list)
+    again: bool = False
+
+
+class SceneChoice(BaseModel):
+    take: int = Field(ge=1, description="The take the cut uses.")
+    redo: bool = Field(False, description="Make a new take of this scene (one engine call) and use it.")
+
+
+class ReviewInput(RunInput):
+    """The Prefect UI form (made per render by :func:`review_form`: one group per scene)."""
+
+    scenes: BaseModel
+    again: bool = Field(False, description="After making the redo takes, show this form again (off: use them).")
+
+
+def review_form(scenes: list[SceneReview]) -> type[ReviewInput]:
+    """A ReviewInput subclass with one field per scene: ``take`` among those that exist, ``redo``."""
+    fields = {}
+    for s in scenes:
+        numbers = tuple(t.take for t in s.takes) or (s.picked,)
+        choice = create_model(f"Scene_{len(fields)}", __base__=SceneChoice,
+                              take=(Literal[numbers], Field(s.picked, description="The take the cut uses.")))
+        about = " — ".join(x for x in (s.action, f"“{s.speech}”" if s.speech else None) if x)
+        fields[s.scene_id] = (choice, Field(choice(take=s.picked), title=s.scene_id, description=about or None))
+    scenes_model = create_model("Scenes", **fields)
+    form = create_model("ReviewInput", __base__=ReviewInput,
+                        scenes=(scenes_model, Field(scenes_model(), description="Per scene: the take to use, or redo.")))
+    form._description = review_markdown(scenes)
+    return form
+
+
+def review_markdown(scenes: list[SceneReview], link: Callable[[str], str | None] = lambda key: None) -> str:
+    lines = ["# Review the takes", "",
+             "Pick a take per scene, or tick **redo** for a new one; then **Resume**.", "",
+             "| scene | speech | picked | takes |", "| --- | --- | --- | --- |"]
+    for s in scenes:
+        takes = []
+        for t in s.takes:
+            label = f"take {t.take} (seed {t.seed}, {t.engine or 'footage'})"
+            url = link(t.key)
+            takes.append(f"[{label}]({url})" if url else label)
+        speech = (s.speech or "").replace("|", "/")
+        lines.append(f"| {s.scene_id} | {speech} | {s.picked} | {'<br>'.join(takes)} |")
+    return "\n".join(lines)
+
+
+def answer_of(scenes: list[SceneReview], form_answer: BaseModel) -> Review:
+    """Turn the form's answer into a Review, keeping only takes that exist."""
+    picks, redo = {}, []
+    given = form_answer.scenes.model_dump() if hasattr(form_answer, "scenes") else {}
+    for s in scenes:
+        choice = given.get(s.scene_id) or {}
+        take = choice.get("take", s.picked)
+        if take in {t.take for t in s.takes}:
+            picks[s.scene_id] = take
+        if choice.get("redo"):
+            redo.append(s.scene_id)
+    return Review(picks=picks, redo=redo, again=bool(getattr(form_answer, "again", False)))
+
+
+# -- who answers ------------------------------------------------------------------------------
+
+Reviewer = Callable[[list[SceneReview]], Review | None]
+
+
+@contextlib.contextmanager
+def reviewer(answer: Reviewer) -> Iterator[None]:
+    """Answer reviews in this process with ``answer`` (the terminal) instead of pausing the run.
+
+    ``answer`` returns None when nobody can answer (stdin closed): the timeout rule applies.
+    """
+    _REVIEWERS.append(answer)
+    try:
+        yield
+    finally:
+        _REVIEWERS.remove(answer)
+
+
+_REVIEWERS: list[Reviewer] = []
+
+
+def ask(scenes: list[SceneReview], slug: str) -> Review:
+    """Ask for a review: the terminal's reviewer if one is installed, else pause the flow run."""
+    settings = get_settings()
+    logger = get_run_logger()
+    answer = _REVIEWERS[-1](scenes) if _REVIEWERS else _pause_for(scenes, settings.review_timeout)
+    if answer is not None:
+        return answer
+    if settings.review_on_timeout == "fail":
+        raise ReviewTimeout(f"review of {slug}: nobody answered (REELFLOW_REVIEW_ON_TIMEOUT=fail); "
+                            "render again and answer the review, or set REELFLOW_REVIEW_ON_TIMEOUT=proceed")
+    logger.warning("review of %s: nobody answered; going on with the current picks", slug)
+    return Review(picks={s.scene_id: s.picked for s in scenes})
+
+
+def _pause_for(scenes: list[SceneReview], timeout: float) -> Review | None:
+    """Pause the flow run until the form is answered; None on timeout (the run is set running again)."""
+    from prefect.client.orchestration import get_client
+    from prefect.context import FlowRunContext
+    from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
+    from prefect.states import Running
+
+    form = review_form(scenes)
+    try:
+        answer = pause_flow_run(wait_for_input=form, timeout=max(1, int(timeout)),
+                                poll_interval=max(1, int(get_settings().review_poll)))
+    except FlowPauseTimeout:
+        run = FlowRunContext.get().flow_run
+        with get_client(sync_client=True) as client:  # the pause expired: take the run back to go on
+            client.set_flow_run_state(run.id, Running(message="review timed out"), force=True)
+        return None
+    return answer_of(scenes, answer)
+
+
+def scenes_for_review(cut: list[ClipRef], takes: dict[str, list[TakeRef]], actions: dict[str, str]) -> list[SceneReview]:
+    """The generated scenes of the cut (footage has a single take: nothing to choose)."""
+    return [SceneReview(scene_id=c.scene_id, speech=c.speech, action=actions.get(c.scene_id) or None, picked=c.take,
+                        takes=takes.get(c.scene_id, [])) for c in sorted(cut, key=lambda c: c.index) if c.seed is not None]
+
+
+@task(task_run_name="review-artifact-{slug}")
+def publish_review(scenes: list[SceneReview], slug: str) -> None:
+    """The review artifact: every scene's takes (with links where they can be opened) and the pick."""
+    from storage import open_store
+
+    settings = get_settings()
+    store = open_store(settings.storage)
+
+    def link(key: str) -> str | None:
+        if settings.public_url:
+            return f"{settings.public_url.rstrip('/')}/{key}"
+        return store.url(key) if "://" in store.url(key) else None
+
+    create_markdown_artifact(review_markdown(scenes, link), key=f"render-{slug}-review".replace("_", "-"),
+                             description=f"Takes of {slug} to review")

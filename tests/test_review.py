@@ -1,0 +1,99 @@
+"""The review gate: the terminal answers it, or the flow pauses for Prefect's form (answered
+through the API as the UI does), and nobody answering follows REELFLOW_REVIEW_ON_TIMEOUT."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from reelflow.cli import app
+from reelflow.settings import reload_settings
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def picks_of(folder) -> dict:
+    path = folder / "picks.yaml"
+    return yaml.safe_load(path.read_text()) if path.exists() else {}
+
+
+def test_terminal_review_picks_and_redoes(small_project, counting):
+    answers = "2\nr\n\n"                     # s0: take 2, s1: redo, s2: keep take 1
+    result = CliRunner().invoke(app, ["render", str(small_project), "--takes", "2", "--review"], input=answers)
+    assert result.exit_code == 0, result.output
+    assert sorted(counting.calls) == ["s0", "s0", "s1", "s1", "s1", "s2", "s2"]   # 6 takes + 1 redo
+    assert picks_of(small_project) == {"s0": 2, "s1": 3}
+    assert "Take [1], or r to redo" in result.output
+
+
+def test_terminal_review_with_stdin_closed_follows_the_setting(small_project, counting, monkeypatch):
+    monkeypatch.setenv("REELFLOW_REVIEW_ON_TIMEOUT", "fail")
+    reload_settings()
+    failed = CliRunner().invoke(app, ["render", str(small_project), "--review"], input="")
+    assert failed.exit_code == 1
+    assert "nobody answered (REELFLOW_REVIEW_ON_TIMEOUT=fail)" in failed.output and "Traceback" not in failed.output
+    monkeypatch.setenv("REELFLOW_REVIEW_ON_TIMEOUT", "proceed")
+    reload_settings()
+    counting.calls.clear()
+    done = CliRunner().invoke(app, ["render", str(small_project), "--review"], input="")
+    assert done.exit_code == 0, done.output
+    assert counting.calls == [] and picks_of(small_project) == {}
+
+
+def paused_run(name: str, timeout: float = 90):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterState, FlowRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                name=FlowRunFilterName(any_=[name]),
+                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED]))))
+            if runs:
+                return runs[0]
+            time.sleep(0.5)
+    pytest.fail(f"no paused run named {name}")
+
+
+def test_flow_pauses_for_the_form_and_resumes_with_a_redo(small_project, counting, monkeypatch):
+    from prefect.client.orchestration import get_client
+    from prefect.flow_runs import resume_flow_run
+    from prefect.input.run_input import keyset_from_paused_state
+
+    from flows.render import render_project
+
+    monkeypatch.setenv("REELFLOW_REVIEW_POLL", "1")
+    reload_settings()
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(result=render_project(str(small_project), review=True)))
+    runner.start()
+    try:
+        run = paused_run("render-small")
+        assert sorted(counting.calls) == ["s0", "s1", "s2"]
+        with get_client(sync_client=True) as client:
+            schema = client.read_flow_run_input(run.id, keyset_from_paused_state(run.state)["schema"])
+        assert "s1" in str(schema) and "redo" in str(schema)
+        resume_flow_run(run.id, run_input={"scenes": {"s1": {"take": 1, "redo": True}}, "again": False})
+        runner.join(timeout=120)
+    finally:
+        runner.join(timeout=1)
+    result = outcome["result"]
+    assert sorted(counting.calls) == ["s0", "s1", "s1", "s2"]
+    assert {c.scene_id: c.take for c in result.clips} == {"s0": 1, "s1": 2, "s2": 1}
+    assert picks_of(small_project) == {"s1": 2}
+
+
+def test_nobody_answers_the_form_and_the_render_proceeds(small_project, counting, monkeypatch):
+    from flows.render import render_project
+
+    monkeypatch.setenv("REELFLOW_REVIEW_TIMEOUT", "2")
+    monkeypatch.setenv("REELFLOW_REVIEW_POLL", "1")
+    reload_settings()
+    result = render_project(str(small_project), review=True)
+    assert [c.take for c in result.clips] == [1, 1, 1] and picks_of(small_project) == {}
