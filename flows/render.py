@@ -23,6 +23,7 @@ from reelflow.secrets import install_log_redaction, redact
 from reelflow.settings import get_settings
 from storage import open_store
 from tasks import events
+from tasks.board import plan_rows, scene_table
 from tasks.catalog import close_render, open_render
 from tasks.clip import submit_clips
 from tasks.finished import find_finished_render, remember_render
@@ -87,12 +88,15 @@ def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> l
             if falls_back(outcome) and pos + 1 < len(chains[i]):
                 logger.warning("scene %s: %s failed (%s); falling back to %s",
                                plan.scene_id, plan.engine, outcome, chains[i][pos + 1].engine)
+                events.emit("fallback", scene=plan.scene_id, take=plan.take, render_id=render_id,
+                            to=chains[i][pos + 1].engine)
                 next_wave[i] = pos + 1
         wave = next_wave
     failed = [i for i in range(len(chains)) if i not in refs]
     if failed:
         lines = []
         for i in failed:
+            events.emit("clip_lost", scene=chains[i][0].scene_id, take=chains[i][0].take, render_id=render_id)
             prefix, text = f"scene {chains[i][0].scene_id!r}: ", one_line(redact(errors[i]))
             lines.append(f"{prefix}{text.removeprefix(prefix)} (tried: {', '.join(history[i])})")
         # One line: what the CLI prints and what Prefect puts in the failed state's message.
@@ -135,13 +139,16 @@ def render_project(project: str, engine: EngineChoice = None, scenes: list[str] 
     render_id = new_render_id()
     open_render(spec, render_id, engine, len(book.picked))
     publish_storyboard(spec, chains, book.picked, render_id)
-    events.emit("plan", total=len(chains), slug=spec.slug, render_id=render_id)
+    table = scene_table(spec.slug, render_id)
+    events.emit("plan", total=len(chains), slug=spec.slug, render_id=render_id, scenes=plan_rows(chains))
     progress_id = create_progress_artifact(0.0, description=f"Clips of {spec.slug} landed")
     try:
         result = _render(spec, chains, book, render_id, progress_id, review)
     except Exception as exc:
         close_render(render_id, error=f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        table.close()
     close_render(render_id, result)
     remember_render(spec, result)
     publish_artifacts(result)

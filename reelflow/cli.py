@@ -14,7 +14,6 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from typer.core import TyperGroup
 
 from reelflow.errors import InputError, ReelflowError, RenderError, one_line
@@ -157,11 +156,13 @@ def _finished_render(spec, engine: str | None, scenes: list[str] | None):
     return found
 
 
-def _report(result, out_dir: Path | None) -> None:
+def _report(result, out_dir: Path | None, generated: str | None = None) -> None:
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False, highlight=False)
     err.print(f"{result.slug}: {result.duration:.2f} s, {result.generated} clip(s) generated, "
               f"{result.reused} reused; render {result.render_id}", highlight=False)
+    if generated:
+        err.print(generated, highlight=False)
     final = _copy_out(result, out_dir) if out_dir else result.video
     print(final)
 
@@ -194,31 +195,13 @@ def render(
         return
     _quiet_prefect(verbose)
     from reelflow.prefect_api import prefect_boundary
-    from tasks import events
+    from reelflow.cli_progress import RenderProgress
 
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err, transient=False)
-    bars: dict[str, int] = {}
-
-    def on_event(kind: str, data: dict) -> None:
-        if kind == "plan":
-            bars["clips"] = progress.add_task("clips", total=data["total"])
-            bars["normalize"] = progress.add_task("normalize", total=data["total"])
-        elif kind == "clip" and "clips" in bars:
-            progress.advance(bars["clips"])
-        elif kind == "normalized" and "normalize" in bars:
-            progress.advance(bars["normalize"])
-        elif kind == "stitch":
-            progress.console.print(f"stitching: {data['stage']}", highlight=False)
-
-    unsubscribe = events.subscribe(on_event)
-    try:
-        with progress, prefect_boundary():
-            result = _render_with_review(review, progress, str(project), engine=engine, scenes=scene or None,
-                                         force=force, takes=takes, redo=redo or None, review=review)
-    finally:
-        unsubscribe()
-    _report(result, out_dir)
+    progress = RenderProgress(err)
+    with progress, prefect_boundary():
+        result = _render_with_review(review, progress, str(project), engine=engine, scenes=scene or None,
+                                     force=force, takes=takes, redo=redo or None, review=review)
+    _report(result, out_dir, progress.summary())
 
 
 def _render_with_review(terminal: bool, progress, *args, **kwargs):

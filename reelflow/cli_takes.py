@@ -90,6 +90,7 @@ def pick(
 
 @app.command()
 def redo(
+    ctx: typer.Context,
     project: ProjectArg,
     scene: Annotated[list[str], typer.Argument(help="Scene id(s) to give a new take.")],
     engine: Annotated[Optional[str], typer.Option(help="Engine for every scene (overrides project.yaml).")] = None,
@@ -99,7 +100,8 @@ def redo(
     """Make one new take (a fresh seed) of each scene, pick it, and render the cut."""
     from reelflow.cli import render
 
-    render(project, engine=engine, scene=None, out_dir=out_dir, verbose=verbose, takes=None, redo=scene, review=False)
+    render(ctx, project, engine=engine, scene=None, out_dir=out_dir, force=False, verbose=verbose, takes=None,
+           redo=scene, review=False)
 
 
 def terminal_reviewer(scenes) -> object:

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from prefect import task, unmapped
+from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 
 from engines import EngineError, EngineInputError, InvalidClip, QuotaExceeded, get_engine, is_retryable, registry
@@ -44,7 +45,8 @@ def validate_clip(path: str | Path, requested: float | None) -> MediaInfo:
 
 
 def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Catalog | None = None,
-                 render_id: str = "", slot: Callable[[str | None], ContextManager] = lambda engine: nullcontext()) -> ClipRef:
+                 render_id: str = "", slot: Callable[[str | None], ContextManager] = lambda engine: nullcontext(),
+                 attempt: int = 1) -> ClipRef:
     """Return the plan's clip from the store, making it first if it is not there yet.
 
     Every engine call is one attempt in the catalog: reused, generated, stored (footage) or
@@ -67,10 +69,11 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Cata
             worker=worker_id(plan.engine)))
 
     attempt_start = started
+    said = dict(scene=plan.scene_id, take=plan.take, render_id=render_id)
     try:
         if store.exists(plan.key):
             record("reused", started)
-            events.emit("clip", scene=plan.scene_id, cached=True, engine=plan.engine)
+            events.emit("clip", **said, cached=True, engine=plan.engine)
             return ClipRef(**ref, cached=True, attempts=[f"{plan.engine or 'footage'}: reused"])
         if plan.kind == "footage":
             try:
@@ -79,7 +82,7 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Cata
                 raise EngineInputError(f"scene {plan.scene_id!r}: footage is not a usable video: {exc}") from exc
             store.put_file(plan.key, plan.footage, {"project": plan.project, "scene": plan.scene_id, "kind": "footage"})
             record("stored", started)
-            events.emit("clip", scene=plan.scene_id, cached=False, engine=None)
+            events.emit("clip", **said, cached=False, engine=None)
             return ClipRef(**ref, cached=False, seconds=time.monotonic() - started, attempts=["footage: stored"])
 
         if plan.deadline is not None and time.time() >= plan.deadline:
@@ -89,6 +92,7 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Cata
         engine = get_engine(plan.engine, plan.model, plan.engine_params)
         work_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f"{plan.scene_id}-", dir=work_dir))
+        events.emit("clip_start", **said, engine=plan.engine, attempt=attempt)
         try:
             with slot(plan.engine):
                 try:
@@ -110,9 +114,10 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Cata
     except Exception as exc:
         redact_exception(exc)   # an SDK may echo a secret: scrub the whole chain before Prefect logs it
         record("failed", attempt_start, exc)
+        events.emit("clip_failed", **said, engine=plan.engine, error=type(exc).__name__)
         raise
     record("generated", attempt_start)
-    events.emit("clip", scene=plan.scene_id, cached=False, engine=plan.engine)
+    events.emit("clip", **said, cached=False, engine=plan.engine)
     return ClipRef(**ref, cached=False, seconds=time.monotonic() - started, attempts=[f"{plan.engine}: generated"])
 
 
@@ -162,7 +167,8 @@ def generate_clip(plan: ClipPlan, render_id: str) -> ClipRef:
     """Reuse or generate one scene's clip and publish it to the store."""
     settings = get_settings()
     return produce_clip(plan, open_store(settings.storage), Path(settings.work_dir) / "clips",
-                        open_catalog(settings.database_url), render_id, slot=engine_slot)
+                        open_catalog(settings.database_url), render_id, slot=engine_slot,
+                        attempt=task_run.run_count)
 
 
 def submit_clips(plans: list[ClipPlan], render_id: str) -> list:

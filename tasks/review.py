@@ -172,14 +172,10 @@ def scenes_for_review(cut: list[ClipRef], takes: dict[str, list[TakeRef]], actio
 def publish_review(scenes: list[SceneReview], slug: str) -> None:
     """The review artifact: every scene's takes (with links where they can be opened) and the pick."""
     from storage import open_store
+    from storage.links import browser_link
 
     settings = get_settings()
     store = open_store(settings.storage)
-
-    def link(key: str) -> str | None:
-        if settings.public_url:
-            return f"{settings.public_url.rstrip('/')}/{key}"
-        return store.url(key) if "://" in store.url(key) else None
-
+    link = lambda key: browser_link(store, key, settings.public_url)  # noqa: E731
     create_markdown_artifact(review_markdown(scenes, link), key=f"render-{slug}-review".replace("_", "-"),
                              description=f"Takes of {slug} to review")
