@@ -43,7 +43,7 @@ from engines.families import Family, frames_for
 from engines.frame_writer import as_uint8_frames, write_clip
 from prompts import parse_prompt
 
-__all__ = ["DiffusersEngine", "frames_for", "load_pipeline"]
+__all__ = ["DiffusersEngine", "adopt_pipeline", "frames_for", "load_pipeline"]
 
 _PIPELINES: dict[tuple, Any] = {}
 _LOAD_LOCK = threading.Lock()
@@ -58,9 +58,13 @@ def _torch():
     return torch
 
 
+def _key(model: str, device: str, dtype_name: str, options: dict) -> tuple:
+    return (model, device, dtype_name, tuple(sorted((k, str(v)) for k, v in options.items())))
+
+
 def load_pipeline(model: str, device: str, dtype_name: str, options: dict) -> Any:
     """Load (once per process) the diffusers pipeline at ``model`` onto ``device``."""
-    key = (model, device, dtype_name, tuple(sorted((k, str(v)) for k, v in options.items())))
+    key = _key(model, device, dtype_name, options)
     with _LOAD_LOCK:
         if key in _PIPELINES:
             return _PIPELINES[key]
@@ -77,20 +81,33 @@ def load_pipeline(model: str, device: str, dtype_name: str, options: dict) -> An
             pipe = DiffusionPipeline.from_pretrained(str(local) if local.exists() else model, dtype=dtype)
         except (OSError, ValueError) as exc:
             raise EngineInputError(f"cannot load a diffusers pipeline from {model}: {exc}") from exc
-        if options.get("cpu_offload") and device.startswith("cuda"):
-            pipe.enable_model_cpu_offload(gpu_id=int(device.partition(":")[2] or 0))
-        else:
-            pipe.to(device)
-        vae = getattr(pipe, "vae", None)
-        if options.get("vae_tiling") and hasattr(vae, "enable_tiling"):
-            vae.enable_tiling()
-        if options.get("vae_slicing") and hasattr(vae, "enable_slicing"):
-            vae.enable_slicing()
-        if options.get("compile") and hasattr(pipe, "transformer"):
-            pipe.transformer = torch.compile(pipe.transformer)
-        pipe.set_progress_bar_config(disable=True)
-        _PIPELINES[key] = pipe
+        _PIPELINES[key] = _prepare(pipe, device, options, torch)
         return pipe
+
+
+def adopt_pipeline(engine: "DiffusersEngine", pipe: Any) -> Any:
+    """Use ``pipe`` (built in memory, e.g. random weights at a real config) as ``engine``'s model."""
+    with _LOAD_LOCK:
+        _PIPELINES[_key(engine.model, engine.device, engine.dtype, engine.options)] = _prepare(
+            pipe, engine.device, engine.options, _torch())
+    return pipe
+
+
+def _prepare(pipe: Any, device: str, options: dict, torch) -> Any:
+    """Place the pipeline (or offload it) and apply the memory/speed options."""
+    if options.get("cpu_offload") and device.startswith("cuda"):
+        pipe.enable_model_cpu_offload(gpu_id=int(device.partition(":")[2] or 0))
+    else:
+        pipe.to(device)
+    vae = getattr(pipe, "vae", None)
+    if options.get("vae_tiling") and hasattr(vae, "enable_tiling"):
+        vae.enable_tiling()
+    if options.get("vae_slicing") and hasattr(vae, "enable_slicing"):
+        vae.enable_slicing()
+    if options.get("compile") and hasattr(pipe, "transformer"):
+        pipe.transformer = torch.compile(pipe.transformer)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
 
 
 def _release_memory(torch) -> None:
