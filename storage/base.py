@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import ContextManager, Protocol, runtime_checkable
 from reelflow.errors import InfrastructureError, InputError
 
 _KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
@@ -49,3 +49,8 @@ class ClipStore(Protocol):
     def list(self, prefix: str = "") -> list[str]: ...
 
     def delete(self, key: str) -> None: ...
+
+    def lease(self, key: str, wait: float | None = None) -> ContextManager[None]:
+        """Hold ``key``'s lease (one holder across threads, processes, machines); a holder that
+        dies loses it. Waits up to ``wait`` seconds (None: no limit), then ``LeaseTimeout``."""
+        ...

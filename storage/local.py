@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from reelflow.errors import InputError
+from storage import lease as leases
 from storage.base import StorageError, check_key
+
+LEASES = ".leases"
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -87,7 +93,43 @@ class LocalStore:
             p.relative_to(self.root).as_posix()
             for p in base.rglob("*")
             if p.is_file() and not p.name.endswith((".part", ".meta.json"))
+            and p.relative_to(self.root).parts[0] != LEASES
         )
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+    @contextmanager
+    def lease(self, key: str, wait: float | None = None) -> Iterator[None]:
+        """Hold ``key``'s lease: an flock on ``.leases/<key>.lock`` (released by the kernel if we die)."""
+        path = self.root / LEASES / f"{check_key(key)}.lock"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
+        fd = leases.acquire(key, lambda: _try_lock(path), wait)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, leases.encode(leases.holder()))
+            yield
+        finally:
+            path.unlink(missing_ok=True)     # before the unlock: a waiter that locks the old file retries
+            os.close(fd)
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd holding the exclusive lock of the file now at ``path``, or None if someone holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    try:
+        current = os.stat(path).st_ino
+    except FileNotFoundError:
+        current = None
+    if current != os.fstat(fd).st_ino:     # the holder removed it while we waited: take the new one
+        os.close(fd)
+        return None
+    return fd

@@ -16,10 +16,12 @@ import threading
 import time
 import uuid
 from datetime import timedelta
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 from urllib.parse import urlparse
 
+from storage import lease as leases
 from storage.base import StorageError, TransientStorageError, check_key
 
 log = logging.getLogger("reelflow.storage")
@@ -32,6 +34,7 @@ _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "A
 _MISSING_CODES = {"NoSuchKey", "NoSuchObject", "ResourceNotFound", "NotFound"}
 _COPY_LIMIT = 5 * 1024**3
 OPEN_RETRY_SECONDS = 10.0
+LEASES = ".leases"
 
 
 def parse_endpoint(endpoint: str, secure: bool | None) -> tuple[str, bool]:
@@ -218,10 +221,65 @@ class S3Store:
         objects = self._call(f"list {prefix or '/'}", lambda: list(
             self.client.list_objects(self.bucket, prefix=base or None, recursive=True)))
         return sorted(o.object_name.removeprefix(strip) for o in objects
-                      if not o.object_name.removeprefix(strip).startswith(".tmp/"))
+                      if not o.object_name.removeprefix(strip).startswith((".tmp/", f"{LEASES}/")))
 
     def delete(self, key: str) -> None:
         self._call(f"delete {key}", lambda: self.client.remove_object(self.bucket, self._name(key)))
+
+    # -- leases -----------------------------------------------------------------------------
+
+    @contextmanager
+    def lease(self, key: str, wait: float | None = None) -> Iterator[None]:
+        """Hold ``key``'s lease: ``.leases/<key>.lock`` created with If-None-Match: *, renewed
+        by a heartbeat, taken over (If-Match on its ETag) once it expired or its holder died."""
+        name = self._name(f"{LEASES}/{check_key(key)}.lock", internal=True)
+        etag = leases.acquire(key, lambda: self._try_lease(name), wait)
+        state = {"etag": etag}
+
+        def renew() -> None:
+            state["etag"] = self._conditional_put(name, leases.holder(), {"If-Match": f'"{state["etag"]}"'}) or state["etag"]
+
+        beat = leases.Heartbeat(renew, leases.TTL / 4)
+        try:
+            yield
+        finally:
+            beat.stop()
+            try:
+                self._call(f"release lease of {key}", lambda: self.client.remove_object(self.bucket, name), 10)
+            except StorageError as exc:     # it expires on its own
+                log.warning("%s: %s", key, exc)
+
+    def _try_lease(self, name: str) -> str | None:
+        """The new lock's ETag if we now hold it, else None."""
+        etag = self._conditional_put(name, leases.holder(), {"If-None-Match": "*"})
+        if etag is not None:
+            return etag
+        try:
+            data, etag = self._call(f"read lease {name}", lambda: _read_all(self.client.get_object(self.bucket, name)))
+        except MissingObject:
+            return None                     # released in between: try again
+        if not leases.is_stale(leases.decode(data)):
+            return None
+        return self._conditional_put(name, leases.holder(), {"If-Match": f'"{etag}"'})
+
+    def _conditional_put(self, name: str, record: dict, condition: dict[str, str]) -> str | None:
+        """PUT the holder record under ``condition``; its ETag, or None if the condition failed."""
+        from minio.error import S3Error
+
+        body = leases.encode(record)
+        headers = {"Content-Type": "application/json", **condition}
+
+        def put():
+            try:
+                response = self.client._execute("PUT", self.bucket, name, body=body, headers=headers)
+            except S3Error as exc:
+                status = exc.response.status if exc.response is not None else None
+                if exc.code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
+                    return None
+                raise
+            return response.headers.get("etag", "").strip('"') or None
+
+        return self._call(f"lease {name}", put)
 
 
 _STORES: dict[tuple, "S3Store"] = {}
@@ -297,6 +355,15 @@ def classify(exc: BaseException) -> tuple[str, str]:
     if code in _TRANSIENT_CODES or status in (408, 429) or (status or 0) >= 500:
         return "transient", detail
     return "fatal", detail
+
+
+def _read_all(response) -> tuple[bytes, str]:
+    """(body, ETag) of a get_object response."""
+    try:
+        return response.read(), response.headers.get("etag", "").strip('"')
+    finally:
+        response.close()
+        response.release_conn()
 
 
 def lifecycle(prefix: str, days: int):

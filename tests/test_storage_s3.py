@@ -14,6 +14,7 @@ from storage import StorageError, open_store
 from storage.s3 import S3Store, parse_endpoint
 from tests.conftest import S3_ACCESS, S3_SECRET, use_s3
 from tests.servers import http_get
+from tests.storage_contract import StoreContract
 
 
 def md5(path) -> str:
@@ -63,6 +64,20 @@ def test_missing_credentials_say_how_to_set_them(monkeypatch, moto_s3):
     reload_settings()
     with pytest.raises(StorageError, match="REELFLOW_S3_SECRET_KEY.*Prefect Secret blocks"):
         open_store()
+
+
+class TestS3StoreOnMoto(StoreContract):
+    """The shared contract on moto's S3 server over HTTP (conditional writes included)."""
+
+    @pytest.fixture
+    def store_env(self, moto_s3, monkeypatch):
+        bucket = f"c-{uuid.uuid4().hex[:10]}"
+        use_s3(monkeypatch, moto_s3.endpoint, bucket)
+        return {k: os.environ[k] for k in os.environ if k.startswith("REELFLOW_")}
+
+    @pytest.fixture
+    def store(self, store_env):
+        return open_store()
 
 
 @pytest.fixture
