@@ -8,6 +8,8 @@ which scenes failed, which engine made clip 7". Error text is redacted before it
 from __future__ import annotations
 
 import functools
+import os
+import socket
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -63,6 +65,26 @@ def _guarded(method):
     return wrapper
 
 
+HOST = socket.gethostname()
+
+
+def _same_process_alive(pid: int, started: datetime) -> bool:
+    """Is ``pid`` alive and not a newer process that reused the number (it started after the render)?"""
+    from storage.lease import pid_alive
+
+    if not pid_alive(pid):
+        return False
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True                       # no /proc: trust the pid
+    began = boot + ticks / os.sysconf("SC_CLK_TCK")
+    when = started if started.tzinfo else started.replace(tzinfo=timezone.utc)
+    return began <= when.timestamp() + 1
+
+
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -79,9 +101,11 @@ class RenderRow(SQLModel, table=True):
     __tablename__ = "renders"
     id: str = Field(primary_key=True)
     project: str = Field(index=True)
-    status: str = "running"                 # running | completed | failed
+    status: str = "running"                 # running | completed | failed | crashed
     engine: str | None = None
     scenes: int = 0
+    host: str | None = None                 # where the render's process runs, and its pid:
+    pid: int | None = None                  # a running row whose process is gone is 'crashed'
     generated: int = 0
     reused: int = 0
     started: datetime = Field(default_factory=_now)
@@ -146,10 +170,13 @@ class Catalog:
         """Catalogs made before a column existed get it (additive only: nullable columns)."""
         from sqlalchemy import inspect, text
 
-        present = {c["name"] for c in inspect(self.engine).get_columns("attempts")}
-        if "worker" not in present:
-            with self.engine.begin() as conn:
-                conn.execute(text("ALTER TABLE attempts ADD COLUMN worker VARCHAR"))
+        wanted = {"attempts": {"worker": "VARCHAR"}, "renders": {"host": "VARCHAR", "pid": "INTEGER"}}
+        for table, columns in wanted.items():
+            present = {c["name"] for c in inspect(self.engine).get_columns(table)}
+            for name, kind in columns.items():
+                if name not in present:
+                    with self.engine.begin() as conn:
+                        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {kind}"))
 
     def __repr__(self) -> str:
         return f"Catalog({mask_url(self.url)!r})"
@@ -161,10 +188,36 @@ class Catalog:
 
     @_guarded
     def start_render(self, render_id: str, slug: str, title: str, root: str, engine: str | None, scenes: int) -> None:
+        """Record a running render with this process's host and pid (see ``mark_crashed``)."""
+        from sqlalchemy.exc import IntegrityError
+
+        self.mark_crashed(slug)
+        for attempt in range(3):
+            try:
+                with self.session() as s:
+                    s.merge(ProjectRow(slug=slug, title=title, root=root, updated=_now()))
+                    s.add(RenderRow(id=render_id, project=slug, engine=engine, scenes=scenes,
+                                    host=HOST, pid=os.getpid()))
+                    s.commit()
+                return
+            except IntegrityError:       # another render inserted the project row first: merge again
+                if attempt == 2:
+                    raise
+
+    @_guarded
+    def mark_crashed(self, slug: str | None = None) -> int:
+        """Running renders of this host whose process is gone become 'crashed'; how many."""
         with self.session() as s:
-            s.merge(ProjectRow(slug=slug, title=title, root=root, updated=_now()))
-            s.add(RenderRow(id=render_id, project=slug, engine=engine, scenes=scenes))
+            stmt = select(RenderRow).where(RenderRow.status == "running", RenderRow.host == HOST)
+            if slug:
+                stmt = stmt.where(RenderRow.project == slug)
+            dead = [r for r in s.exec(stmt) if r.pid is not None and not _same_process_alive(r.pid, r.started)]
+            for row in dead:
+                row.status, row.finished = "crashed", _now()
+                row.error = f"the render's process ({HOST} pid {row.pid}) ended without finishing it"
+                s.add(row)
             s.commit()
+        return len(dead)
 
     @_guarded
     def finish_render(self, render_id: str, *, status: str, error: str | None = None, **fields) -> None:
@@ -194,6 +247,7 @@ class Catalog:
 
     @_guarded
     def renders(self, slug: str, limit: int = 20) -> list[RenderRow]:
+        self.mark_crashed(slug)
         with self.session() as s:
             stmt = select(RenderRow).where(RenderRow.project == slug).order_by(col(RenderRow.started).desc()).limit(limit)
             return list(s.exec(stmt))

@@ -75,42 +75,49 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Cata
             record("reused", started)
             events.emit("clip", **said, cached=True, engine=plan.engine)
             return ClipRef(**ref, cached=True, attempts=[f"{plan.engine or 'footage'}: reused"])
-        if plan.kind == "footage":
-            try:
-                validate_clip(plan.footage, None)
-            except InvalidClip as exc:
-                raise EngineInputError(f"scene {plan.scene_id!r}: footage is not a usable video: {exc}") from exc
-            store.put_file(plan.key, plan.footage, {"project": plan.project, "scene": plan.scene_id, "kind": "footage"})
-            record("stored", started)
-            events.emit("clip", **said, cached=False, engine=None)
-            return ClipRef(**ref, cached=False, seconds=time.monotonic() - started, attempts=["footage: stored"])
-
-        if plan.deadline is not None and time.time() >= plan.deadline:
-            raise EngineError(f"scene {plan.scene_id!r}: the clip's time budget "
-                              f"(REELFLOW_CLIP_BUDGET={get_settings().clip_budget:g} s) is spent")
-        request = plan.request.model_copy(update={"deadline": plan.deadline})
-        engine = get_engine(plan.engine, plan.model, plan.engine_params)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f"{plan.scene_id}-", dir=work_dir))
-        events.emit("clip_start", **said, engine=plan.engine, attempt=attempt)
-        try:
-            with slot(plan.engine):
+        # One engine call per clip, even with two renders at once: hold the key's lease, then
+        # look again (a render we waited for may have made it).
+        with store.lease(plan.key, wait=_lease_wait(plan.deadline)):
+            if store.exists(plan.key):
+                record("reused", started)
+                events.emit("clip", **said, cached=True, engine=plan.engine)
+                return ClipRef(**ref, cached=True, attempts=[f"{plan.engine or 'footage'}: reused (made meanwhile)"])
+            if plan.kind == "footage":
                 try:
-                    result = engine.generate(request, scratch)
-                except QuotaExceeded as exc:
-                    if not _wait_out(exc, plan.deadline):
-                        raise
-                    record("failed", attempt_start, exc)
-                    time.sleep(exc.wait)
-                    attempt_start = time.monotonic()
-                    result = engine.generate(request, scratch)
-            validate_clip(result.path, plan.duration)
-            store.put_file(plan.key, result.path, {
-                "project": plan.project, "scene": plan.scene_id, "engine": plan.engine or "",
-                "model": plan.model or "", "prompt-sha256": hashlib.sha256(plan.request.prompt.encode()).hexdigest(),
-            })
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+                    validate_clip(plan.footage, None)
+                except InvalidClip as exc:
+                    raise EngineInputError(f"scene {plan.scene_id!r}: footage is not a usable video: {exc}") from exc
+                store.put_file(plan.key, plan.footage, {"project": plan.project, "scene": plan.scene_id, "kind": "footage"})
+                record("stored", started)
+                events.emit("clip", **said, cached=False, engine=None)
+                return ClipRef(**ref, cached=False, seconds=time.monotonic() - started, attempts=["footage: stored"])
+
+            if plan.deadline is not None and time.time() >= plan.deadline:
+                raise EngineError(f"scene {plan.scene_id!r}: the clip's time budget "
+                                  f"(REELFLOW_CLIP_BUDGET={get_settings().clip_budget:g} s) is spent")
+            request = plan.request.model_copy(update={"deadline": plan.deadline})
+            engine = get_engine(plan.engine, plan.model, plan.engine_params)
+            work_dir.mkdir(parents=True, exist_ok=True)
+            scratch = Path(tempfile.mkdtemp(prefix=f"{plan.scene_id}-", dir=work_dir))
+            events.emit("clip_start", **said, engine=plan.engine, attempt=attempt)
+            try:
+                with slot(plan.engine):
+                    try:
+                        result = engine.generate(request, scratch)
+                    except QuotaExceeded as exc:
+                        if not _wait_out(exc, plan.deadline):
+                            raise
+                        record("failed", attempt_start, exc)
+                        time.sleep(exc.wait)
+                        attempt_start = time.monotonic()
+                        result = engine.generate(request, scratch)
+                validate_clip(result.path, plan.duration)
+                store.put_file(plan.key, result.path, {
+                    "project": plan.project, "scene": plan.scene_id, "engine": plan.engine or "",
+                    "model": plan.model or "", "prompt-sha256": hashlib.sha256(plan.request.prompt.encode()).hexdigest(),
+                })
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
     except Exception as exc:
         redact_exception(exc)   # an SDK may echo a secret: scrub the whole chain before Prefect logs it
         record("failed", attempt_start, exc)
@@ -119,6 +126,13 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Cata
     record("generated", attempt_start)
     events.emit("clip", **said, cached=False, engine=plan.engine)
     return ClipRef(**ref, cached=False, seconds=time.monotonic() - started, attempts=[f"{plan.engine}: generated"])
+
+
+def _lease_wait(deadline: float | None) -> float:
+    """How long to wait for another render's lease on a clip: what is left of the clip's budget."""
+    if deadline is None:
+        return get_settings().clip_budget
+    return max(1.0, deadline - time.time())
 
 
 def _wait_out(exc: QuotaExceeded, deadline: float | None) -> bool:
