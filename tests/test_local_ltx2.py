@@ -116,3 +116,18 @@ def test_ltx2_renders_through_the_cli_in_sync(ltx2, clicking_vocoder, monkeypatc
     assert len(clicks) == 2, clicks
     for start, at in zip(starts, sorted(clicks)):
         assert at == pytest.approx(start + CLICK_AT, abs=1024 / rate)
+
+
+@pytest.mark.slow
+def test_ltx2_image_to_video_uses_the_scene_image_and_keeps_its_audio(tmp_path_factory, tmp_path):
+    from engines import EngineInputError
+
+    model = tiny_ltx2(tmp_path_factory.mktemp("models") / "ltx2-i2v", image_to_video=True)
+    engine = get_engine("local", str(model), FAST)
+    assert "image" in engine.call_kwargs(request(duration=1.0), engine.pipeline())
+    result = engine.generate(request(duration=1.0), tmp_path)
+    info = probe(result.path, count_frames=True)
+    assert result.meta["family"] == "ltx2-i2v" and result.meta["audio"] == "model"
+    assert (info.video_frames, info.audio_rate) == (24, RATE)
+    with pytest.raises(EngineInputError, match="image-to-video model; the scene needs a character image"):
+        engine.generate(request(duration=1.0, image=None), tmp_path / "x")
