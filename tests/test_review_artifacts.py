@@ -69,3 +69,16 @@ def test_an_unchanged_render_found_at_once_still_shows_its_report(small_project,
     assert state.result().render_id == first.render_id and len(counting.calls) == 3
     artifacts, clip_runs = run_artifacts_and_clip_runs(state)
     assert clip_runs == [] and first.render_id in artifacts["render-small-report"].data
+
+
+def test_review_page_of_a_real_render_with_takes(small_project, counting, isolated_storage):
+    from reelflow.review_page import review_html
+    from storage import open_store
+
+    result = render_project(str(small_project), takes=2)
+    assert len(counting.calls) == 6
+    page = review_html(open_store(str(isolated_storage)), "small", result.render_id)
+    assert page.count('<figure class="take') == 6 and page.count('<figure class="take picked"') == 3
+    assert page.count('data-take="2"') == 3 and 'id="final"' in page and "storyboard.png" in page
+    for scene in result.scenes:
+        assert f'src="/{scene.takes[1].key}#t=0.1"' in page
