@@ -10,9 +10,8 @@ from typing import Annotated
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectFuture, as_completed
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from pydantic import WithJsonSchema
 
@@ -27,7 +26,7 @@ from tasks.board import plan_rows, scene_table
 from tasks.catalog import close_render, open_render
 from tasks.clip import submit_clips
 from tasks.finished import find_finished_render, remember_render
-from tasks.limits import ensure_engine_limits
+from tasks.limits import EngineSizedTaskRunner, ensure_engine_limits
 from tasks.manifest import publish_manifest, scene_cuts
 from tasks.models import ClipPlan, ClipRef, RenderResult
 from tasks.project import find_projects, load_spec, plan_clips, reuse_stored
@@ -60,7 +59,8 @@ def new_render_id() -> str:
 
 
 def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> list[ClipRef]:
-    """Fan out the first engine of every chain; move failed scenes down their chains in waves."""
+    """Fan out the first engine of every chain; move failed scenes down their chains in waves
+    (each clip is taken as it lands, so progress shows clips in the order they are made)."""
     logger = get_run_logger()
     refs: dict[int, ClipRef] = {}
     history: dict[int, list[str]] = {i: [] for i in range(len(chains))}
@@ -72,8 +72,10 @@ def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> l
         positions = list(wave.items())
         plans = [chains[i][pos].model_copy(update={"deadline": deadline}) for i, pos in positions]
         futures: list[PrefectFuture] = submit_clips(plans, render_id)
+        where = {id(future): position for position, future in zip(positions, futures)}
         next_wave: dict[int, int] = {}
-        for (i, pos), future in zip(positions, futures):
+        for future in as_completed(list(futures)):
+            i, pos = where[id(future)]
             plan = chains[i][pos]
             outcome = future.result(raise_on_failure=False)
             if isinstance(outcome, ClipRef):
@@ -107,7 +109,7 @@ def _produce_all(chains: list[list[ClipPlan]], render_id: str, progress_id) -> l
     return [refs[i] for i in range(len(chains))]
 
 
-@flow(flow_run_name=_run_name, task_runner=ThreadPoolTaskRunner(max_workers=4), log_prints=True)
+@flow(flow_run_name=_run_name, task_runner=EngineSizedTaskRunner(), log_prints=True)
 def render_project(project: str, engine: EngineChoice = None, scenes: list[str] | None = None,
                    takes: int | None = None, redo: list[str] | None = None,
                    force: bool = False, review: bool = False) -> RenderResult:

@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         default="localhost,127.0.0.1,::1",
         description="Hosts an engine answer may link to with plain http (comma-separated); all others need https.",
     )
+    engine_limits: Literal["auto", "process", "global"] = Field(
+        default="auto",
+        description="Where engine limits are kept: in this process (no database round trip), or as Prefect "
+                    "global concurrency limits shared by every process (auto: global for GPU slots and task "
+                    "workers, in-process otherwise).",
+    )
     gpu: int = Field(default=0, ge=0, description="GPU index: the local engine's Prefect limit is gpu:<index>.")
 
     # Catalog of renders, clips and attempts

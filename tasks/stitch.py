@@ -21,6 +21,7 @@ from projects.schema import Output
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
 from tasks import events
+from tasks.limits import cpu_slot
 from tasks.models import ClipRef, NormalizedRef
 
 
@@ -192,8 +193,9 @@ def normalize_clip(ref: ClipRef, profile: Output, match: ColorStats | None = Non
     """Bring one clip to the output profile with exact frame and sample counts."""
     settings = get_settings()
     label = (lower_third, lower_style) if lower_third and lower_style else None
-    return normalize_stored(ref, profile, open_store(settings.storage), Path(settings.work_dir) / "normalize",
-                            match, label)
+    with cpu_slot():
+        return normalize_stored(ref, profile, open_store(settings.storage), Path(settings.work_dir) / "normalize",
+                                match, label)
 
 
 @task(task_run_name="colour-reference-{scene_id}")

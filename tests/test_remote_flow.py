@@ -106,11 +106,18 @@ def test_a_short_quota_wait_is_waited_out_on_the_same_engine(tmp_path, space, mo
     assert [(a.engine, a.status) for a in rows] == [("hf-space", "failed"), ("hf-space", "generated")]
 
 
-def test_engine_concurrency_limit_is_created_and_respected(tmp_path, runpod_server, monkeypatch):
+@pytest.mark.parametrize("limits", ["global", "process"])
+def test_engine_concurrency_limit_is_created_and_respected(tmp_path, runpod_server, monkeypatch, limits):
+    """In one process the limit is a semaphore; shared with other processes, a Prefect global limit."""
     from prefect.client.orchestration import get_client
 
     monkeypatch.setenv("REELFLOW_ENGINE_CONCURRENCY", '{"runpod": 1}')
+    monkeypatch.setenv("REELFLOW_ENGINE_LIMITS", limits)
     reload_settings()
+    with get_client(sync_client=True) as client:     # the session's server may hold one from another test
+        for found in client.read_global_concurrency_limits():
+            if found.name == "reelflow-engine-runpod":
+                client.delete_global_concurrency_limit_by_name(found.name)
     folder = make_project(tmp_path, 3, {"name": "runpod", "model": "720x720_5s",
                                         "params": {"width": 160, "height": 160}})
     runpod_server.faults.slow = 0.5
@@ -118,7 +125,8 @@ def test_engine_concurrency_limit_is_created_and_respected(tmp_path, runpod_serv
     seen_before = len(runpod_server.requests)
     render_project(str(folder))
     with get_client(sync_client=True) as client:
-        assert client.read_global_concurrency_limit_by_name("reelflow-engine-runpod").limit == 1
+        made = {x.name: x.limit for x in client.read_global_concurrency_limits()}
+    assert made.get("reelflow-engine-runpod") == (1 if limits == "global" else None)
     runs = [r for r in runpod_server.requests[seen_before:] if r.endswith("/run")]
     assert len(runs) == 3
     # With one slot the jobs ran one after another: never two IN_PROGRESS at once.
