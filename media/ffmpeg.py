@@ -14,8 +14,9 @@ import shutil
 import subprocess
 from functools import lru_cache
 
-from reelflow.settings import get_settings
 from reelflow.errors import RenderError
+from reelflow.process import child_options
+from reelflow.settings import get_settings
 
 log = logging.getLogger("reelflow.ffmpeg")
 
@@ -74,6 +75,7 @@ def run(
             stderr=subprocess.PIPE,
             timeout=limit,
             check=False,
+            **child_options(),
         )
     except subprocess.TimeoutExpired as exc:
         stderr = (exc.stderr or b"").decode(errors="replace")
@@ -99,7 +101,7 @@ def run_piped(args: list[str], chunks, *, timeout: float | None = None, loglevel
     limit = timeout if timeout is not None else get_settings().ffmpeg_timeout
     deadline = time.monotonic() + limit
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, **child_options())
         try:
             try:
                 for chunk in chunks:

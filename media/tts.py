@@ -17,6 +17,7 @@ import threading
 import wave
 from pathlib import Path
 from reelflow.errors import RenderError
+from reelflow.process import child_options
 
 _LOCK = threading.Lock()
 _STATE: dict = {}
@@ -118,7 +119,8 @@ def speak_to_wav(text: str, path: str | Path, voice: str = "en-us", *, speed: in
     job = json.dumps({"text": text, "path": str(path), "voice": voice, "speed": int(speed), "seed": int(seed)})
     try:
         proc = subprocess.run([sys.executable, "-m", "media.tts"], input=job.encode(), capture_output=True,
-                              timeout=120, check=False, cwd=str(Path(__file__).resolve().parents[1]))
+                              timeout=120, check=False, cwd=str(Path(__file__).resolve().parents[1]),
+                              **child_options())
     except subprocess.TimeoutExpired as exc:
         raise TTSError(f"speech synthesis timed out for {text[:40]!r}") from exc
     if proc.returncode != 0:

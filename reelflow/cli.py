@@ -194,11 +194,11 @@ def render(
         _report(finished, out_dir)
         return
     _quiet_prefect(verbose)
-    from reelflow.prefect_api import prefect_boundary
+    from reelflow.prefect_api import prefect_boundary, temporary_server
     from reelflow.cli_progress import RenderProgress
 
     progress = RenderProgress(err)
-    with progress, prefect_boundary():
+    with prefect_boundary(), temporary_server(), progress:
         result = _render_with_review(review, progress, str(project), engine=engine, scenes=scene or None,
                                      force=force, takes=takes, redo=redo or None, review=review)
     _report(result, out_dir, progress.summary())

@@ -52,3 +52,61 @@ def prefect_boundary() -> Iterator[None]:
         api = mask_url(_api_url()) or "the temporary Prefect server"
         detail = type(fault.__cause__ or fault).__name__
         raise InfrastructureError(f"the Prefect API at {api} cannot be reached ({detail})", hint=HINT) from exc
+
+
+@contextmanager
+def temporary_server(timeout: float = 120) -> Iterator[None]:
+    """Without PREFECT_API_URL: run Prefect's temporary API server as a child that dies with us.
+
+    Prefect would start the same server itself (``SubprocessASGIServer``), but as a plain
+    child: a SIGKILLed render left it running for ever. This one is started with
+    PR_SET_PDEATHSIG, stopped on exit, and used through PREFECT_API_URL for this render.
+    """
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+    import prefect
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    from reelflow.process import child_options
+
+    if _api_url():
+        yield
+        return
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+           **get_current_settings().to_environment_variables(exclude_unset=True)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
+         "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "error", "--lifespan", "on"],
+        env=env, stdin=subprocess.DEVNULL, **child_options())
+    url = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise InfrastructureError(f"the temporary Prefect server exited with code {proc.returncode}", hint=HINT)
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise InfrastructureError(f"the temporary Prefect server did not start in {timeout:.0f} s", hint=HINT)
+            time.sleep(0.2)
+        with temporary_settings({PREFECT_API_URL: url}):
+            yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -1,0 +1,32 @@
+"""Child processes die with the render that started them (Linux: PR_SET_PDEATHSIG).
+
+A SIGKILLed ``reelflow render`` cannot clean up, so every helper process it starts (the
+temporary Prefect server, ffmpeg, the TTS worker) asks the kernel, before it runs, to be
+killed when its parent goes. Pass ``preexec_fn=die_with_parent`` to ``subprocess``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import signal
+import sys
+
+PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def die_with_parent() -> None:
+    """In the child, between fork and exec: SIGKILL me when my parent (thread) ends."""
+    if _LIBC is None:
+        return
+    parent = os.getppid()
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:       # the parent died before prctl took effect
+        os._exit(1)
+
+
+def child_options() -> dict:
+    """``subprocess`` keyword arguments for a helper that must not outlive us."""
+    return {"preexec_fn": die_with_parent} if _LIBC is not None else {}
