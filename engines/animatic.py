@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 from engines.base import ClipRequest, ClipResult
 from engines.errors import EngineError, EngineInputError
 from media import ffmpeg, images, tts
-from media.soundtrack import AUDIO_RATE, ENCODE_ARGS, soundtrack_args, speak_to_fit
+from media.soundtrack import AUDIO_RATE, ENCODE_ARGS, soundtrack_args, speak_line
 from prompts import parse_prompt
 
 # zoom in, zoom out, pan right, pan left: picked by the seed
@@ -74,14 +74,16 @@ class AnimaticEngine:
             images.placeholder_png(request.scene_id, *size, path)
         return str(path)
 
-    def _speech(self, request: ClipRequest, lines: list[str], work: Path) -> str | None:
+    def _speech(self, request: ClipRequest, lines: list[str], work: Path, meta: dict) -> str | None:
+        """The clip's speech: the scene's audio, or its line spoken (word timings into ``meta``)."""
         if request.audio:
             return request.audio
         text = " ".join(lines).strip()
         if not text:
             return None
         try:
-            return str(speak_to_fit(text, request.voice, request.duration, work / "speech.wav", request.seed))
+            path, meta["words"] = speak_line(text, request.voice, request.duration, work / "speech.wav", request.seed)
+            return str(path)
         except tts.TTSError as exc:
             raise EngineInputError(f"scene {request.scene_id!r}: {exc}") from exc
 
@@ -96,10 +98,11 @@ class AnimaticEngine:
         caption = images.caption_png(request.caption or parsed.visual, request.width, request.height,
                                      out_dir / "caption.png", at=request.caption_at)
         out = out_dir / f"{request.scene_id}.mp4"
+        meta: dict = {}
         args = animatic_args(
             still=self._still(request, out_dir),
             caption=str(caption),
-            speech=self._speech(request, parsed.speech, out_dir),
+            speech=self._speech(request, parsed.speech, out_dir, meta),
             ambience=bool(parsed.ambience),
             width=request.width,
             height=request.height,
@@ -113,4 +116,5 @@ class AnimaticEngine:
             ffmpeg.run(args)
         except ffmpeg.FFmpegError as exc:
             raise EngineError(f"scene {request.scene_id!r}: animatic render failed: {exc}") from exc
-        return ClipResult(path=str(out), engine=self.name, model=self.model, seconds=time.monotonic() - started)
+        return ClipResult(path=str(out), engine=self.name, model=self.model, seconds=time.monotonic() - started,
+                          meta=meta)

@@ -15,7 +15,7 @@ from pathlib import Path
 from engines.base import ClipRequest
 from engines.errors import EngineInputError, InvalidClip
 from media import tts
-from media.soundtrack import AUDIO_RATE, soundtrack_args, speak_to_fit
+from media.soundtrack import AUDIO_RATE, soundtrack_args, speak_line
 from prompts import parse_prompt
 
 
@@ -30,6 +30,7 @@ class Soundtrack:
     rate: int                # the clip's audio rate
     channels: int
     source: str              # "model", "scene audio", "tts" or "bed"
+    words: dict | None = None   # the TTS line's word timings in clip time (media.soundtrack.speak_line)
 
 
 def pcm16(audio):
@@ -68,16 +69,18 @@ def speech_soundtrack(first: int, request: ClipRequest, seconds: float, work: Pa
     """For video-only models: the scene's audio or its TTS line (with a lead-in) over a bed."""
     parsed = parse_prompt(request.prompt)
     ambience = bool(parsed.ambience)
+    words = None
     if request.audio:
         speech, source = request.audio, "scene audio"
     elif parsed.speech:
         try:
-            speech = str(speak_to_fit(" ".join(parsed.speech), request.voice, seconds, work / "speech.wav",
-                                      request.seed))
+            path, words = speak_line(" ".join(parsed.speech), request.voice, seconds, work / "speech.wav",
+                                     request.seed)
+            speech = str(path)
         except tts.TTSError as exc:
             raise EngineInputError(f"scene {request.scene_id!r}: {exc}") from exc
         source = "tts"
     else:
         speech, source = None, "bed"
     args, graph = soundtrack_args(first, speech, ambience, request.seed, round(seconds * AUDIO_RATE))
-    return Soundtrack(args, graph, AUDIO_RATE, 2, source)
+    return Soundtrack(args, graph, AUDIO_RATE, 2, source, words)

@@ -237,4 +237,5 @@ class DiffusersEngine:
         path = write_clip(frames, keep, rate, sound, out_dir / f"{request.scene_id}.mp4")
         return ClipResult(path=str(path), engine=self.name, model=self.model, seconds=time.monotonic() - started,
                           meta={"frames": int(len(frames)), "size": [int(frames.shape[2]), int(frames.shape[1])],
-                                "family": family.name, "audio": sound.source, "audio_rate": sound.rate})
+                                "family": family.name, "audio": sound.source, "audio_rate": sound.rate,
+                                **({"words": sound.words} if sound.words else {})})

@@ -16,11 +16,21 @@ MAX_WPM = 420
 
 def speak_to_fit(text: str, voice: str, seconds: float, path: Path, seed: int = 0) -> Path:
     """Speak ``text`` into ``path``, faster if needed so it ends inside a ``seconds`` clip."""
+    return speak_line(text, voice, seconds, path, seed)[0]
+
+
+def speak_line(text: str, voice: str, seconds: float, path: Path, seed: int = 0) -> tuple[Path, dict]:
+    """``speak_to_fit``, and the line's word timings in the clip's time (after the lead-in):
+    ``{"text": spoken text, "words": [{"text", "offset", "start", "end"}, ...]}`` (seconds,
+    clipped to the clip's ``seconds``), what ``media.subtitles`` highlights word by word."""
     room = max(0.5, seconds - LEAD_IN - 0.2)
-    spoken = tts.speak_to_wav(text, path, voice, speed=BASE_WPM, seed=seed)
-    if spoken > room:  # speak faster rather than cut the line off
-        tts.speak_to_wav(text, path, voice, speed=min(MAX_WPM, int(BASE_WPM * spoken / room) + 1), seed=seed)
-    return path
+    speech = tts.speak(text, path, voice, speed=BASE_WPM, seed=seed)
+    if speech.duration > room:  # speak faster rather than cut the line off
+        speech = tts.speak(text, path, voice, speed=min(MAX_WPM, int(BASE_WPM * speech.duration / room) + 1),
+                           seed=seed)
+    words = [{"text": w.text, "offset": w.offset, "start": round(min(seconds, w.start + LEAD_IN), 4),
+              "end": round(min(seconds, w.end + LEAD_IN), 4)} for w in speech.words]
+    return path, {"text": text, "words": words}
 
 
 def soundtrack_args(first_input: int, speech: str | None, ambience: bool, seed: int, samples: int) -> tuple[list[str], list[str]]:

@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from media.cards import Card
+from media.karaoke import SpokenLine
 from media.music import Music
 
 TransitionType = Literal["cut", "crossfade", "dip"]
@@ -44,6 +45,7 @@ class Item(BaseModel):
     speech: str | None = None
     chapter: str | None = None  # chapter label (default: the scene id)
     kind: Literal["clip", "card"] = "clip"
+    words: SpokenLine | None = None   # when the TTS spoke each word (clip time), if it did
 
     @property
     def end(self) -> int:
@@ -116,6 +118,15 @@ class Timeline(BaseModel):
                 out.append((self.seconds(item.start), self.seconds(end), item.speech))
         return out
 
+    def spoken_cues(self) -> list[tuple[float, float, str, SpokenLine | None]]:
+        """``cues`` with each clip's word timings (for the word-by-word highlight)."""
+        out = []
+        for i, item in enumerate(self.items):
+            end = self.items[i + 1].start if i + 1 < len(self.items) else item.end
+            if item.speech:
+                out.append((self.seconds(item.start), self.seconds(end), item.speech, item.words))
+        return out
+
     def chapters(self) -> list[Chapter]:
         """One chapter per run of items with the same label; each ends where the next begins."""
         out: list[Chapter] = []
@@ -183,6 +194,6 @@ class Edit(BaseModel):
 def timeline_for(clips: list, rate: Fraction, audio_rate: int, edit: Edit | None = None) -> Timeline:
     """The timeline of normalised clips (objects with scene_id, key, frames, speech) under ``edit``."""
     edit = edit or Edit()
-    rows = [dict(scene_id=c.scene_id, key=c.key, frames=c.frames, speech=c.speech,
+    rows = [dict(scene_id=c.scene_id, key=c.key, frames=c.frames, speech=c.speech, words=getattr(c, "words", None),
                  chapter=edit.chapters.get(c.scene_id), kind="card" if c.index < 0 else "clip") for c in clips]
     return build_timeline(rows, rate, audio_rate, edit.transition, edit.transitions)

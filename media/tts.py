@@ -4,6 +4,10 @@ libespeak-ng keeps static state between utterances (even across terminate/initia
 so the same text spoken twice in one process gives different samples. ``speak_to_wav``
 therefore speaks each line in a fresh child process (``python -m media.tts``): same text,
 voice and speed -> same bytes, and no shared C state between worker threads.
+
+The child also reports when each word starts (espeak-ng's ``espeakEVENT_WORD`` events, in
+milliseconds of the audio it made), so burned subtitles can highlight each word as it is
+spoken: ``speak`` returns them with the duration, and ``speak_to_wav`` keeps the old answer.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import subprocess
 import sys
 import threading
 import wave
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from reelflow.errors import RenderError
 from reelflow.process import child_options
@@ -25,7 +30,34 @@ _STATE: dict = {}
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _ESPEAK_CHARS_UTF8 = 1
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+_EVENT_LIST_TERMINATED, _EVENT_WORD = 0, 1
+
+
+class _Event(ctypes.Structure):
+    """``espeak_EVENT`` (speak_lib.h)."""
+
+    _fields_ = [("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
+                ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
+                ("user_data", ctypes.c_void_p), ("id", ctypes.c_char * 8)]
+
+
+_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+
+
+@dataclass(frozen=True)
+class Word:
+    """One spoken word: its place in the text (characters) and when it starts and ends (seconds)."""
+
+    text: str
+    offset: int
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class Speech:
+    duration: float
+    words: list[Word] = field(default_factory=list)
 
 
 class TTSError(RenderError):
@@ -71,24 +103,55 @@ def _library():
         if rate <= 0:
             raise TTSError("libespeak-ng failed to initialise")
         samples = array.array("h")
+        marks: list[tuple[int, int, int]] = []     # (text position, length, sample) per word
 
         @_CALLBACK
-        def collect(wav, count, _events):
+        def collect(wav, count, events):
             if count > 0:
                 samples.extend(wav[:count])
+            i = 0
+            while events and events[i].type != _EVENT_LIST_TERMINATED:
+                if events[i].type == _EVENT_WORD:
+                    marks.append((events[i].text_position, events[i].length, events[i].sample))
+                i += 1
             return 0
 
         lib.espeak_SetSynthCallback(collect)
-        _STATE.update(lib=lib, rate=rate, samples=samples, callback=collect)
+        _STATE.update(lib=lib, rate=rate, samples=samples, marks=marks, callback=collect)
     return _STATE["lib"]
 
 
 def synthesize(text: str, voice: str = "en-us", *, speed: int = 165, seed: int = 0) -> tuple[array.array, int]:
     """Return (mono int16 samples, sample rate) for ``text`` spoken by ``voice``."""
+    samples, rate, _ = synthesize_words(text, voice, speed=speed, seed=seed)
+    return samples, rate
+
+
+def _words(text: str, marks: list[tuple[int, int, int]], total: int, rate: int) -> list[Word]:
+    """Words from espeak-ng's word events: each ends where the next starts, the last at the end of
+    the audio; starts are made monotonic and kept inside the audio."""
+    words: list[Word] = []
+    starts = []
+    last = 0
+    for _pos, _len, sample in marks:
+        last = min(max(last, sample), total)
+        starts.append(last)
+    for n, (pos, length, _sample) in enumerate(marks):
+        end = starts[n + 1] if n + 1 < len(marks) else total
+        offset = max(0, pos - 1)                  # espeak-ng counts characters from 1
+        words.append(Word(text[offset:offset + max(0, length)], offset, starts[n] / rate, end / rate))
+    return words
+
+
+def synthesize_words(text: str, voice: str = "en-us", *, speed: int = 165,
+                     seed: int = 0) -> tuple[array.array, int, list[Word]]:
+    """(mono int16 samples, sample rate, word timings) for ``text`` spoken by ``voice``."""
     with _LOCK:
         lib = _library()
         samples: array.array = _STATE["samples"]
+        marks: list = _STATE["marks"]
         del samples[:]
+        del marks[:]
         if lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise TTSError(check_voice(voice) or f"espeak-ng refused voice {voice!r}")
         lib.espeak_SetParameter(1, int(speed), 0)  # espeakRATE, words per minute
@@ -99,21 +162,27 @@ def synthesize(text: str, voice: str = "en-us", *, speed: int = 165, seed: int =
                             _ESPEAK_CHARS_UTF8, None, None) != 0:
             raise TTSError(f"espeak-ng could not speak {text[:40]!r}")
         lib.espeak_Synchronize()
-        return array.array("h", samples), _STATE["rate"]
+        rate = _STATE["rate"]
+        return array.array("h", samples), rate, _words(text, marks, len(samples), rate)
 
 
-def _write_wav(text: str, path: str, voice: str, speed: int, seed: int) -> float:
-    samples, rate = synthesize(text, voice, speed=speed, seed=seed)
+def _write_wav(text: str, path: str, voice: str, speed: int, seed: int) -> dict:
+    samples, rate, words = synthesize_words(text, voice, speed=speed, seed=seed)
     with wave.open(path, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(rate)
         out.writeframes(samples.tobytes())
-    return len(samples) / rate
+    return {"duration": len(samples) / rate, "words": [asdict(w) for w in words]}
 
 
 def speak_to_wav(text: str, path: str | Path, voice: str = "en-us", *, speed: int = 165, seed: int = 0) -> float:
     """Write ``text`` as a mono 16-bit WAV (deterministically); return its duration in seconds."""
+    return speak(text, path, voice, speed=speed, seed=seed).duration
+
+
+def speak(text: str, path: str | Path, voice: str = "en-us", *, speed: int = 165, seed: int = 0) -> Speech:
+    """Write ``text`` as a mono 16-bit WAV (deterministically); return its duration and word timings."""
     if message := check_voice(voice):
         raise TTSError(message)
     job = json.dumps({"text": text, "path": str(path), "voice": voice, "speed": int(speed), "seed": int(seed)})
@@ -126,13 +195,17 @@ def speak_to_wav(text: str, path: str | Path, voice: str = "en-us", *, speed: in
     if proc.returncode != 0:
         detail = proc.stderr.decode(errors="replace").strip().splitlines()
         raise TTSError(detail[-1] if detail else f"speech synthesis failed for {text[:40]!r}")
-    return float(proc.stdout.decode().strip())
+    try:
+        answer = json.loads(proc.stdout.decode())
+        return Speech(float(answer["duration"]), [Word(**w) for w in answer["words"]])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TTSError(f"speech synthesis answered nonsense for {text[:40]!r}") from exc
 
 
 if __name__ == "__main__":
     args = json.loads(sys.stdin.read())
     try:
-        print(_write_wav(args["text"], args["path"], args["voice"], args["speed"], args["seed"]))
+        print(json.dumps(_write_wav(args["text"], args["path"], args["voice"], args["speed"], args["seed"])))
     except TTSError as exc:
         print(f"TTSError: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, ValidationInfo
 
 from media.profile import OutputProfile
 from media.cards import Card, LowerThird
@@ -44,7 +44,19 @@ class Output(OutputProfile):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     subtitles: Literal["none", "srt", "vtt", "burn"] = "srt"
+    highlight: Literal["none", "word"] = Field(
+        "none", description="word: burned subtitles light up each word as it is spoken (needs subtitles: burn).")
     chapters: bool = Field(False, description="Write one chapter per scene (or per chapter: label) into the MP4.")
+
+
+    @field_validator("highlight")
+    @classmethod
+    def _highlight_needs_burn(cls, value: str, info: ValidationInfo) -> str:
+        subtitles = info.data.get("subtitles", "srt")      # declared first: validated already
+        if value != "none" and subtitles != "burn":
+            raise ValueError(f"highlight: {value} needs subtitles: burn (the highlight is drawn into "
+                             f"the picture; subtitles is {subtitles})")
+        return value
 
 
 class CardSpec(Card):

@@ -16,6 +16,7 @@ from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 
 from engines import EngineError, EngineInputError, InvalidClip, QuotaExceeded, get_engine, is_retryable, registry
+from media.karaoke import words_key, write_words
 from media.probe import MediaInfo, ProbeError, probe
 from reelflow.secrets import redact_exception
 from reelflow.settings import get_settings
@@ -112,6 +113,8 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Cata
                         attempt_start = time.monotonic()
                         result = engine.generate(request, scratch)
                 validate_clip(result.path, plan.duration)
+                if result.meta.get("words") and (words := write_words(result.meta["words"], scratch / "words.json")):
+                    store.put_file(words_key(plan.key), words)   # before the clip: the clip's presence means complete
                 store.put_file(plan.key, result.path, {
                     "project": plan.project, "scene": plan.scene_id, "engine": plan.engine or "",
                     "model": plan.model or "", "prompt-sha256": hashlib.sha256(plan.request.prompt.encode()).hexdigest(),

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from engines.base import ClipRequest
+from media.karaoke import SpokenLine
 
 
 class ClipPlan(BaseModel):
@@ -60,6 +61,7 @@ class NormalizedRef(BaseModel):
     key: str
     frames: int
     speech: str | None = None
+    words: SpokenLine | None = None       # the TTS's word timings (clip time), for the word highlight
 
 
 class TakeRef(BaseModel):

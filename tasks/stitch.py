@@ -10,7 +10,8 @@ from prefect import task
 
 from media import ffmpeg, images, stitch, transitions
 from media.images import font_dir
-from media.subtitles import build_subtitles, write_subtitles
+from media.karaoke import SpokenLine, read_words, words_key
+from media.subtitles import build_karaoke, build_subtitles, write_subtitles
 from media.chapters import write_ffmetadata
 from media.color import ColorStats, measure as measure_colour
 from media.cards import Card, LowerThird, card_digest, card_png, lower_third_png, render_card
@@ -68,7 +69,18 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
             frames = info.video_frames or profile.frames_for(info.duration)
             store.put_file(key, out, {"scene": ref.scene_id, "source": ref.key, "frames": str(frames)})
     events.emit("normalized", scene=ref.scene_id)
-    return NormalizedRef(scene_id=ref.scene_id, index=ref.index, key=key, frames=frames, speech=ref.speech)
+    return NormalizedRef(scene_id=ref.scene_id, index=ref.index, key=key, frames=frames, speech=ref.speech,
+                         words=stored_words(ref.key, store, work_dir) if ref.speech else None)
+
+
+def stored_words(clip_key: str, store: ClipStore, work_dir: Path) -> SpokenLine | None:
+    """The word timings kept beside a raw clip (the TTS's), or None: the highlight is then proportional."""
+    key = words_key(clip_key)
+    if not store.exists(key):
+        return None
+    work_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        return read_words(store.fetch(key, tmp))
 
 
 def reference_colour(clips: list[ClipRef], scene_id: str, store: ClipStore, work_dir: Path) -> ColorStats | None:
@@ -149,6 +161,9 @@ def stitch_render(
         sub_path = tmp / f"final.{sub_fmt}" if sub_fmt else None
         if sub_path:
             write_subtitles(subs, sub_path, sub_fmt)
+        burn = sub_path if profile.subtitles == "burn" else None
+        if burn and profile.highlight == "word":
+            burn = write_subtitles(build_karaoke(timeline.spoken_cues()), tmp / "final.ass", "ass")
 
         events.emit("stitch", stage="loudness")
         measured = stitch.plan_loudness(["-f", "concat", "-safe", "0", "-i", str(list_file), *audio_inputs],
@@ -157,7 +172,7 @@ def stitch_render(
         events.emit("stitch", stage="encode")
         ffmpeg.run(stitch.finish_args(
             str(list_file), measured, profile, timeline.samples, str(final),
-            burn_subtitles=str(sub_path) if profile.subtitles == "burn" else None,
+            burn_subtitles=str(burn) if burn else None,
             font_dir=font_dir(), audio_inputs=audio_inputs, audio_graph=graph,
             chapters=str(write_ffmetadata(timeline, tmp / "chapters.txt")) if profile.chapters else None,
         ))

@@ -439,7 +439,7 @@ def test_a_finished_cut_through_the_cli(small_project, tmp_path, prefect_harness
     (small_project / "audio").mkdir()
     ffmpeg.run(["-f", "lavfi", "-i", "sine=f=4000:d=2", "-ac", "2", str(small_project / "audio" / "bed.wav")])
     spec = yaml.safe_load((small_project / "project.yaml").read_text())
-    spec["output"].update(subtitles="burn", chapters=True)
+    spec["output"].update(subtitles="burn", chapters=True, highlight="word")
     spec.update(transition={"type": "crossfade", "duration": 0.5}, color_match="s0",
                 music={"file": "audio/bed.wav", "volume": -20},
                 title_card={"text": "Small", "duration": 1}, end_card={"text": "The end", "duration": 1},
@@ -464,6 +464,7 @@ def test_a_finished_cut_through_the_cli(small_project, tmp_path, prefect_harness
     assert integrated_loudness(out / "final.mp4") == pytest.approx(-14, abs=1.0)
     assert all("-l" in c.metadata["reelflow"]["key"].rsplit("/", 1)[-1]
                for c in cut.find_clips() if c.metadata["reelflow"]["kind"] == "clip")   # lower thirds drawn
+    assert len(list((tmp_path / "store").rglob("*.words.json"))) == 3     # the TTS's word timings, kept
 
 
 def test_lower_third_names_whoever_speaks(tmp_path):
@@ -499,3 +500,120 @@ def test_lower_third_is_drawn_over_the_first_seconds_only(tmp_path):
     assert frames[3][band].max() > 200 and frames[3][band].min() < 60      # white name on a dark bar
     assert frames[18][band].max() < 160                                    # gone after a second
     assert frames[3][:int(240 * 0.6)].std() < 3                            # nothing drawn elsewhere
+
+
+# -- word-by-word highlight ---------------------------------------------------------------------
+
+_KF = r"\{\\kf?(\d+)\}"
+
+
+def _karaoke(text: str) -> tuple[list[str], list[int], int]:
+    """(words, their \\kf centiseconds, the silent lead-in) of one karaoke event's text."""
+    import re
+
+    lead = re.match(r"^\{\\k(\d+)\}(?=\{)", text)
+    words = re.findall(r"\{\\kf(\d+)\}([^{\\]+)", text.replace(r"\N", " "))
+    return [w.strip() for _, w in words], [int(d) for d, _ in words], int(lead.group(1)) if lead else 0
+
+
+def test_espeak_word_timings_are_monotonic_and_inside_the_spoken_audio(tmp_path):
+    import wave
+
+    from media import tts
+
+    text = "Max takes the lead in lap 12, and the crowd goes wild!"
+    speech = tts.speak(text, tmp_path / "a.wav", "en-us")
+    with wave.open(str(tmp_path / "a.wav")) as w:
+        seconds = w.getnframes() / w.getframerate()
+    assert speech.duration == pytest.approx(seconds)
+    spoken = [w.text for w in speech.words]
+    assert spoken[:4] == ["Max", "takes", "the", "lead"] and "wild" in spoken
+    starts = [w.start for w in speech.words]
+    assert starts == sorted(starts) and starts[0] < 0.2 and starts[-1] < seconds
+    assert all(0 <= w.start <= w.end <= seconds for w in speech.words)
+    assert all(text[w.offset:].startswith(w.text) for w in speech.words)
+    # Deterministic: the same line gives the same timings (and the same bytes).
+    again = tts.speak(text, tmp_path / "b.wav", "en-us")
+    assert again == speech and (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+
+
+def test_karaoke_has_one_kf_per_word_summing_to_the_cue():
+    from media.karaoke import SpokenLine, WordTiming
+    from media.subtitles import build_karaoke
+
+    line = SpokenLine(text="Hello there, my old friend.", words=[
+        WordTiming(text="Hello", offset=0, start=0.30, end=0.62), WordTiming(text="there", offset=6, start=0.62, end=1.2),
+        WordTiming(text="my", offset=13, start=1.2, end=1.35), WordTiming(text="old", offset=16, start=1.35, end=1.6),
+        WordTiming(text="friend", offset=20, start=1.6, end=2.4)])
+    cues = [(1.5, 4.0, "Hello there, my old friend.", line),            # TTS timings
+            (4.0, 6.25, "No timings here, so words share it by length", None)]   # proportional fallback
+    subs = build_karaoke(cues)
+    assert subs.styles["Default"].primarycolor != subs.styles["Default"].secondarycolor
+    first, second = subs
+    words, ticks, lead = _karaoke(first.text)
+    assert words == ["Hello", "there,", "my", "old", "friend."]
+    assert lead == 30 and ticks == [32, 58, 15, 25, 90]   # each from its own start; the last holds to the end
+    assert lead + sum(ticks) == (first.end - first.start) // 10 == 250
+    words, ticks, lead = _karaoke(second.text)
+    assert len(words) == 9 and lead == 0 and sum(ticks) == 225
+    assert ticks[words.index("length")] > ticks[words.index("by")]
+    # Timings that do not fit the cue's text fall back to proportional ones.
+    other = build_karaoke([(0.0, 2.0, "Completely different words", line)])[0]
+    assert sum(_karaoke(other.text)[1]) == 200 and _karaoke(other.text)[2] == 0
+
+
+def test_highlight_needs_burned_subtitles(tmp_path):
+    from projects import load_project
+    from projects.loader import ProjectError
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "project.yaml").write_text(
+        "title: T\noutput:\n  subtitles: srt\n  highlight: word\nscenes:\n  - id: a\n    action: x\n")
+    with pytest.raises(ProjectError) as err:
+        load_project(folder)
+    assert "project.yaml:4: output.highlight:" in str(err.value) and "subtitles: burn" in str(err.value)
+    (folder / "project.yaml").write_text(
+        "title: T\noutput:\n  subtitles: burn\n  highlight: word\nscenes:\n  - id: a\n    action: x\n")
+    assert load_project(folder).output.highlight == "word"
+
+
+@pytest.mark.slow
+def test_a_burned_render_highlights_words_from_the_animatic_tts(tmp_path):
+    import av
+    import numpy as np
+
+    from engines.animatic import AnimaticEngine
+    from engines.base import ClipRequest
+    from media.karaoke import words_key, write_words
+    from media.subtitles import build_karaoke
+
+    store = LocalStore(tmp_path / "store")
+    refs = []
+    for i, line in enumerate(("Hello there, my friend.", "The race is on")):
+        request = ClipRequest(scene_id=f"s{i}", prompt=f"a driver waving <S>{line}<E>", width=160, height=240,
+                              fps=FPS, duration=2.0, seed=i, caption_at="top")
+        result = AnimaticEngine().generate(request, tmp_path / f"g{i}")
+        key = store.put_file(f"clips/c{i}.mp4", result.path)
+        store.put_file(words_key(key), write_words(result.meta["words"], tmp_path / f"w{i}.json"))
+        refs.append(ClipRef(scene_id=f"s{i}", index=i, key=key, engine="animatic", cached=False, duration=2.0,
+                            speech=line))
+    profile = SMALL.model_copy(update={"subtitles": "burn", "highlight": "word"})
+    normalized = [normalize_stored(r, profile, store, tmp_path / "work") for r in refs]
+    assert all(n.words and n.words.words for n in normalized)        # read back from beside the clip
+    edit = Edit(transition=Transition(type="crossfade", duration=0.5))
+    keys = stitch_render(normalized, profile, store, tmp_path / "work", "renders/t/1", edit)
+    timeline = keys["timeline"]
+    for (start, end, _text, line), event in zip(timeline.spoken_cues(), build_karaoke(timeline.spoken_cues())):
+        words, ticks, lead = _karaoke(event.text)
+        assert len(words) == len(line.words) and lead + sum(ticks) == round((end - start) * 100)
+        assert lead == round(line.words[0].start * 100)                    # the 0.3 s lead-in before the line
+    with av.open(str(store.path(keys["video"]))) as c:
+        frames = [f.to_ndarray(format="rgb24").astype(float) for f in c.decode(video=0)]
+    assert len(frames) == timeline.frames
+    band = slice(240 * 2 // 3, 240)
+    # The line's words turn yellow as they are spoken: none before the lead-in, some by 1.25 s.
+    def yellow(frame):
+        r, g, b = frame[band, :, 0], frame[band, :, 1], frame[band, :, 2]
+        return int(((r > 150) & (g > 120) & (b < 100)).sum())
+    assert yellow(frames[2]) == 0 and yellow(frames[15]) > 20, (yellow(frames[2]), yellow(frames[15]))
