@@ -21,6 +21,7 @@ from media.timeline import Edit, timeline_for
 from projects.schema import Output
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
+from storage.batch import publish_all
 from tasks import events
 from tasks.limits import cpu_slot
 from tasks.models import ClipRef, NormalizedRef
@@ -178,14 +179,15 @@ def stitch_render(
         ))
         sheet = contact_sheet(clips, scene_paths, profile, tmp / "contact-sheet.png")
         keys = {"video": f"{dest_prefix}/final.mp4", "contact_sheet": f"{dest_prefix}/contact-sheet.png"}
+        files: list[tuple[str, Path]] = []
         for kind, path in write_handoff(timeline, dest_prefix.rsplit("/", 2)[-2], store.url, tmp).items():
             keys[kind] = f"{dest_prefix}/{path.name}"
-            store.put_file(keys[kind], path)
+            files.append((keys[kind], path))
         if sub_path:
             keys["subtitles"] = f"{dest_prefix}/final.{sub_fmt}"
-            store.put_file(keys["subtitles"], sub_path)
-        store.put_file(keys["contact_sheet"], sheet)
-        store.put_file(keys["video"], final)  # last: the video's presence means the render is complete
+            files.append((keys["subtitles"], sub_path))
+        files += [(keys["contact_sheet"], sheet), (keys["video"], final)]
+        publish_all(store, files)   # all or none; the video last: its presence means the render is complete
         keys["duration"] = timeline.duration
         keys["timeline"] = timeline
         return keys

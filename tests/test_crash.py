@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from reelflow.cli import app
-from storage import open_store
+from storage import LocalStore, StorageError, open_store
 
 
 def children(pid: int) -> set[int]:
@@ -80,3 +80,45 @@ def test_a_sigkilled_render_leaves_no_process_and_history_shows_crashed(demo_cop
     history = CliRunner().invoke(app, ["history", str(demo_copy)])
     assert history.exit_code == 0, history.output
     assert "crashed" in history.output and "running" not in history.output
+
+
+class FullDiskStore(LocalStore):
+    """A real local store whose disk fills up when a render's video is published."""
+
+    def put_file(self, key, src, metadata=None):
+        if key.endswith("/final.mp4"):
+            raise StorageError(f"cannot write {self.path(key)}: [Errno 28] No space left on device")
+        return super().put_file(key, src, metadata)
+
+
+def test_publish_all_withdraws_what_it_put_when_one_put_fails(tmp_path):
+    from storage.batch import publish_all
+
+    store = FullDiskStore(tmp_path / "s")
+    files = []
+    for name in ("final.srt", "contact-sheet.png", "final.mp4"):
+        (tmp_path / name).write_bytes(b"x")
+        files.append((f"renders/p/1/{name}", tmp_path / name))
+    with pytest.raises(StorageError, match="No space left"):
+        publish_all(store, files)
+    assert store.list() == []
+    assert publish_all(store, files[:2]) == ["renders/p/1/final.srt", "renders/p/1/contact-sheet.png"]
+
+
+@pytest.mark.slow
+def test_a_render_whose_video_cannot_be_published_leaves_no_outputs(small_project, tmp_path, monkeypatch,
+                                                                    prefect_harness):
+    import storage
+    from reelflow.settings import reload_settings
+
+    storage.register("fulldisk", lambda url: FullDiskStore(url.removeprefix("fulldisk://")))
+    monkeypatch.setenv("REELFLOW_STORAGE", f"fulldisk://{tmp_path / 'full'}")
+    reload_settings()
+    try:
+        result = CliRunner().invoke(app, ["render", str(small_project)])
+    finally:
+        storage.unregister("fulldisk")
+    assert result.exit_code == 3, result.output
+    assert "No space left on device" in result.stderr.strip().splitlines()[-1]
+    outputs = [k for k in LocalStore(tmp_path / "full").list("renders") if not k.rsplit("/", 1)[-1].startswith("storyboard")]
+    assert outputs == []
