@@ -121,7 +121,7 @@ def check_project(path: str | Path) -> tuple[Project | None, list[Problem]]:
     problems += _problems(name, node, [((key,), "unknown key") for key in sorted(_LOADER_FIELDS & data.keys())], taken)
     project = None
     try:
-        project = Project.model_validate({k: v for k, v in data.items() if k not in _LOADER_FIELDS})
+        project = Project.model_validate({k: v for k, v in data.items() if k not in _LOADER_FIELDS}, strict=True)
     except ValidationError as exc:
         schema = []
         for err in exc.errors():

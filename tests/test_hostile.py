@@ -272,6 +272,8 @@ for _path, _value in (("duration", True), ("duration", "5"), ("seed", 1.5), ("ta
 case("type-title-number")(lambda p: p.data.update(title=2024))
 case("type-width-text")(lambda p: p.data["output"].update(width="160"))
 case("type-fps-bool")(lambda p: p.data["output"].update(fps=True))
+case("type-transition-bool")(lambda p: p.data.update(transition={"type": "crossfade", "duration": True}))
+case("type-music-bool")(lambda p: p.data.update(music={"file": p.copy("audio/bed.wav", "line.wav"), "fade_in": True}))
 case("type-scenes-mapping")(lambda p: p.data.update(scenes={"one": p.data["scenes"][0]}))
 
 # 9. template time, size and arithmetic bombs
