@@ -112,7 +112,9 @@ def check_project(path: str | Path) -> tuple[Project | None, list[Problem]]:
         return None, [Problem(file=name, line=exc.line, field="", message=exc.message)]
     except OSError as exc:
         return None, [Problem(file=name, line=None, field="", message=f"cannot read the file ({exc.strerror})")]
-    problems = [Problem(file=name, line=line, field="", message=message) for line, message in duplicates]
+    if duplicates:   # the data is ambiguous: report only that, every duplicate with both lines
+        return None, [Problem(file=name, line=line, field="", message=message) for line, message in duplicates]
+    problems: list[Problem] = []
     if not isinstance(data, dict):
         return None, problems + [Problem(file=name, line=1, field="", message="the top level must be a mapping (title, output, scenes, ...)")]
 
