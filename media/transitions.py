@@ -8,9 +8,10 @@ Normalised clips carry a keyframe every second (closed GOPs), so each clip split
 
 and a join becomes one short segment: the previous clip's tail and the next clip's head
 through ``xfade``, encoded with the same x264 settings as every normalised clip, so the
-segments still join by stream copy (concat demuxer). Audio is not cut at all: one filter
-graph over the whole clips chains ``concat`` (cuts) and ``acrossfade`` (overlaps, exact in
-samples), and is encoded once with the loudness pass.
+segments still join by stream copy (concat demuxer). Audio is joined in one filter graph
+over the whole clips: ``concat`` at cuts, ``acrossfade`` over a crossfade's exact samples,
+and at a dip each side fades to silence at the overlap's middle (with the black frame)
+before a ``concat``; it is encoded once with the loudness pass.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from media import ffmpeg
 from media.timeline import Timeline
 
 XFADE = {"crossfade": "fade", "dip": "fadeblack"}
+DIP_CURVE = "qua"      # quadratic: smooth, and well under -50 dBFS around the silent middle
 
 
 class Segment(BaseModel):
@@ -137,22 +139,54 @@ def video_segments(timeline: Timeline, paths: list[Path], work: Path, encoder: l
     return out
 
 
+def dip_edges(timeline: Timeline, i: int) -> str | None:
+    """Filters that give item ``i``'s audio its half of each dip around it (None if there is none).
+
+    A dip of ``n`` samples goes down to silence and back up, centred on the black frame: the
+    clip before fades out over the overlap's first ``n // 2`` samples, the clip after fades in
+    over the rest. What each fade leaves silent (the tail after the fade-out, the head before
+    the fade-in) is trimmed off, so the two meet by ``concat`` and the join still takes out
+    exactly ``n`` samples.
+    """
+    before = timeline.joins[i - 1] if i > 0 else None
+    after = timeline.joins[i] if i < len(timeline.joins) else None
+    length = timeline.samples_at(timeline.items[i].frames)
+    chain, start, end = [], 0, length
+    if after is not None and after.type == "dip" and after.frames:
+        n = timeline.samples_at(after.frames)
+        chain.append(f"afade=t=out:start_sample={length - n}:nb_samples={n // 2}:curve={DIP_CURVE}")
+        end = length - n + n // 2
+    if before is not None and before.type == "dip" and before.frames:
+        n = timeline.samples_at(before.frames)
+        chain.append(f"afade=t=in:start_sample={n // 2}:nb_samples={n - n // 2}:curve={DIP_CURVE}")
+        start = n // 2
+    if not chain:
+        return None
+    return ",".join(chain + [f"atrim=start_sample={start}:end_sample={end}", "asetpts=PTS-STARTPTS"])
+
+
 def audio_graph(timeline: Timeline, first_input: int, out: str = "[joined]") -> str:
     """Filter graph joining every clip's audio (inputs ``first_input``...) into ``out`` (pure).
 
-    Cuts are a plain ``concat``; an overlap is an ``acrossfade`` of exactly its samples.
+    Cuts are a plain ``concat``; a crossfade is an ``acrossfade`` of exactly its samples; a
+    dip fades each side to silence (``dip_edges``) and joins them by ``concat``.
     """
     parts = []
-    current = f"[{first_input}:a]"
+    inputs = []
+    for i in range(len(timeline.items)):
+        label = f"[{first_input + i}:a]"
+        if edges := dip_edges(timeline, i):
+            parts.append(f"{label}{edges}[d{i}]")
+            label = f"[d{i}]"
+        inputs.append(label)
+    current = inputs[0]
     for j in timeline.joins:
-        nxt = f"[{first_input + j.index + 1}:a]"
+        nxt = inputs[j.index + 1]
         label = f"[j{j.index}]"
-        if j.frames:
-            curve = "qsin" if j.type == "crossfade" else "exp"
-            parts.append(f"{current}{nxt}acrossfade=ns={timeline.samples_at(j.frames)}:o=1:c1={curve}:c2={curve}{label}")
+        if j.frames and j.type == "crossfade":
+            parts.append(f"{current}{nxt}acrossfade=ns={timeline.samples_at(j.frames)}:o=1:c1=qsin:c2=qsin{label}")
         else:
             parts.append(f"{current}{nxt}concat=n=2:v=0:a=1{label}")
         current = label
     parts.append(f"{current}anull{out}")
     return ";".join(parts)
-

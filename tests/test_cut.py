@@ -71,7 +71,46 @@ def test_audio_graph_concats_cuts_and_crossfades_overlaps_by_exact_samples():
     assert "[j0][3:a]acrossfade=ns=12000" in graph and graph.endswith("[joined]")
 
 
-def test_edit_and_transitions_are_validated_with_file_and_line(tmp_path):
+def test_a_dip_fades_each_side_to_silence_at_its_middle_in_exact_samples():
+    t = build_timeline(_rows(24, 24, 24), Fraction(12), default=Transition(type="dip", duration=0.5),
+                       transitions={"s1": Transition(type="crossfade", duration=0.25)})
+    graph = audio_graph(t, 1)
+    n = t.samples_at(6)                                   # 24000 samples of dip into s2
+    length = t.samples_at(24)
+    assert "[1:a][d1]acrossfade=ns=12000" in graph
+    assert (f"[2:a]afade=t=out:start_sample={length - n}:nb_samples={n // 2}:curve=qua,"
+            f"atrim=start_sample=0:end_sample={length - n // 2},asetpts=PTS-STARTPTS[d1]") in graph
+    assert (f"[3:a]afade=t=in:start_sample={n // 2}:nb_samples={n // 2}:curve=qua,"
+            f"atrim=start_sample={n // 2}:end_sample={length},asetpts=PTS-STARTPTS[d2]") in graph
+    assert "[j0][d2]concat=n=2:v=0:a=1[j1]" in graph
+    # Samples out = sum of clips - the dip's overlap - the crossfade's overlap.
+    assert (length - n // 2) + (length - n // 2) + length - 12000 == t.samples_at(t.frames)
+
+
+@pytest.mark.slow
+def test_a_dip_goes_through_silence_and_a_crossfade_does_not(tmp_path):
+    import numpy as np
+
+    from tests.media import audio_pcm, tone_clip
+
+    paths = [tone_clip(tmp_path / f"t{i}.mov", freq=f, seconds=1.5) for i, f in enumerate((440, 660))]
+    levels = {}
+    for kind in ("dip", "crossfade"):
+        store, normalized, keys = _stitch(paths, tmp_path / kind, Edit(transition=Transition(type=kind, duration=0.5)))
+        timeline = keys["timeline"]
+        joined = tmp_path / kind / "joined.wav"                        # the join graph alone: exact in samples
+        ffmpeg.run([*(a for n in normalized for a in ("-i", str(store.path(n.key)))),
+                    "-filter_complex", audio_graph(timeline, 0), "-map", "[joined]", "-c:a", "pcm_s16le", str(joined)])
+        assert len(audio_pcm(joined)[0]) == timeline.samples
+        pcm, rate = audio_pcm(store.path(keys["video"]))
+        assert abs(len(pcm) / rate - timeline.duration) <= 1 / FPS
+        middle = timeline.seconds(timeline.items[1].start) + timeline.seconds(timeline.joins[0].frames) / 2
+        window = pcm[int((middle - 0.005) * rate):int((middle + 0.005) * rate)]
+        levels[kind] = 20 * np.log10(max(1e-9, float(np.sqrt((window ** 2).mean()))))
+        steady = pcm[int(0.4 * rate):int(0.6 * rate)]
+        assert 20 * np.log10(np.sqrt((steady ** 2).mean())) > -20     # the tones themselves are loud
+    assert levels["dip"] < -50 and levels["crossfade"] > -30, levels
+
     from projects import load_project
     from projects.loader import ProjectError
 
