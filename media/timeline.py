@@ -152,7 +152,8 @@ def build_timeline(
     """Lay ``clips`` (dicts with scene_id, key, frames, speech, chapter) end to end.
 
     ``transitions`` maps a scene id to the transition *into* that scene; every other join
-    uses ``default`` (a cut unless given). The first clip's own transition is ignored.
+    uses ``default`` (a cut unless given). Nothing joins into the first clip, so its entry is not
+    read (``validate`` refuses one on the first scene unless a title card comes first).
     """
     default = default or Transition()
     transitions = transitions or {}

@@ -112,6 +112,11 @@ def semantic_problems(data: dict, root: Path) -> Found:
             found.append((("scenes", i, "takes"), "a footage scene has one take"))
         if "engine" in scene and scene["engine"] is not None:
             _engine(found, ("scenes", i, "engine"), scene["engine"])
+    first = _dict(scenes[0]) if isinstance(scenes, list) and scenes else {}
+    if first.get("transition") is not None and data.get("title_card") is None:
+        found.append((("scenes", 0, "transition"),
+                      "the first scene has no join before it, so its transition would do nothing; remove it, "
+                      "or add a title_card (the transition is then the join from the card into this scene)"))
     reference = data.get("color_match")
     if isinstance(reference, str) and seen and reference not in seen:
         found.append((("color_match",), f"unknown scene {reference!r} (scenes: {', '.join(sorted(seen))})"))

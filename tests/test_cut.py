@@ -132,6 +132,28 @@ def test_a_dip_goes_through_silence_and_a_crossfade_does_not(tmp_path):
     assert edit.chapters == {"a": "Start"}
 
 
+def test_a_transition_on_the_first_scene_is_an_error_unless_a_title_card_precedes_it(tmp_path):
+    from projects import load_project
+    from projects.loader import ProjectError
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    body = ("scenes:\n  - id: a\n    action: x\n    transition: {type: dip, duration: 0.5}\n"
+            "  - id: b\n    action: y\n")
+    (folder / "project.yaml").write_text("title: T\n" + body)
+    with pytest.raises(ProjectError) as err:
+        load_project(folder)
+    assert "project.yaml:5: scenes[0].transition: the first scene has no join before it" in str(err.value)
+    assert "title_card" in str(err.value)
+    # After a title card it is the join from the card, and the timeline uses it.
+    (folder / "project.yaml").write_text("title: T\ntitle_card: {text: Hi, duration: 1}\n" + body)
+    edit = load_project(folder).edit()
+    rows = [dict(scene_id="title card", key="k", frames=12, kind="card"),
+            dict(scene_id="a", key="ka", frames=12), dict(scene_id="b", key="kb", frames=12)]
+    t = build_timeline(rows, Fraction(12), default=edit.transition, transitions=edit.transitions)
+    assert [(j.type, j.frames) for j in t.joins] == [("dip", 6), ("cut", 0)]
+
+
 def _stitch(paths: list[Path], root: Path, edit: Edit | None, profile: Output = SMALL, speech=None):
     store = LocalStore(root / "store")
     refs = []
