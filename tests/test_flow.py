@@ -39,6 +39,11 @@ def test_demo_renders_to_the_profile_with_cues_and_contact_sheet(demo_copy, coun
     assert (info.width, info.height, info.fps) == (576, 896, 24.0)
     assert abs(info.video_frames - 720) <= 1
     assert info.audio_duration == pytest.approx(30, abs=1 / 24)
+    # Measured on the delivered AAC file (ebur128=peak=true): the encode must not overshoot the ceiling.
+    from media.stitch import integrated_loudness, true_peak
+
+    assert true_peak(video) <= -1.0
+    assert integrated_loudness(video) == pytest.approx(-14, abs=1.0)
     cues = pysubs2.load(result.subtitles)
     assert len(cues) == 6
     assert [c.start / 1000 for c in cues] == pytest.approx([0, 5, 10, 15, 20, 25], abs=1 / 24)
