@@ -60,7 +60,11 @@ def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: in
     else:
         args += ["-f", "lavfi", "-i", f"anullsrc=r={profile.audio_rate}:cl=stereo"]
         audio_src = "[1:a]"
-    picture = f"[0:v:0]setpts=PTS-STARTPTS,fps={r},{look + ',' if look else ''}{fit},setsar=1,"
+    # Both streams keep their times from the file's start (ffmpeg subtracts the earliest stream's
+    # start): video that starts after its audio gets its first frame held from t=0 (fps's
+    # start_time), audio that starts late gets silence before it (aresample's first_pts), so
+    # footage whose streams start at different times stays in sync.
+    picture = f"[0:v:0]fps={r}:start_time=0,{look + ',' if look else ''}{fit},setsar=1,"
     if overlay:
         index = args.count("-i")
         args += ["-f", "image2", "-loop", "1", "-i", overlay[0]]

@@ -205,3 +205,27 @@ def test_loudness_filter_is_a_gain_and_limits_only_when_peaks_would_pass_the_cei
     limited = loudness_filter({"input_i": "-20.0", "input_tp": "-5.0"}, PROFILE)
     assert limited.startswith("volume=6.00dB,aresample=192000,alimiter=limit=0.79433:")
     assert limited.endswith(",aresample=48000") and "level=false" in limited and "latency=true" in limited
+
+
+@pytest.mark.parametrize("video_delay, audio_delay", [(0.5, 0.0), (0.0, 0.5)])
+def test_streams_that_start_at_different_times_come_out_in_sync(tmp_path, video_delay, audio_delay):
+    """A flash (video) and a beep (audio) that a player shows together at t=1.0 s, in a file
+    whose video (or audio) stream starts 0.5 s after the other: still together after normalising."""
+    from media import ffmpeg
+    from media.stitch import normalize_clip
+
+    shape = dict(width=64, height=96, fps=24, seconds=3.0)
+    video = marked_clip(tmp_path / "v.mp4", **shape, audio_rate=None, at=1.0 - video_delay)
+    audio = marked_clip(tmp_path / "a.mp4", **shape, at=1.0 - audio_delay)
+    src = tmp_path / "offset.mp4"
+    ffmpeg.run(["-itsoffset", str(video_delay), "-i", str(video), "-itsoffset", str(audio_delay), "-i", str(audio),
+                "-map", "0:v", "-map", "1:a", "-c", "copy", str(src)])
+    profile = PROFILE.model_copy(update={"width": 64, "height": 96})
+    out = tmp_path / "n.mov"
+    normalize_clip(src, out, profile, 3.0)
+    luma, fps = frame_luma(out)
+    pcm, rate = audio_pcm(out)
+    [flash] = flash_onsets(luma, fps)
+    [beep] = beep_onsets(pcm, rate)
+    assert flash == pytest.approx(1.0, abs=1.5 / fps)
+    assert beep == pytest.approx(flash, abs=1 / fps)
