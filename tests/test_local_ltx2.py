@@ -111,7 +111,8 @@ def test_ltx2_renders_through_the_cli_in_sync(ltx2, clicking_vocoder, monkeypatc
     info = probe(final, count_frames=True)
     assert info.video_frames == 17 + 24
     pcm, rate = audio_pcm(Path(final))
-    clicks = [i / rate for i in onsets(np.abs(pcm) / np.abs(pcm).max(), 0.3)]
+    crossings = [i / rate for i in sorted(onsets(np.abs(pcm) / np.abs(pcm).max(), 0.3))]
+    clicks = [t for n, t in enumerate(crossings) if n == 0 or t - crossings[n - 1] > 0.1]   # first of each click
     starts = [0.0, durations[0]]
     assert len(clicks) == 2, clicks
     for start, at in zip(starts, sorted(clicks)):
