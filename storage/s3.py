@@ -16,12 +16,10 @@ import threading
 import time
 import uuid
 from datetime import timedelta
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, ContextManager, TypeVar
 from urllib.parse import urlparse
 
-from storage import lease as leases
 from storage.base import StorageError, TransientStorageError, check_key
 
 log = logging.getLogger("reelflow.storage")
@@ -34,7 +32,7 @@ _AUTH_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "A
 _MISSING_CODES = {"NoSuchKey", "NoSuchObject", "ResourceNotFound", "NotFound"}
 _COPY_LIMIT = 5 * 1024**3
 OPEN_RETRY_SECONDS = 10.0
-LEASES = ".leases"
+LEASES = ".leases"          # lock objects (storage.s3_lease), never listed
 
 
 def parse_endpoint(endpoint: str, secure: bool | None) -> tuple[str, bool]:
@@ -91,6 +89,7 @@ class S3Store:
         pub_host, pub_secure = parse_endpoint(public_endpoint or endpoint, secure)
         self._signer = Minio(pub_host, access_key=access_key, secret_key=secret_key,
                              region=region or "us-east-1", secure=pub_secure)
+        self._leases = None
         self._ensure_bucket(retention_days)
 
     def __repr__(self) -> str:
@@ -228,58 +227,13 @@ class S3Store:
 
     # -- leases -----------------------------------------------------------------------------
 
-    @contextmanager
-    def lease(self, key: str, wait: float | None = None) -> Iterator[None]:
-        """Hold ``key``'s lease: ``.leases/<key>.lock`` created with If-None-Match: *, renewed
-        by a heartbeat, taken over (If-Match on its ETag) once it expired or its holder died."""
-        name = self._name(f"{LEASES}/{check_key(key)}.lock", internal=True)
-        etag = leases.acquire(key, lambda: self._try_lease(name), wait)
-        state = {"etag": etag}
+    def lease(self, key: str, wait: float | None = None) -> ContextManager[None]:
+        """Hold ``key``'s lease: a lock object under ``.leases/`` (see ``storage.s3_lease``)."""
+        from storage.s3_lease import S3Leases
 
-        def renew() -> None:
-            state["etag"] = self._conditional_put(name, leases.holder(), {"If-Match": f'"{state["etag"]}"'}) or state["etag"]
-
-        beat = leases.Heartbeat(renew, leases.TTL / 4)
-        try:
-            yield
-        finally:
-            beat.stop()
-            try:
-                self._call(f"release lease of {key}", lambda: self.client.remove_object(self.bucket, name), 10)
-            except StorageError as exc:     # it expires on its own
-                log.warning("%s: %s", key, exc)
-
-    def _try_lease(self, name: str) -> str | None:
-        """The new lock's ETag if we now hold it, else None."""
-        etag = self._conditional_put(name, leases.holder(), {"If-None-Match": "*"})
-        if etag is not None:
-            return etag
-        try:
-            data, etag = self._call(f"read lease {name}", lambda: _read_all(self.client.get_object(self.bucket, name)))
-        except MissingObject:
-            return None                     # released in between: try again
-        if not leases.is_stale(leases.decode(data)):
-            return None
-        return self._conditional_put(name, leases.holder(), {"If-Match": f'"{etag}"'})
-
-    def _conditional_put(self, name: str, record: dict, condition: dict[str, str]) -> str | None:
-        """PUT the holder record under ``condition``; its ETag, or None if the condition failed."""
-        from minio.error import S3Error
-
-        body = leases.encode(record)
-        headers = {"Content-Type": "application/json", **condition}
-
-        def put():
-            try:
-                response = self.client._execute("PUT", self.bucket, name, body=body, headers=headers)
-            except S3Error as exc:
-                status = exc.response.status if exc.response is not None else None
-                if exc.code in ("PreconditionFailed", "ConditionalRequestConflict") or status in (409, 412):
-                    return None
-                raise
-            return response.headers.get("etag", "").strip('"') or None
-
-        return self._call(f"lease {name}", put)
+        if self._leases is None:
+            self._leases = S3Leases(self)
+        return self._leases.hold(key, wait)
 
 
 _STORES: dict[tuple, "S3Store"] = {}

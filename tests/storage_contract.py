@@ -32,7 +32,7 @@ def sha(path) -> str:
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
-class StoreContract:
+class _Fixtures:
     @pytest.fixture
     def store(self):
         raise NotImplementedError
@@ -41,7 +41,9 @@ class StoreContract:
     def store_env(self) -> dict[str, str]:
         raise NotImplementedError
 
-    # -- objects ------------------------------------------------------------------------------
+
+class ObjectContract(_Fixtures):
+    """Objects: round trip with metadata, list, delete, key safety, atomic publish."""
 
     def test_round_trip_with_metadata(self, store, tmp_path):
         src = tmp_path / "a.mp4"
@@ -116,7 +118,9 @@ class StoreContract:
             reader.join()
         assert seen and set(seen) <= expected
 
-    # -- leases -------------------------------------------------------------------------------
+
+class LeaseContract(_Fixtures):
+    """Per-key leases: one holder, waiters get it next, a killed holder's lease is taken over."""
 
     def test_a_lease_has_one_holder_and_the_next_waits_for_it(self, store):
         order: list[str] = []
@@ -172,3 +176,7 @@ class StoreContract:
         started = time.monotonic()
         with store.lease("clips/k.mp4", wait=10):
             assert time.monotonic() - started < 10
+
+
+class StoreContract(ObjectContract, LeaseContract):
+    """Everything a ClipStore backend must do."""

@@ -14,7 +14,7 @@ from storage import StorageError, open_store
 from storage.s3 import S3Store, parse_endpoint
 from tests.conftest import S3_ACCESS, S3_SECRET, use_s3
 from tests.servers import http_get
-from tests.storage_contract import StoreContract
+from tests.storage_contract import LeaseContract, StoreContract
 
 
 def md5(path) -> str:
@@ -78,6 +78,32 @@ class TestS3StoreOnMoto(StoreContract):
     @pytest.fixture
     def store(self, store_env):
         return open_store()
+
+
+class TestS3LeasesOnRclone(LeaseContract):
+    """Leases on rclone's S3, which ignores conditional writes: the fallback (write, settle, re-read).
+    (rclone's local-folder backend keeps no user metadata, so it is no full backend for reelflow.)"""
+
+    @pytest.fixture
+    def store_env(self, rclone_s3, monkeypatch):
+        use_s3(monkeypatch, rclone_s3.endpoint, "contract")
+        return {k: os.environ[k] for k in os.environ if k.startswith("REELFLOW_")}
+
+    @pytest.fixture
+    def store(self, store_env):
+        return open_store()
+
+    def test_the_server_is_known_to_ignore_conditional_writes(self, store):
+        from storage.s3_lease import S3Leases
+
+        assert S3Leases(store).conditional() is False
+
+
+def test_moto_honours_conditional_writes(moto_s3, monkeypatch):
+    from storage.s3_lease import S3Leases
+
+    use_s3(monkeypatch, moto_s3.endpoint, f"p-{uuid.uuid4().hex[:10]}")
+    assert S3Leases(open_store()).conditional() is True
 
 
 @pytest.fixture
