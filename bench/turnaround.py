@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_moviepy:
         cmd = [moviepy_python(args.moviepy_python), str(REPO / "bench" / "moviepy_concat.py"),
                str(root / "moviepy.mp4"), str(args.width), str(args.height), str(args.fps), *map(str, paths)]
-        rows["moviepy concatenate_videoclips"], _ = timed(subprocess.run, cmd, check=True, capture_output=True)
+        rows["moviepy concatenate_videoclips"], _ = timed(subprocess.run, cmd, check=True, capture_output=True,
+                                                          cwd=root)   # moviepy writes temp files to cwd
     state = root / "state"
     state.mkdir(exist_ok=True)
     rows["reelflow cold"], video = reelflow_render(project, state)
