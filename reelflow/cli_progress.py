@@ -85,6 +85,8 @@ class RenderProgress:
 
     def stop(self) -> None:
         self.live.stop()
+        if not self.live.console.is_terminal:   # rich ends the last frame with a newline only on a terminal
+            self.live.console.line()
 
     def __enter__(self) -> "RenderProgress":
         self.unsubscribe = events.subscribe(self.on_event)

@@ -16,6 +16,7 @@ import threading
 from typing import Callable
 
 from reelflow.errors import InputError
+from reelflow.urls import mask_url
 from storage.base import ClipStore, StorageError
 
 # scheme -> (import path "module:factory(url) -> ClipStore", install hint)
@@ -58,7 +59,7 @@ def _factory(scheme: str, url: str) -> Callable[[str], ClipStore]:
         return _FACTORIES[scheme]
     if scheme not in _BUILTIN:
         known = ", ".join(f"{s}://" if s != "local" else "a folder path (or file://)" for s in schemes())
-        raise InputError(f"REELFLOW_STORAGE={url!r}: unknown storage scheme {scheme + '://'!r}; known: {known}",
+        raise InputError(f"REELFLOW_STORAGE={mask_url(url)!r}: unknown storage scheme {scheme + '://'!r}; known: {known}",
                          hint="use a folder path for local storage, or s3://bucket/prefix for MinIO, S3 or R2")
     target, hint = _BUILTIN[scheme]
     module, attr = target.split(":")
