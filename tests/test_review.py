@@ -79,6 +79,12 @@ def test_flow_pauses_for_the_form_and_resumes_with_a_redo(small_project, countin
         with get_client(sync_client=True) as client:
             schema = client.read_flow_run_input(run.id, keyset_from_paused_state(run.state)["schema"])
         assert "s1" in str(schema) and "redo" in str(schema)
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+        with get_client(sync_client=True) as client:
+            [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["render-small-review"])), limit=1)
+        assert "| s1 | Line 1. | 1 | take 1 (seed 1, animatic) |" in artifact.data
         resume_flow_run(run.id, run_input={"scenes": {"s1": {"take": 1, "redo": True}}, "again": False})
         runner.join(timeout=120)
     finally:
@@ -97,3 +103,15 @@ def test_nobody_answers_the_form_and_the_render_proceeds(small_project, counting
     reload_settings()
     result = render_project(str(small_project), review=True)
     assert [c.take for c in result.clips] == [1, 1, 1] and picks_of(small_project) == {}
+
+
+def test_nobody_answers_the_form_and_the_setting_fails_the_render(small_project, counting, monkeypatch):
+    from flows.render import render_project
+    from tasks.review import ReviewTimeout
+
+    for name, value in {"REELFLOW_REVIEW_TIMEOUT": "1", "REELFLOW_REVIEW_POLL": "1",
+                        "REELFLOW_REVIEW_ON_TIMEOUT": "fail"}.items():
+        monkeypatch.setenv(name, value)
+    reload_settings()
+    with pytest.raises(ReviewTimeout, match="nobody answered"):
+        render_project(str(small_project), review=True)
