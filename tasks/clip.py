@@ -114,7 +114,8 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Cata
                         result = engine.generate(request, scratch)
                 validate_clip(result.path, plan.duration)
                 if result.meta.get("words") and (words := write_words(result.meta["words"], scratch / "words.json")):
-                    store.put_file(words_key(plan.key), words)   # before the clip: the clip's presence means complete
+                    store.put_file(words_key(plan.key), words,   # before the clip: the clip's presence means complete
+                                       {"project": plan.project, "scene": plan.scene_id, "kind": "words"})
                 store.put_file(plan.key, result.path, {
                     "project": plan.project, "scene": plan.scene_id, "engine": plan.engine or "",
                     "model": plan.model or "", "prompt-sha256": hashlib.sha256(plan.request.prompt.encode()).hexdigest(),
