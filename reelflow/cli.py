@@ -175,7 +175,7 @@ def render(
     scene: Annotated[Optional[list[str]], typer.Option("--scene", help="Render only this scene id (repeatable).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Also copy the final files into this folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Render again even if this exact render is finished.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs, and the per-scene view even off a terminal.")] = False,
     takes: Annotated[Optional[int], typer.Option(min=1, max=16, help="Takes per generated scene (overrides project.yaml).")] = None,
     redo: Annotated[Optional[list[str]], typer.Option("--redo", help="Give this scene a new take and pick it (repeatable).")] = None,
     review: Annotated[bool, typer.Option("--review", help="Pick takes (or redo) in the terminal before the cut.")] = False,
@@ -197,7 +197,7 @@ def render(
     from reelflow.prefect_api import prefect_boundary, temporary_server
     from reelflow.cli_progress import RenderProgress
 
-    progress = RenderProgress(err)
+    progress = RenderProgress(err, always=verbose)
     with prefect_boundary(), temporary_server(), progress:
         result = _render_with_review(review, progress, str(project), engine=engine, scenes=scene or None,
                                      force=force, takes=takes, redo=redo or None, review=review)

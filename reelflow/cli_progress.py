@@ -36,14 +36,20 @@ def clock(seconds: float) -> str:
 
 
 class RenderProgress:
-    """A live per-scene view fed by render events; ``stop``/``start`` around terminal prompts."""
+    """A live per-scene view fed by render events; ``stop``/``start`` around terminal prompts.
 
-    def __init__(self, console: Console):
+    Off a terminal (a pipe, a log file, a test) nothing is drawn unless ``always`` is set: a
+    failed render's stderr is then its one error line, and the closing summary still names
+    the scenes that were generated.
+    """
+
+    def __init__(self, console: Console, always: bool = False):
         self.console = console
         self.board = Board()
         self.speeds: dict[str, float] = {}
         self.stage = ""
         self.normalized = 0
+        self.shown = always or console.is_terminal
         self.live = Live(console=console, refresh_per_second=4, transient=False, get_renderable=self.render)
         self.unsubscribe = lambda: None
 
@@ -81,9 +87,12 @@ class RenderProgress:
         return Group(table, Text(line, style="bold"))
 
     def start(self) -> None:
-        self.live.start()
+        if self.shown:
+            self.live.start()
 
     def stop(self) -> None:
+        if not self.shown:
+            return
         self.live.stop()
         if not self.live.console.is_terminal:   # rich ends the last frame with a newline only on a terminal
             self.live.console.line()

@@ -75,9 +75,21 @@ def test_cli_shows_each_scene_and_names_the_generated_ones(small_project, counti
     first = runner.invoke(app, ["render", str(small_project), "--scene", "s1"])
     assert first.exit_code == 0, first.output
     assert "generated: s1" in first.output
-    again = runner.invoke(app, ["render", str(small_project)])
+    again = runner.invoke(app, ["render", str(small_project), "-v"])   # -v: the per-scene view off a terminal too
     assert again.exit_code == 0, again.output
     lines = again.output.splitlines()
     assert any(line.split()[:3] == ["s1", "1", "reused"] for line in lines if line.strip())
     assert any(line.split()[:3] == ["s0", "1", "done"] for line in lines if line.strip())
     assert "generated: s0, s2" in again.output
+
+
+def test_off_a_terminal_a_failed_render_prints_one_line(small_project):
+    engines.register("always-fails", lambda model=None, params=None: FaultyEngine("always-fails", quota()))
+    try:
+        scene_engines(small_project, s1={"name": "always-fails"})
+        result = CliRunner().invoke(app, ["render", str(small_project)])
+    finally:
+        engines.unregister("always-fails")
+    assert result.exit_code == 1, result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("render failed:") and "s1" in result.stderr
