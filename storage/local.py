@@ -55,20 +55,26 @@ class LocalStore:
         dest = self.path(key)
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        meta_tmp = None
         try:
             os.chmod(tmp, 0o666 & ~_UMASK)
             with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
                 shutil.copyfileobj(f, out, 1 << 20)
                 out.flush()
                 os.fsync(out.fileno())
-            if metadata:
+            if metadata:   # a unique temporary name: two writers of one key must not share it
                 meta = dest.with_name(dest.name + ".meta.json")
-                meta_tmp = meta.with_name(meta.name + ".part")
-                meta_tmp.write_text(json.dumps(metadata, sort_keys=True))
+                meta_fd, meta_tmp = tempfile.mkstemp(prefix=f".{meta.name}.", suffix=".part", dir=dest.parent)
+                with os.fdopen(meta_fd, "w") as out:
+                    out.write(json.dumps(metadata, sort_keys=True))
+                os.chmod(meta_tmp, 0o666 & ~_UMASK)
                 os.replace(meta_tmp, meta)
+                meta_tmp = None
             os.replace(tmp, dest)
         except OSError as exc:
             Path(tmp).unlink(missing_ok=True)
+            if metadata and meta_tmp:
+                Path(meta_tmp).unlink(missing_ok=True)
             raise StorageError(f"cannot write {dest}: {exc}") from exc
         return key
 

@@ -119,6 +119,34 @@ class ObjectContract(_Fixtures):
         assert seen and set(seen) <= expected
 
 
+    def test_writers_of_one_key_at_once_all_succeed(self, store, tmp_path):
+        """Two renders may normalise the same clip at once: each publish succeeds, one wins whole."""
+        sources = []
+        for i in range(4):
+            path = tmp_path / f"w{i}"
+            path.write_bytes(bytes([i]) * 200_000)
+            sources.append(path)
+        errors: list[BaseException] = []
+        start = threading.Barrier(len(sources))
+
+        def write(path) -> None:
+            start.wait()
+            try:
+                for _ in range(3):
+                    store.put_file("normalized/p/x.mov", path, {"scene": "s", "frames": "12"})
+            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(p,)) for p in sources]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        assert sha(store.fetch("normalized/p/x.mov", tmp_path / "dl")) in {sha(p) for p in sources}
+        assert store.metadata("normalized/p/x.mov") == {"scene": "s", "frames": "12"}
+
+
 class LeaseContract(_Fixtures):
     """Per-key leases: one holder, waiters get it next, a killed holder's lease is taken over."""
 
