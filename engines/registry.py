@@ -31,6 +31,7 @@ class EngineInfo:
     price: float = 0.0                         # dollars per engine-second
     speed: float = 1.0                         # engine-seconds per clip-second before the catalog knows
     params_check: str | None = None            # "module:attr" of problems(model, params) -> [(param, problem)]
+    default_model: str | None = None           # "module:attr" of () -> the model used when none is named
 
 
 _BUILTIN: dict[str, EngineInfo] = {
@@ -41,7 +42,8 @@ _BUILTIN: dict[str, EngineInfo] = {
                          speech_audio="audio-driven", concurrency=4, price=0.00076, speed=12.0),
     "local": EngineInfo("engines.diffusers_local:DiffusersEngine", "'reelflow[local]' (torch, diffusers)",
                         speech_audio="audio-driven", slot="gpu", concurrency=1, speed=20.0,
-                        params_check="engines.diffusers_local:DiffusersEngine.param_problems"),
+                        params_check="engines.diffusers_local:DiffusersEngine.param_problems",
+                        default_model="engines.settings:default_local_model"),
 }
 _FACTORIES: dict[str, Callable[..., Engine]] = {}
 _INFOS: dict[str, EngineInfo] = {}
@@ -147,8 +149,22 @@ def speed(name: str) -> float:
     return get_settings().speed.get(name, info(name).speed if name in names() else 1.0)
 
 
+def default_model(name: str | None) -> str | None:
+    """The model an engine uses when the production names none (e.g. ``REELFLOW_LOCAL_MODEL``).
+
+    Plans and engine instances use it, so a clip's content key names the model that really
+    made it and a changed setting never reuses another model's clips or pipeline.
+    """
+    try:
+        target = info(name).default_model if name else None
+    except EngineInputError:
+        return None
+    return _load(name, target, None)() if target else None
+
+
 def get_engine(name: str, model: str | None = None, params: dict[str, Any] | None = None) -> Engine:
     """One engine instance per (name, model, engine-level params) per process."""
+    model = model or default_model(name)
     key = (name, model, json.dumps(params or {}, sort_keys=True, default=str))
     with _LOCK:
         if key not in _INSTANCES:

@@ -26,3 +26,8 @@ class EngineSettings(BaseSettings):
 def engine_settings() -> EngineSettings:
     """Read now (engines are made once per process and model, so this is not on a hot path)."""
     return EngineSettings()
+
+
+def default_local_model() -> str | None:
+    """The local engine's model folder when a production names none."""
+    return engine_settings().local_model

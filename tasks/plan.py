@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engines.base import ClipRequest, file_digest
+from engines.registry import default_model
 from tasks.models import ClipPlan
 from projects.schema import EngineSpec, Project, Scene
 from prompts import render_scene_prompt, template_for
@@ -41,6 +42,7 @@ def clip_key(request: ClipRequest, engine: str, model: str | None) -> str:
 def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec, max_wps: float) -> ClipPlan:
     root = Path(project.root)
     duration = project.scene_duration(scene)
+    model = spec.model or default_model(spec.name)      # the model that really makes the clip is in its key
     template, sandboxed = template_for(spec.model, project.template, root)
     rendered = render_scene_prompt(
         scene_id=scene.id, template=template, sandboxed=sandboxed, model=spec.model,
@@ -63,8 +65,8 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
     )
     return ClipPlan(
         scene_id=scene.id, index=index, project=project.slug, kind="generate",
-        key=clip_key(request, spec.name, spec.model),
-        engine=spec.name, model=spec.model, engine_params=spec.params, request=request,
+        key=clip_key(request, spec.name, model),
+        engine=spec.name, model=model, engine_params=spec.params, request=request,
         duration=duration, speech=scene.speech, warnings=rendered.warnings,
         speech2=scene.speaker2.speech if scene.speaker2 else None,
         voice2=project.characters[scene.speaker2.character].voice if scene.speaker2 else None,

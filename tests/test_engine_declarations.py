@@ -72,3 +72,21 @@ def test_a_stand_in_keeps_the_builtin_declaration():
     finally:
         engines.unregister("local")
     assert registry.info("local").params_check
+
+
+def test_the_default_model_is_part_of_the_clip_key_and_the_engine_instance(small_project, monkeypatch, tmp_path):
+    """REELFLOW_LOCAL_MODEL names the model when a production names none: another folder is
+    another model, so neither its clips nor its engine instance may be reused."""
+    from projects import load_project
+    from tasks.plan import plan_project
+
+    keys = {}
+    for name in ("model-a", "model-b"):
+        monkeypatch.setenv("REELFLOW_LOCAL_MODEL", str(tmp_path / name))
+        reload_settings()
+        [plan, *_] = plan_project(load_project(small_project), engine="local")[0]
+        assert plan.model == str(tmp_path / name) == registry.default_model("local")
+        keys[name] = plan.key
+        assert registry.get_engine("local").model == str(tmp_path / name)
+    assert keys["model-a"] != keys["model-b"]
+    assert registry.default_model("animatic") is None and registry.default_model("nope") is None
