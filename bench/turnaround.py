@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     rows["reelflow unchanged"], again = reelflow_render(project, state)
 
     cold = rows["reelflow cold"]
-    print(f"\n| measure | seconds | ratio |\n| --- | --- | --- |")
+    print("\n| measure | seconds | ratio |\n| --- | --- | --- |")
     print(f"| ffmpeg one-pass | {rows['ffmpeg one-pass']:.2f} | 1.00 |")
     if "moviepy concatenate_videoclips" in rows:
         mp = rows["moviepy concatenate_videoclips"]

@@ -11,7 +11,6 @@ each end of a clip's audio keep hard cuts from clicking.
 
 from __future__ import annotations
 
-import json
 import re
 from fractions import Fraction
 from pathlib import Path
