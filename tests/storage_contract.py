@@ -32,6 +32,16 @@ def sha(path) -> str:
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
+def filled_files(folder, stem: str, count: int, size: int) -> list:
+    """``count`` files of ``size`` bytes, each filled with its own index: distinct, easy to tell apart."""
+    paths = []
+    for i in range(count):
+        path = folder / f"{stem}{i}"
+        path.write_bytes(bytes([i]) * size)
+        paths.append(path)
+    return paths
+
+
 class _Fixtures:
     @pytest.fixture
     def store(self):
@@ -92,11 +102,7 @@ class ObjectContract(_Fixtures):
         assert store.list() == ["clips/a.mp4"]
 
     def test_a_reader_never_sees_a_partial_object(self, store, tmp_path):
-        versions = []
-        for i in range(3):
-            path = tmp_path / f"v{i}"
-            path.write_bytes(bytes([i]) * 3_000_000)
-            versions.append(path)
+        versions = filled_files(tmp_path, "v", 3, 3_000_000)
         expected = {sha(p) for p in versions}
         seen: list[str] = []
         stop = threading.Event()
@@ -121,11 +127,7 @@ class ObjectContract(_Fixtures):
 
     def test_writers_of_one_key_at_once_all_succeed(self, store, tmp_path):
         """Two renders may normalise the same clip at once: each publish succeeds, one wins whole."""
-        sources = []
-        for i in range(4):
-            path = tmp_path / f"w{i}"
-            path.write_bytes(bytes([i]) * 200_000)
-            sources.append(path)
+        sources = filled_files(tmp_path, "w", 4, 200_000)
         errors: list[BaseException] = []
         start = threading.Barrier(len(sources))
 
