@@ -244,8 +244,9 @@ def finish_args(
     ]
 
 
-def middle_frame(path: str | Path, size: tuple[int, int] | None = None):
-    """The frame nearest the middle of a clip, as a PIL image (scaled to ``size`` while converted).
+def middle_frame(path: str | Path, size: tuple[int, int] | None = None, fit: tuple[int, int] | None = None):
+    """The frame nearest the middle of a clip, as a PIL image, scaled while converted: to
+    ``size``, or to fit inside ``fit`` keeping its shape.
 
     Seeks to the keyframe before the middle and decodes only from there to it."""
     import av
@@ -261,6 +262,9 @@ def middle_frame(path: str | Path, size: tuple[int, int] | None = None):
                 break
         if frame is None:
             raise ffmpeg.FFmpegError(f"{path}: no video frames")
+        if fit and not size and frame.width and frame.height:
+            scale = min(1.0, fit[0] / frame.width, fit[1] / frame.height)
+            size = (max(1, round(frame.width * scale)), max(1, round(frame.height * scale)))
         if size:
             return frame.to_image(width=size[0], height=size[1])
         return frame.to_image()

@@ -61,8 +61,28 @@ def check_image(path: Path) -> str | None:
     return None
 
 
+_CHECKED: dict[tuple, str | None] = {}
+
+
 def check_media(path: Path, kind: str) -> str | None:
-    """A problem with user audio or footage (``kind``: "audio" or "video"), or None."""
+    """A problem with user audio or footage (``kind``: "audio" or "video"), or None.
+
+    Answers are kept for the process by the file's identity (device, inode, size, mtime), so a
+    CLI that validates a production and then renders it probes each file once."""
+    try:
+        st = Path(path).stat()
+        identity = (str(path), kind, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        identity = None
+    if identity is not None and identity in _CHECKED:
+        return _CHECKED[identity]
+    problem = _check_media(path, kind)
+    if identity is not None:
+        _CHECKED[identity] = problem
+    return problem
+
+
+def _check_media(path: Path, kind: str) -> str | None:
     from media.probe import ProbeError, decodes, probe
 
     try:

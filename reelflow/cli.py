@@ -179,11 +179,15 @@ def render(
     takes: Annotated[Optional[int], typer.Option(min=1, max=16, help="Takes per generated scene (overrides project.yaml).")] = None,
     redo: Annotated[Optional[list[str]], typer.Option("--redo", help="Give this scene a new take and pick it (repeatable).")] = None,
     review: Annotated[bool, typer.Option("--review", help="Pick takes (or redo) in the terminal before the cut.")] = False,
+    prefect: Annotated[Optional[bool], typer.Option(
+        "--prefect/--local", help="Run as a Prefect flow run (the UI shows it) or in this process without "
+                                  "Prefect; default: Prefect when PREFECT_API_URL is configured "
+                                  "(REELFLOW_ORCHESTRATOR).")] = None,
 ) -> None:
     """Render a production; the last line printed is the final video's path or URL.
 
     An unchanged production (same clips, output profile and finishing options) is found in
-    the store before Prefect starts: its finished video is printed at once.
+    the store before anything starts: its finished video is printed at once.
     """
     verbose = ctx.meta[VERBOSE] = verbose or ctx.meta.get(VERBOSE, False)
     _check_engine(engine)
@@ -193,22 +197,46 @@ def render(
         err.print(f"unchanged since render {finished.render_id} (--force renders it again)", highlight=False)
         _report(finished, out_dir)
         return
-    _quiet_prefect(verbose)
-    from reelflow.prefect_api import prefect_boundary, temporary_server
     from reelflow.cli_progress import RenderProgress
+    from reelflow.orchestrator import uses_prefect
 
     progress = RenderProgress(err, always=verbose)
-    with prefect_boundary(), temporary_server(), progress:
-        result = _render_with_review(review, progress, str(project), engine=engine, scenes=scene or None,
-                                     force=force, takes=takes, redo=redo or None, review=review)
+    options = dict(engine=engine, scenes=scene or None, force=force, takes=takes, redo=redo or None, review=review)
+    if prefect if prefect is not None else uses_prefect():
+        _quiet_prefect(verbose)
+        from flows.render import render_project
+        from reelflow.prefect_api import prefect_boundary, temporary_server
+
+        with prefect_boundary(), temporary_server(), progress:
+            result = _render_with_review(render_project, review, progress, str(project), **options)
+    else:
+        from flows.local import render_local
+
+        _local_logging(verbose)
+        with progress:
+            result = _render_with_review(render_local, review, progress, str(project), **options)
     _report(result, out_dir, progress.summary())
 
 
-def _render_with_review(terminal: bool, progress, *args, **kwargs):
-    """Run the flow; with ``terminal`` the terminal answers the review (the progress display paused)."""
-    from contextlib import ExitStack
+def _local_logging(verbose: bool) -> None:
+    """The in-process render logs to the ``reelflow`` logger: on stderr with -v, else nowhere
+    (the per-scene view and the final lines say what happened)."""
+    import logging
 
-    from flows.render import render_project
+    logger = logging.getLogger("reelflow")
+    logger.propagate = False
+    if verbose:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+    else:
+        logger.addHandler(logging.NullHandler())
+
+
+def _render_with_review(run, terminal: bool, progress, *args, **kwargs):
+    """Run the render; with ``terminal`` the terminal answers the review (the progress display paused)."""
+    from contextlib import ExitStack
 
     with ExitStack() as stack:
         if terminal:
@@ -223,7 +251,7 @@ def _render_with_review(terminal: bool, progress, *args, **kwargs):
                     progress.start()
 
             stack.enter_context(reviewer(ask))
-        return render_project(*args, **kwargs)
+        return run(*args, **kwargs)
 
 
 @app.command()

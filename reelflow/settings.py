@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Clips at once per engine, over what each engine declares (Prefect global concurrency limits).",
     )
+    orchestrator: Literal["auto", "prefect", "local"] = Field(
+        default="auto",
+        description="How `reelflow render` runs: as a Prefect flow run (the UI shows it; without "
+                    "PREFECT_API_URL a temporary server is started), or in this process without Prefect "
+                    "(fastest; same store, catalog and retries). auto: Prefect when an API URL is configured.",
+    )
     clip_workers: Literal["in-process", "task-workers"] = Field(
         default="in-process",
         description="Where clips are made: in the flow's process, or by `reelflow worker` task workers "

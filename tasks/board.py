@@ -175,10 +175,15 @@ def plan_rows(chains: list) -> list[dict]:
 
 
 def scene_table(slug: str, render_id: str) -> TableFeed:
-    """Start the render's per-scene table artifact (key ``render-<slug>-scenes``)."""
+    """Start the render's per-scene table artifact (key ``render-<slug>-scenes``); outside a
+    Prefect run there is nowhere to publish it and the feed keeps only its board."""
+    from tasks.step import in_prefect_run
+
+    key = f"render-{slug}-scenes".replace("_", "-")
+    description = f"Scenes of {slug}, render {render_id}: planned, reused, generating, retrying, falling back, done"
+    if not in_prefect_run():
+        return TableFeed(key, render_id, description, publish=lambda *args: None)
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()
-    return TableFeed(f"render-{slug}-scenes".replace("_", "-"), render_id,
-                     f"Scenes of {slug}, render {render_id}: planned, reused, generating, retrying, falling back, done",
-                     context.flow_run.id if context and context.flow_run else None)
+    return TableFeed(key, render_id, description, context.flow_run.id if context and context.flow_run else None)

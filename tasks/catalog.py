@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prefect import task
+from tasks.step import step
 
 from projects import Project
 from reelflow.settings import get_settings
@@ -10,14 +10,14 @@ from storage.catalog import open_catalog
 from tasks.models import RenderResult
 
 
-@task(task_run_name="open-render-{render_id}")
+@step(task_run_name="open-render-{render_id}")
 def open_render(spec: Project, render_id: str, engine: str | None, scenes: int) -> None:
     """Record that a render of ``spec`` started."""
     open_catalog(get_settings().database_url).start_render(
         render_id, spec.slug, spec.title, spec.root, engine or spec.engine.name, scenes)
 
 
-@task(task_run_name="close-render-{render_id}")
+@step(task_run_name="close-render-{render_id}")
 def close_render(render_id: str, result: RenderResult | None = None, error: str | None = None) -> None:
     """Record how a render ended, with its totals."""
     catalog = open_catalog(get_settings().database_url)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import shutil
 from contextlib import nullcontext
 from typing import Callable, ContextManager
@@ -10,10 +11,6 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-
-from prefect import task, unmapped
-from prefect.runtime import task_run
-from prefect.tasks import exponential_backoff
 
 from engines import EngineError, EngineInputError, InvalidClip, QuotaExceeded, get_engine, is_retryable, registry
 from media.karaoke import words_key, write_words
@@ -25,6 +22,7 @@ from storage.catalog import AttemptRow, Catalog, open_catalog
 from tasks import events
 from tasks.limits import engine_slot
 from tasks.models import ClipPlan, ClipRef
+from tasks.step import step
 
 MIN_DURATION_RATIO = 0.5   # shorter than this share of the request: a broken clip, not a short one
 
@@ -161,38 +159,68 @@ def price_of(engine: str | None) -> float:
 
 
 def only_transient(task, task_run, state) -> bool:
-    """Retry only what can recover: transient engine errors and invalid clips."""
+    """Retry only what can recover: transient engine errors and invalid clips (Prefect's retry condition)."""
     try:
         state.result()
-    except EngineError as exc:
-        return is_retryable(exc)
-    except Exception:  # noqa: BLE001 - anything else is a bug or bad input
-        return False
+    except Exception as exc:  # noqa: BLE001 - anything but a transient engine error is a bug or bad input
+        return retryable(exc)
     return False
 
 
-_settings = get_settings()
+def retryable(exc: BaseException) -> bool:
+    return isinstance(exc, EngineError) and is_retryable(exc)
 
 
-@task(
-    task_run_name="clip-{plan.scene_id}-{plan.engine}",
-    retries=_settings.clip_retries,
-    retry_delay_seconds=exponential_backoff(backoff_factor=_settings.retry_backoff),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=only_transient,
-)
-def generate_clip(plan: ClipPlan, render_id: str) -> ClipRef:
+def retry_delays(retries: int, backoff: float) -> list[float]:
+    """Seconds before each retry: ``backoff`` × 2^n (Prefect's ``exponential_backoff``)."""
+    return [backoff * 2 ** n for n in range(retries)]
+
+
+JITTER = 0.5      # each delay is drawn from ±50 % around its value, so retries of many clips spread out
+
+
+def _task_options() -> dict:
+    from prefect.tasks import exponential_backoff
+
+    settings = get_settings()
+    return dict(task_run_name="clip-{plan.scene_id}-{plan.engine}", retries=settings.clip_retries,
+                retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_backoff),
+                retry_jitter_factor=JITTER, retry_condition_fn=only_transient)
+
+
+@step(_task_options)
+def generate_clip(plan: ClipPlan, render_id: str, attempt: int | None = None) -> ClipRef:
     """Reuse or generate one scene's clip and publish it to the store."""
     settings = get_settings()
+    if attempt is None:
+        attempt = _task_run_count()
     return produce_clip(plan, open_store(settings.storage), Path(settings.work_dir) / "clips",
-                        open_catalog(settings.database_url), render_id, slot=engine_slot,
-                        attempt=task_run.run_count)
+                        open_catalog(settings.database_url), render_id, slot=engine_slot, attempt=attempt)
 
 
-def submit_clips(plans: list[ClipPlan], render_id: str) -> list:
-    """Start one generate_clip per plan: in this flow's task runner (default), or as Prefect
-    background tasks for ``reelflow worker`` task workers (REELFLOW_CLIP_WORKERS=task-workers),
-    one per GPU. Either way: futures whose ``result(raise_on_failure=False)`` is a ClipRef or the error."""
-    if get_settings().clip_workers == "task-workers":
-        return [generate_clip.delay(plan, render_id) for plan in plans]
-    return generate_clip.map(plans, render_id=unmapped(render_id))
+def _task_run_count() -> int:
+    from tasks.step import in_prefect_run
+
+    if not in_prefect_run():
+        return 1
+    from prefect.runtime import task_run
+
+    return task_run.run_count
+
+
+def generate_with_retries(plan: ClipPlan, render_id: str, sleep: Callable[[float], None] = time.sleep) -> ClipRef:
+    """``generate_clip`` outside Prefect, with the same retry policy as its Prefect task."""
+    settings = get_settings()
+    delays = retry_delays(settings.clip_retries, settings.retry_backoff)
+    attempt = 1
+    while True:
+        try:
+            return generate_clip.fn(plan, render_id, attempt=attempt)
+        except Exception as exc:
+            if attempt > len(delays) or not retryable(exc):
+                raise
+            delay = delays[attempt - 1] * random.uniform(1 - JITTER, 1 + JITTER)
+            if plan.deadline is not None and time.time() + delay >= plan.deadline:
+                raise
+            sleep(delay)
+            attempt += 1

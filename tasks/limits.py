@@ -2,7 +2,8 @@
 
 Inside one process an engine's limit is a semaphore (no database round trip per clip). Where
 several processes share an engine (task workers, a GPU) the limit is a Prefect global
-concurrency limit, ``reelflow-engine-<name>`` or ``gpu:<index>``. Sizes come from each
+concurrency limit, ``reelflow-engine-<name>`` or ``gpu:<index>``, inside a Prefect run, and
+lock files shared by the machine's processes outside one (``machine_slot``). Sizes come from each
 engine's declaration (``engines.registry``), overridden by ``REELFLOW_ENGINE_CONCURRENCY``;
 an engine that declares no limit runs as many clips at once as there are CPUs.
 ``REELFLOW_ENGINE_LIMITS`` (auto | process | global) chooses.
@@ -14,13 +15,9 @@ import os
 import threading
 from contextlib import contextmanager
 
-from prefect import task
-from prefect.client.orchestration import get_client
-from prefect.concurrency.sync import concurrency
-from prefect.task_runners import ThreadPoolTaskRunner
-
 from engines import registry
 from reelflow.settings import get_settings
+from tasks.step import in_prefect_run, step
 
 MAX_POOL = 128
 _SEMAPHORES: dict[tuple[str, int], threading.BoundedSemaphore] = {}
@@ -57,31 +54,18 @@ def pool_size() -> int:
     return max(4, min(MAX_POOL, limits + cpu_slots()))
 
 
-class EngineSizedTaskRunner(ThreadPoolTaskRunner):
-    """A thread pool sized from the engines' limits when a flow run starts (not at import), so no
-    engine waits on the pool rather than on its own limit."""
-
-    def __init__(self, max_workers: int | None = None):
-        super().__init__(max_workers=max_workers or pool_size())
-
-    def duplicate(self) -> "EngineSizedTaskRunner":
-        return type(self)()
-
-    def __enter__(self):
-        self._max_workers = pool_size()
-        return super().__enter__()
-
-
 def _semaphore(name: str, size: int) -> threading.BoundedSemaphore:
     with _LOCK:
         return _SEMAPHORES.setdefault((name, size), threading.BoundedSemaphore(size))
 
 
-@task(task_run_name="engine-limits")
+@step(task_run_name="engine-limits")
 def ensure_engine_limits(engines: list[str]) -> dict[str, int]:
     """Create (or update) the Prefect global limits of the engines this render shares with other processes."""
     wanted = {e: n for e in engines if uses_global_limit(e) and (n := registry.concurrency(e))}
     if wanted:
+        from prefect.client.orchestration import get_client
+
         with get_client(sync_client=True) as client:
             for engine, slots in wanted.items():
                 client.upsert_global_concurrency_limit_by_name(limit_name(engine), slots)
@@ -90,18 +74,56 @@ def ensure_engine_limits(engines: list[str]) -> dict[str, int]:
 
 @contextmanager
 def engine_slot(engine: str | None):
-    """Hold one of the engine's slots while it works: in-process, or the shared Prefect limit."""
+    """Hold one of the engine's slots while it works: in-process, or shared with other processes
+    (the Prefect global limit inside a Prefect run, lock files on this machine outside one)."""
     if not engine:
         yield
     elif uses_global_limit(engine):
-        if registry.concurrency(engine):
+        if not (slots := registry.concurrency(engine)):
+            yield
+        elif in_prefect_run():
+            from prefect.concurrency.sync import concurrency
+
             with concurrency(limit_name(engine), occupy=1, strict=False):
                 yield
         else:
-            yield
+            with machine_slot(limit_name(engine), slots):
+                yield
     else:
         with _semaphore(f"engine:{engine}", process_limit(engine)):
             yield
+
+
+@contextmanager
+def machine_slot(name: str, slots: int, poll: float = 0.1):
+    """One of ``slots`` slots named ``name`` shared by every process on this machine (a GPU between
+    two renders without a Prefect server): an exclusive lock on one of ``slots`` files, held
+    until the block ends or the process dies."""
+    import fcntl
+    import hashlib
+    import tempfile
+    import time
+    from pathlib import Path
+
+    folder = Path(tempfile.gettempdir()) / "reelflow-slots"
+    folder.mkdir(exist_ok=True)
+    stem = hashlib.sha256(name.encode()).hexdigest()[:16]
+    with _semaphore(f"machine:{name}", slots):       # threads of this process queue here first
+        while True:
+            for i in range(slots):
+                handle = open(folder / f"{stem}-{i}.lock", "a+")
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.close()
+                    continue
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+                    handle.close()
+                return
+            time.sleep(poll)
 
 
 @contextmanager

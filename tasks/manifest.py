@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from prefect import task
+from tasks.step import step
 
 from media.timeline import Timeline
 from projects import Project
@@ -51,7 +51,7 @@ def write_manifest(result: RenderResult, store: ClipStore, work_dir: Path) -> Re
     return result
 
 
-@task(task_run_name="manifest-{result.render_id}")
+@step(task_run_name="manifest-{result.render_id}")
 def publish_manifest(result: RenderResult) -> RenderResult:
     """Write the render's manifest (scenes, picks, takes) into the store beside its video."""
     settings = get_settings()

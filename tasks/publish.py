@@ -13,8 +13,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from tasks.step import in_prefect_run, run_logger, step
 
 from projects import Project
 from reelflow.settings import get_settings
@@ -95,7 +94,7 @@ def storyboard_markdown(spec: Project, plans: list[ClipPlan], summary: str, stor
     return "\n".join(lines)
 
 
-@task(task_run_name="storyboard-{spec.slug}")
+@step(task_run_name="storyboard-{spec.slug}")
 def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict[str, int], render_id: str) -> str | None:
     """Draw the storyboard, store it beside the render and show it as an artifact (before any clip)."""
     from storage.catalog import open_catalog
@@ -114,8 +113,12 @@ def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict
         shown = picked_chains(chains, picked)
         line = summary(panels(spec, shown, per_scene(costs)), costs)
     except Exception as exc:  # noqa: BLE001 - a storyboard never costs the render itself
-        get_run_logger().warning("no storyboard for %s: %s", spec.slug, exc)
+        run_logger().warning("no storyboard for %s: %s", spec.slug, exc)
         return None
+    if not in_prefect_run():
+        return None          # stored beside the render; the artifact is for the Prefect UI
+    from prefect.artifacts import create_markdown_artifact
+
     text = storyboard_markdown(spec, [c[0] for c in shown], line, store, prefix, settings.public_url)
     return str(create_markdown_artifact(text, key=artifact_key(spec.slug, "storyboard"),
                                         description=f"Storyboard of {spec.slug}, render {render_id}"))
@@ -146,9 +149,13 @@ def report_markdown(result: RenderResult, store: ClipStore, public_url: str | No
     return "\n".join(lines)
 
 
-@task(task_run_name="publish-{result.slug}")
+@step(task_run_name="publish-{result.slug}")
 def publish_artifacts(result: RenderResult) -> None:
-    """Publish the clip table and a markdown report of the render whose links open."""
+    """Publish the clip table and a markdown report of the render whose links open (Prefect UI only)."""
+    if not in_prefect_run():
+        return
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
     settings = get_settings()
     store = open_store(settings.storage)
     links = {c.scene_id: link for c in result.clips if (link := browser_link(store, c.key, settings.public_url))}

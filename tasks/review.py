@@ -19,17 +19,19 @@ import contextlib
 from typing import Callable, Iterator, Literal
 
 from pydantic import BaseModel, Field, create_model
-from prefect import get_run_logger, task
-from prefect.artifacts import create_markdown_artifact
-from prefect.input import RunInput
+from tasks.step import in_prefect_run, run_logger, step
 
-from reelflow.errors import RenderError
+from reelflow.errors import InputError, RenderError
 from reelflow.settings import get_settings
 from tasks.models import ClipRef, TakeRef
 
 
 class ReviewTimeout(RenderError):
     """Nobody answered the review in time and REELFLOW_REVIEW_ON_TIMEOUT=fail."""
+
+
+class ReviewUnanswerable(InputError):
+    """A review was asked for where neither a terminal nor a Prefect run can answer it."""
 
 
 class SceneReview(BaseModel):
@@ -55,15 +57,11 @@ class SceneChoice(BaseModel):
     redo: bool = Field(False, description="Make a new take of this scene (one engine call) and use it.")
 
 
-class ReviewInput(RunInput):
-    """The Prefect UI form (made per render by :func:`review_form`: one group per scene)."""
+def review_form(scenes: list[SceneReview]):
+    """The Prefect UI form: a ``RunInput`` with one group per scene (``take`` among those that
+    exist, ``redo``) and ``again``."""
+    from prefect.input import RunInput
 
-    scenes: BaseModel
-    again: bool = Field(False, description="After making the redo takes, show this form again (off: use them).")
-
-
-def review_form(scenes: list[SceneReview]) -> type[ReviewInput]:
-    """A ReviewInput subclass with one field per scene: ``take`` among those that exist, ``redo``."""
     fields = {}
     for s in scenes:
         numbers = tuple(t.take for t in s.takes) or (s.picked,)
@@ -72,8 +70,10 @@ def review_form(scenes: list[SceneReview]) -> type[ReviewInput]:
         about = " — ".join(x for x in (s.action, f"“{s.speech}”" if s.speech else None) if x)
         fields[s.scene_id] = (choice, Field(choice(take=s.picked), title=s.scene_id, description=about or None))
     scenes_model = create_model("Scenes", **fields)
-    form = create_model("ReviewInput", __base__=ReviewInput,
-                        scenes=(scenes_model, Field(scenes_model(), description="Per scene: the take to use, or redo.")))
+    form = create_model("ReviewInput", __base__=RunInput,
+                        scenes=(scenes_model, Field(scenes_model(), description="Per scene: the take to use, or redo.")),
+                        again=(bool, Field(False, description="After making the redo takes, show this form "
+                                                              "again (off: use them).")))
     form._description = review_markdown(scenes)
     return form
 
@@ -131,7 +131,10 @@ _REVIEWERS: list[Reviewer] = []
 def ask(scenes: list[SceneReview], slug: str) -> Review:
     """Ask for a review: the terminal's reviewer if one is installed, else pause the flow run."""
     settings = get_settings()
-    logger = get_run_logger()
+    logger = run_logger()
+    if not _REVIEWERS and not in_prefect_run():
+        raise ReviewUnanswerable(f"review of {slug}: nobody can answer it here; use `reelflow render --review` "
+                                 "in a terminal, or run the render through Prefect (the UI's form)")
     answer = _REVIEWERS[-1](scenes) if _REVIEWERS else _pause_for(scenes, settings.review_timeout)
     if answer is not None:
         return answer
@@ -168,11 +171,15 @@ def scenes_for_review(cut: list[ClipRef], takes: dict[str, list[TakeRef]], actio
                         takes=takes.get(c.scene_id, [])) for c in sorted(cut, key=lambda c: c.index) if c.seed is not None]
 
 
-@task(task_run_name="review-artifact-{slug}")
+@step(task_run_name="review-artifact-{slug}")
 def publish_review(scenes: list[SceneReview], slug: str) -> None:
     """The review artifact: every scene's takes (with links where they can be opened) and the pick."""
     from storage import open_store
     from storage.links import browser_link
+
+    if not in_prefect_run():
+        return
+    from prefect.artifacts import create_markdown_artifact
 
     settings = get_settings()
     store = open_store(settings.storage)

@@ -5,7 +5,7 @@ The WAVs are cached by (text, voice) and become part of the clip's content key."
 
 from __future__ import annotations
 
-from prefect import task
+from tasks.step import step
 
 from tasks.models import ClipPlan
 from tasks.spoken import needs_audio, speech_folder, spoken, with_speech
@@ -13,7 +13,7 @@ from tasks.spoken import needs_audio, speech_folder, spoken, with_speech
 __all__ = ["needs_audio", "speech_folder", "spoken", "synthesize_speech", "with_speech"]
 
 
-@task(task_run_name="synthesize-speech")
+@step(task_run_name="synthesize-speech")
 def synthesize_speech(chains: list[list[ClipPlan]]) -> list[list[ClipPlan]]:
     """Give every plan of an audio-driven family its speech as WAV files."""
     folder = speech_folder()

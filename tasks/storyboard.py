@@ -37,9 +37,9 @@ def scene_picture(plan: ClipPlan, size: tuple[int, int]) -> tuple[Image.Image, s
     (found by seeking, not by decoding the whole file); a placeholder card if there is none."""
     try:
         if plan.kind == "footage":
-            from media.stitch import middle_frame
+            from media.frame_cache import cached_middle_frame
 
-            return middle_frame(plan.footage), None
+            return cached_middle_frame(plan.key, plan.footage, fit=(size[0] * 2, size[1] * 2)), None
         if plan.request and plan.request.image:
             with Image.open(plan.request.image) as img:
                 img.draft("RGB", (size[0] * 2, size[1] * 2))   # JPEG: decode at a reduced scale

@@ -1,0 +1,45 @@
+"""Which way ``reelflow render`` runs a render: as a Prefect flow run, or in this process.
+
+``REELFLOW_ORCHESTRATOR``: ``prefect``, ``local``, or ``auto`` (the default): Prefect when a
+Prefect API is configured (``PREFECT_API_URL`` in the environment or in the active Prefect
+profile), so a team's server and UI see every render; otherwise in this process, where a
+temporary Prefect server would only cost seconds per render and forget the run with it.
+Found without importing Prefect.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+from reelflow.settings import get_settings
+
+
+def _profiles_path() -> Path:
+    if path := os.environ.get("PREFECT_PROFILES_PATH"):
+        return Path(path).expanduser()
+    home = Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser()
+    return home / "profiles.toml"
+
+
+def configured_api_url() -> str | None:
+    """PREFECT_API_URL from the environment, else from the active profile of profiles.toml."""
+    if "PREFECT_API_URL" in os.environ:
+        return os.environ["PREFECT_API_URL"] or None
+    try:
+        profiles = tomllib.loads(_profiles_path().read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return None
+    active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
+    profile = profiles.get("profiles", {}).get(active, {})
+    value = profile.get("PREFECT_API_URL") if isinstance(profile, dict) else None
+    return str(value) if value else None
+
+
+def uses_prefect() -> bool:
+    """Does ``reelflow render`` run as a Prefect flow run here?"""
+    chosen = get_settings().orchestrator
+    if chosen == "auto":
+        return configured_api_url() is not None
+    return chosen == "prefect"
