@@ -56,6 +56,16 @@ def ffmpeg_binary() -> str:
     return _resolve(get_settings().ffmpeg)
 
 
+def ffmpeg_binary_version() -> str:
+    """Which ffmpeg this is, for cache keys: its path, size and mtime (no process started)."""
+    path = ffmpeg_binary()
+    try:
+        st = os.stat(path)
+    except OSError:
+        return path
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def run(
     args: list[str],
     *,

@@ -10,6 +10,7 @@ Found without importing Prefect.
 from __future__ import annotations
 
 import os
+import sys
 import tomllib
 from pathlib import Path
 
@@ -24,7 +25,12 @@ def _profiles_path() -> Path:
 
 
 def configured_api_url() -> str | None:
-    """PREFECT_API_URL from the environment, else from the active profile of profiles.toml."""
+    """PREFECT_API_URL: Prefect's own setting once Prefect is imported (it sees temporary
+    settings too), else the environment's, else the active profile's in profiles.toml."""
+    if "prefect.settings" in sys.modules:
+        from prefect.settings import PREFECT_API_URL
+
+        return PREFECT_API_URL.value() or None
     if "PREFECT_API_URL" in os.environ:
         return os.environ["PREFECT_API_URL"] or None
     try:

@@ -1,0 +1,123 @@
+"""The final video's AAC, encoded in chunks that are kept and spliced (smart rendering of audio).
+
+Encoding two minutes of audio to AAC costs seconds on one core, and every render re-encoded
+all of it although an edit changes a few seconds. Here the finished PCM (loudness applied) is
+cut on a fixed grid of AAC frames (1024 samples) into chunks of ``CHUNK_FRAMES`` frames. Each
+chunk is encoded on its own, from ``PRE_ROLL`` samples before its start to ``POST_ROLL`` after
+its end, and only the packets of its own frames are kept: the MDCT frames at each splice were made from
+the same samples by both encoders, so the join decodes like a single encode's (the test
+compares the error at the splices with the error elsewhere). A chunk is cached on this machine
+under the SHA-256 of the samples it was encoded from (and the encoder settings), so a re-render
+encodes only the chunks whose audio changed, and the chunks of a cold render are encoded in
+parallel. The first chunk keeps the encoder's priming packet, so the file starts like any AAC
+encode (an edit list drops the priming) and the last keeps the encoder's shortened final
+packet: the track is exactly ``samples`` long.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from media import ffmpeg
+
+FRAME = 1024               # samples per AAC frame
+CHUNK_FRAMES = 512         # frames per chunk: 10.9 s at 48 kHz
+PRE_ROLL = 256 * FRAME     # samples encoded before a chunk and thrown away: the encoder's rate
+                           # control settles over about 5 s (measured: a chunk without it codes
+                           # 2-3 dB noisier than the same seconds inside one long encode)
+POST_ROLL = 4 * FRAME      # samples encoded after a chunk: its last MDCT frames see real audio
+CHANNELS = 2
+VERSION = 1                # bump when the chunk encode changes
+
+
+def chunk_bounds(samples: int, frames: int | None = None) -> list[tuple[int, int]]:
+    """[start, end) of each chunk, on a fixed grid of ``frames`` AAC frames from the start."""
+    size = (frames or CHUNK_FRAMES) * FRAME
+    return [(start, min(samples, start + size)) for start in range(0, samples, size)] or [(0, 0)]
+
+
+def cache_dir() -> Path:
+    from reelflow.settings import get_settings
+
+    return Path(get_settings().work_dir) / "cache" / "aac"
+
+
+def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", folder: Path | None = None,
+           workers: int | None = None) -> Path:
+    """Encode ``pcm`` (raw s16le stereo at ``rate``) to an AAC ``.m4a`` at ``out``, reusing the
+    chunks encoded before from the same samples."""
+    folder = folder or cache_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    audio = np.memmap(pcm, dtype="<i2", mode="r").reshape(-1, CHANNELS) if Path(pcm).stat().st_size else \
+        np.zeros((0, CHANNELS), dtype="<i2")
+    samples = len(audio)
+    if not samples:
+        raise ffmpeg.FFmpegError(f"{pcm}: no audio samples to encode")
+    bounds = chunk_bounds(samples)
+    settings = f"aac-v{VERSION}|{ffmpeg.ffmpeg_binary_version()}|{rate}|{bitrate}"
+    jobs = []
+    for start, end in bounds:
+        lo, hi = max(0, start - PRE_ROLL), min(samples, end + POST_ROLL)
+        digest = hashlib.sha256(f"{settings}|{start - lo}|{hi - end}|{end == samples}".encode())
+        digest.update(memoryview(np.ascontiguousarray(audio[lo:hi])).cast("B"))
+        jobs.append((start, end, lo, hi, folder / f"{digest.hexdigest()[:40]}.m4a"))
+    missing = [job for job in jobs if not job[4].exists()]
+    if missing:
+        with ThreadPoolExecutor(max(1, min(len(missing), workers or os.cpu_count() or 1))) as pool:
+            list(pool.map(lambda job: _encode_chunk(audio[job[2]:job[3]], rate, bitrate, job[4]), missing))
+    _splice(jobs, samples, rate, Path(out))
+    return Path(out)
+
+
+def _encode_chunk(audio: np.ndarray, rate: int, bitrate: str, dest: Path) -> None:
+    """One chunk, written atomically (two renders may make the same chunk at once)."""
+    fd, part = tempfile.mkstemp(dir=dest.parent, suffix=".part.m4a")
+    os.close(fd)
+    try:
+        data = np.ascontiguousarray(audio).tobytes()
+        step = 1 << 20
+        ffmpeg.run_piped(["-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS), "-i", "pipe:0",
+                          "-c:a", "aac", "-b:a", bitrate, "-map_metadata", "-1", "-fflags", "+bitexact",
+                          "-f", "mp4", "-y", part], (data[i:i + step] for i in range(0, len(data), step)))
+        os.replace(part, dest)
+    finally:
+        Path(part).unlink(missing_ok=True)
+
+
+def _splice(jobs: list, samples: int, rate: int, out: Path) -> None:
+    """Keep each chunk's own packets (global pts in [start, end); the first chunk also its priming
+    packet, the last every packet to the end) and mux them into one track."""
+    import av
+
+    base = Fraction(1, rate)
+    with av.open(str(jobs[0][4])) as first:
+        template = first.streams.audio[0]
+        with av.open(str(out), "w", format="mp4", options={"movie_timescale": str(rate)}) as output:
+            stream = output.add_stream_from_template(template)
+            stream.time_base = base
+            last = len(jobs) - 1
+            for index, (start, end, lo, _hi, path) in enumerate(jobs):
+                with av.open(str(path)) as chunk:
+                    source = chunk.streams.audio[0]
+                    scale = source.time_base * rate          # pts units -> samples
+                    for packet in chunk.demux(source):
+                        if packet.pts is None or packet.size == 0:
+                            continue
+                        at = lo + int(packet.pts * scale)
+                        if at < start and not (index == 0 and at < 0):
+                            continue                         # pre-roll (and a later chunk's priming)
+                        if at >= end and index != last:
+                            continue                         # post-roll
+                        duration = int((packet.duration or FRAME) * scale)
+                        packet.stream = stream
+                        packet.time_base = base
+                        packet.pts = packet.dts = at
+                        packet.duration = duration
+                        output.mux(packet)
