@@ -14,6 +14,7 @@ import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from flows.pipeline import render
+from projects import Project
 from tasks.clip import generate_with_retries
 from tasks.limits import pool_size
 from tasks.models import ClipPlan, ClipRef, RenderResult
@@ -25,6 +26,7 @@ class LocalRunner:
     def __init__(self, workers: int | None = None):
         self.pool = ThreadPoolExecutor(workers or pool_size(), thread_name_prefix="reelflow-clip")
         self.logger = logging.getLogger("reelflow")
+        self.side: list[Future] = []
 
     def submit_clips(self, plans: list[ClipPlan], render_id: str) -> list[Future]:
         return [self.pool.submit(generate_with_retries, plan, render_id) for plan in plans]
@@ -41,16 +43,22 @@ class LocalRunner:
     def ensure_limits(self, engines: list[str]) -> None:
         pass                      # in-process semaphores and per-GPU lock files need no set-up
 
+    def aside(self, fn, *args) -> None:
+        """Side work (the storyboard) beside the clips; the render waits for it before it returns."""
+        self.side.append(self.pool.submit(fn, *args))
+
     def close(self) -> None:
+        for future in self.side:
+            future.exception()    # side work reports its own failures; wait for it to land
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def render_local(project: str, engine: str | None = None, scenes: list[str] | None = None,
                  takes: int | None = None, redo: list[str] | None = None, force: bool = False,
-                 review: bool = False) -> RenderResult:
-    """``render_project``'s render, run in this process without Prefect."""
+                 review: bool = False, spec: Project | None = None) -> RenderResult:
+    """``render_project``'s render, run in this process without Prefect (``spec``: already loaded)."""
     runner = LocalRunner()
     try:
-        return render(runner, project, engine, scenes, takes, redo, force, review)
+        return render(runner, project, engine, scenes, takes, redo, force, review, spec)
     finally:
         runner.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol
 
 from engines import EngineInputError, falls_back
+from projects import Project
 from reelflow.errors import RenderError, one_line
 from reelflow.secrets import install_log_redaction, redact
 from reelflow.settings import get_settings
@@ -57,6 +58,7 @@ class Runner(Protocol):
     def outcome(self, future) -> ClipRef | BaseException: ...
     def progress(self, slug: str, done: int, total: int) -> None: ...
     def ensure_limits(self, engines: list[str]) -> None: ...
+    def aside(self, fn, *args) -> None: ...
 
 
 def new_render_id() -> str:
@@ -65,11 +67,12 @@ def new_render_id() -> str:
 
 def render(runner: Runner, project: str, engine: str | None = None, scenes: list[str] | None = None,
            takes: int | None = None, redo: list[str] | None = None, force: bool = False,
-           review: bool = False) -> RenderResult:
-    """Render a production folder into one stitched video (see ``flows.render.render_project``)."""
+           review: bool = False, spec: Project | None = None) -> RenderResult:
+    """Render a production folder into one stitched video (see ``flows.render.render_project``).
+    ``spec``: the production already loaded and checked from ``project`` (the CLI's)."""
     install_log_redaction()
     logger = runner.logger
-    spec = load_spec(project)
+    spec = spec if spec is not None else load_spec(project)
     book = plan_takes(synthesize_speech(plan_clips(spec, engine, scenes)), spec, takes, redo)
     chains = reuse_stored(book.chains)
     if not (force or review) and (finished := find_finished_render(spec, chains, book)) is not None:
@@ -80,7 +83,7 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
     runner.ensure_limits(sorted({p.engine for chain in chains for p in chain if p.engine}))
     render_id = new_render_id()
     open_render(spec, render_id, engine, len(book.picked))
-    publish_storyboard(spec, chains, book.picked, render_id)
+    runner.aside(publish_storyboard, spec, chains, book.picked, render_id)
     table = scene_table(spec.slug, render_id)
     events.emit("plan", total=len(chains), slug=spec.slug, render_id=render_id, scenes=plan_rows(chains))
     runner.progress(spec.slug, 0, len(chains))

@@ -82,6 +82,9 @@ class PrefectRunner:
     def ensure_limits(self, engines: list[str]) -> None:
         ensure_engine_limits(engines)
 
+    def aside(self, fn, *args) -> None:
+        fn(*args)                 # the UI shows the storyboard before the first clip
+
 
 def _run_name() -> str:
     project = flow_run.parameters.get("project", "project")

@@ -2,9 +2,9 @@
 
 Each normalised clip has exactly ``frames = round(duration * fps)`` video frames and
 ``frames * audio_rate / fps`` PCM samples, encoded with one fixed set of x264 settings,
-so the video joins by stream copy (concat demuxer) and only the audio is re-encoded, once,
-with EBU R128 loudness normalisation (``ebur128`` measures; a gain and, if needed, a
-true-peak limiter apply). A keyframe every second lets a crossfade re-encode only the
+so the video joins by stream copy (concat demuxer) and only the audio is re-encoded, with
+EBU R128 loudness normalisation (``ebur128`` measures; a gain and, if needed, a true-peak
+limiter apply), in chunks that later renders reuse (``media.aac``). A keyframe every second lets a crossfade re-encode only the
 seconds around its join (``media.transitions``), and a few milliseconds of fade at
 each end of a clip's audio keep hard cuts from clicking.
 """
@@ -206,28 +206,39 @@ def burn_style(profile: OutputProfile) -> str:
     return f"{base},MarginV=28"
 
 
-def finish_args(
+def audio_args(
     list_file: str, measured: dict, profile: OutputProfile, total_samples: int, out: str,
-    burn_subtitles: str | None = None, font_dir: str | None = None,
-    audio_inputs: list[str] | None = None, audio_graph: str | None = None, chapters: str | None = None,
+    audio_inputs: list[str] | None = None, audio_graph: str | None = None,
 ) -> list[str]:
-    """Join normalised clips: video by stream copy (or re-encoded to burn subtitles), audio once.
+    """The finished audio as raw PCM (s16le stereo at the profile's rate), exactly
+    ``total_samples`` long, loudness applied: what ``media.aac.encode`` encodes.
 
     By default the audio is the concat list's own; with ``audio_graph`` (over ``audio_inputs``,
-    ending in ``[joined]``: crossfades, music) it is that graph's output. ``chapters`` is an
-    ffmetadata file whose chapters are written into the MP4.
+    ending in ``[joined]``: crossfades, music) it is that graph's output.
     """
     chain = [f for f in (loudness_filter(measured, profile),) if f]
-    chain += [f"aresample={profile.audio_rate}", "apad", f"atrim=end_sample={total_samples}"]
+    chain += [f"aresample={profile.audio_rate}", "aformat=sample_fmts=s16:channel_layouts=stereo",
+              "apad", f"atrim=end_sample={total_samples}"]
     args = ["-f", "concat", "-safe", "0", "-i", list_file, *(audio_inputs or [])]
-    index = args.count("-i")
-    if chapters:
-        args += ["-f", "ffmetadata", "-i", chapters, "-map_chapters", str(index)]
-    args += ["-map", "0:v:0"]
     if audio_graph:
         args += ["-filter_complex", f"{audio_graph};[joined]{','.join(chain)}[aout]", "-map", "[aout]"]
     else:
         args += ["-map", "0:a:0", "-af", ",".join(chain)]
+    return [*args, "-vn", "-c:a", "pcm_s16le", "-ar", str(profile.audio_rate), "-ac", "2", "-f", "s16le", out]
+
+
+def finish_args(
+    list_file: str, audio: str, profile: OutputProfile, out: str,
+    burn_subtitles: str | None = None, font_dir: str | None = None, chapters: str | None = None,
+) -> list[str]:
+    """The final MP4: the joined clips' video by stream copy (or re-encoded to burn subtitles)
+    and ``audio`` (the encoded AAC track, ``media.aac``) by stream copy. ``chapters`` is an
+    ffmetadata file whose chapters are written into the MP4."""
+    args = ["-f", "concat", "-safe", "0", "-i", list_file, "-i", audio]
+    index = 2
+    if chapters:
+        args += ["-f", "ffmetadata", "-i", chapters, "-map_chapters", str(index)]
+    args += ["-map", "0:v:0", "-map", "1:a:0"]
     if burn_subtitles:
         style = burn_style(profile)
         vf = f"subtitles=filename={filter_escape(burn_subtitles)}:force_style='{style}'"
@@ -237,8 +248,7 @@ def finish_args(
     else:
         args += ["-c:v", "copy"]
     return [
-        *args,
-        "-c:a", "aac", "-b:a", "192k", "-ar", str(profile.audio_rate), "-ac", "2",
+        *args, "-c:a", "copy",
         # The ffmetadata file has no global tags; mapping it (not -1) keeps the chapter titles.
         "-map_metadata", str(index) if chapters else "-1", "-movflags", "+faststart", out,
     ]

@@ -214,7 +214,7 @@ def render(
 
         _local_logging(verbose)
         with progress:
-            result = _render_with_review(render_local, review, progress, str(project), **options)
+            result = _render_with_review(render_local, review, progress, str(project), spec=spec, **options)
     _report(result, out_dir, progress.summary())
 
 

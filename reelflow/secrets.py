@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 import threading
 
 from pydantic import SecretStr
@@ -48,15 +47,9 @@ def _from_block(name: str) -> str | None:
     """The Prefect Secret block ``name`` (found values are kept for the process)."""
     if name in _BLOCKS:
         return _BLOCKS[name]
-    if "prefect" in sys.modules:
-        from prefect.settings import PREFECT_API_URL
+    from reelflow.orchestrator import configured_api_url
 
-        api = PREFECT_API_URL.value()
-    else:                       # a render without Prefect: don't import it to find nothing
-        from reelflow.orchestrator import configured_api_url
-
-        api = configured_api_url()
-    if not api:
+    if not configured_api_url():
         return None  # no server to ask; don't start an ephemeral one just to find nothing
     try:
         from prefect.blocks.system import Secret

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
-from media import ffmpeg, images, stitch, transitions
+from media import aac, ffmpeg, images, stitch, transitions
 from media.frame_cache import cached_middle_frame
 from media.images import font_dir
 from media.karaoke import SpokenLine, read_words, words_key
@@ -169,17 +169,24 @@ def stitch_render(
             burn = write_subtitles(build_karaoke(timeline.spoken_cues()), tmp / "final.ass", "ass")
 
         events.emit("stitch", stage="loudness")
+        # The contact sheet is drawn while ffmpeg works on the audio (frames are cached per clip).
+        sheet_job = ThreadPoolExecutor(1, thread_name_prefix="reelflow-sheet")
+        sheet_future = sheet_job.submit(contact_sheet, clips, scene_paths, profile, tmp / "contact-sheet.png")
+        sheet_job.shutdown(wait=False)
         measured = stitch.plan_loudness(["-f", "concat", "-safe", "0", "-i", str(list_file), *audio_inputs],
-                                           profile, graph)
-        final = tmp / "final.mp4"
+                                        profile, graph)
+        pcm = tmp / "audio.pcm"
+        ffmpeg.run(stitch.audio_args(str(list_file), measured, profile, timeline.samples, str(pcm),
+                                     audio_inputs=audio_inputs, audio_graph=graph))
         events.emit("stitch", stage="encode")
+        track = aac.encode(pcm, profile.audio_rate, tmp / "audio.m4a")
+        final = tmp / "final.mp4"
         ffmpeg.run(stitch.finish_args(
-            str(list_file), measured, profile, timeline.samples, str(final),
-            burn_subtitles=str(burn) if burn else None,
-            font_dir=font_dir(), audio_inputs=audio_inputs, audio_graph=graph,
+            str(list_file), str(track), profile, str(final),
+            burn_subtitles=str(burn) if burn else None, font_dir=font_dir(),
             chapters=str(write_ffmetadata(timeline, tmp / "chapters.txt")) if profile.chapters else None,
         ))
-        sheet = contact_sheet(clips, scene_paths, profile, tmp / "contact-sheet.png")
+        sheet = sheet_future.result()
         keys = {"video": f"{dest_prefix}/final.mp4", "contact_sheet": f"{dest_prefix}/contact-sheet.png"}
         files: list[tuple[str, Path]] = []
         for kind, path in write_handoff(timeline, dest_prefix.rsplit("/", 2)[-2], store.url, tmp).items():
