@@ -1,9 +1,11 @@
-"""What orchestration costs: the whole render through Prefect against a plain thread pool doing
-the same work, fan-out under an engine limit, and the orchestrator's peak memory.
+"""What orchestration costs: the whole render (in-process, as the CLI runs it by default, and as
+the Prefect flow) against a plain thread pool doing the same work, fan-out under an engine
+limit, and the orchestrator's peak memory.
 
     python -m bench.orchestration overhead --clips 200
     python -m bench.orchestration fanout --clips 24 --limit 4 --latency 2
     python -m bench.orchestration memory --scenes 12 48 120
+    ... --orchestrator local|prefect|both   (default both)
 
 Clips come from a ``noop`` engine that copies one premade 0.5 s clip (after ``--latency``
 seconds), so what is measured is orchestration, normalising and stitching: the same functions
@@ -117,62 +119,88 @@ def through_prefect(folder: Path, state: Path) -> float:
     return time.perf_counter() - started
 
 
-def warm_up(root: Path, source: Path) -> None:
-    """Start Prefect's server and import everything once (not measured)."""
+def in_process(folder: Path, state: Path) -> float:
+    from flows.local import render_local
+
+    use_state(state)
+    started = time.perf_counter()
+    render_local(str(folder), force=True)
+    return time.perf_counter() - started
+
+
+ARMS = {"local": ("render_local", in_process), "prefect": ("render_project", through_prefect)}
+
+
+def arms(args) -> list[str]:
+    return ["local", "prefect"] if args.orchestrator == "both" else [args.orchestrator]
+
+
+def warm_up(root: Path, source: Path, which: list[str]) -> None:
+    """Import everything and start Prefect's server once (not measured)."""
     register_noop(source, 0.0, None)
-    through_prefect(production(root / "warm", 2, "warm"), root / "warm-state")
+    for arm in which:
+        ARMS[arm][1](production(root / f"warm-{arm}", 2, "warm"), root / f"warm-state-{arm}")
 
 
 def overhead(args, root: Path, source: Path) -> None:
-    warm_up(root, source)
+    which = arms(args)
+    warm_up(root, source, which)
     register_noop(source, 0.0, None)
-    rows = []
+    rows: dict[str, list[tuple[float, float]]] = {arm: [] for arm in which}
     for rep in range(args.repeats):
         folder = production(root / f"over-{rep}", args.clips, f"rep{rep}")
         pool, _ = plain_pool(folder, root / f"pool-{rep}")
-        flow = through_prefect(folder, root / f"flow-{rep}")
-        rows.append((pool, flow))
-        print(f"repeat {rep}: plain pool {pool:.2f} s, render_project {flow:.2f} s, "
-              f"+{(flow - pool) / args.clips * 1000:.1f} ms per clip")
-    pool, flow = min(r[0] for r in rows), min(r[1] for r in rows)
-    print(f"\n| {args.clips} no-op clips, whole render | plain thread pool {pool:.2f} s | render_project {flow:.2f} s "
-          f"| +{(flow - pool) / args.clips * 1000:.1f} ms per clip (target ≤ 10) |")
+        for arm in which:
+            name, run = ARMS[arm]
+            took = run(folder, root / f"{arm}-{rep}")
+            rows[arm].append((pool, took))
+            print(f"repeat {rep}: plain pool {pool:.2f} s, {name} {took:.2f} s, "
+                  f"{(took - pool) / args.clips * 1000:+.1f} ms per clip")
+    print()
+    for arm in which:
+        pool, took = min(r[0] for r in rows[arm]), min(r[1] for r in rows[arm])
+        print(f"| {args.clips} no-op clips, whole render | plain thread pool {pool:.2f} s | {ARMS[arm][0]} "
+              f"{took:.2f} s | {(took - pool) / args.clips * 1000:+.1f} ms per clip (target ≤ 10) |")
 
 
 def fanout(args, root: Path, source: Path) -> None:
-    warm_up(root, source)
+    which = arms(args)
+    warm_up(root, source, which)
     register_noop(source, args.latency, args.limit)
     folder = production(root / "fan", args.clips, "fan")
     pool, stitch = plain_pool(folder, root / "fan-pool")
-    flow = through_prefect(folder, root / "fan-flow")
     ideal = math.ceil(args.clips / args.limit) * args.latency
-    print(f"\n| {args.clips} clips, limit {args.limit}, latency {args.latency:g} s "
-          f"({os.environ.get('REELFLOW_ENGINE_LIMITS', 'auto')} limits) | render_project {flow:.2f} s "
-          f"| ceil(N/C)·L = {ideal:.1f} s + stitch {stitch:.2f} s = {ideal + stitch:.2f} s "
-          f"| {flow / (ideal + stitch):.2f}× (target ≤ 1.1); plain pool {pool:.2f} s |")
+    for arm in which:
+        name, run = ARMS[arm]
+        took = run(folder, root / f"fan-{arm}")
+        print(f"| {args.clips} clips, limit {args.limit}, latency {args.latency:g} s "
+              f"({os.environ.get('REELFLOW_ENGINE_LIMITS', 'auto')} limits) | {name} {took:.2f} s "
+              f"| ceil(N/C)·L = {ideal:.1f} s + stitch {stitch:.2f} s = {ideal + stitch:.2f} s "
+              f"| {took / (ideal + stitch):.2f}× (target ≤ 1.1); plain pool {pool:.2f} s |")
 
 
-def memory_child(scenes: int, root: Path, source: Path) -> None:
+def memory_child(scenes: int, root: Path, source: Path, arm: str) -> None:
     register_noop(source, 0.0, None)
-    through_prefect(production(root / f"mem-{scenes}", scenes, "mem"), root / f"mem-state-{scenes}")
+    ARMS[arm][1](production(root / f"mem-{scenes}", scenes, "mem"), root / f"mem-state-{arm}-{scenes}")
     print(f"MAXRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
 
 
 def memory(args, root: Path, source: Path) -> None:
-    peaks = {}
-    for scenes in args.scenes:
-        proc = subprocess.run([sys.executable, "-m", "bench.orchestration", "_memory_child", str(scenes),
-                               "--root", str(root)], capture_output=True, text=True, cwd=REPO,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
-        line = [ln for ln in proc.stdout.splitlines() if ln.startswith("MAXRSS")]
-        if not line:
-            raise SystemExit(proc.stderr[-3000:])
-        peaks[scenes] = float(line[-1].split()[1])
-        print(f"{scenes} scenes: orchestrator peak RSS {peaks[scenes]:.0f} MB")
-    low, high = min(peaks.values()), max(peaks.values())
-    print(f"\n| orchestrator peak RSS, {' / '.join(map(str, peaks))} scenes | "
-          f"{' / '.join(f'{v:.0f}' for v in peaks.values())} MB | max/min {high / low:.2f} "
-          f"(target ≤ 300 MB, flat ±10%) |")
+    for arm in arms(args):
+        peaks = {}
+        for scenes in args.scenes:
+            proc = subprocess.run([sys.executable, "-m", "bench.orchestration", "_memory_child", str(scenes),
+                                   "--root", str(root), "--orchestrator", arm], capture_output=True, text=True,
+                                  cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+            line = [ln for ln in proc.stdout.splitlines() if ln.startswith("MAXRSS")]
+            if not line:
+                raise SystemExit(proc.stderr[-3000:])
+            peaks[scenes] = float(line[-1].split()[1])
+            print(f"{ARMS[arm][0]}, {scenes} scenes: orchestrator peak RSS {peaks[scenes]:.0f} MB")
+        low, high = min(peaks.values()), max(peaks.values())
+        print(f"\n| {ARMS[arm][0]}: orchestrator peak RSS, {' / '.join(map(str, peaks))} scenes | "
+              f"{' / '.join(f'{v:.0f}' for v in peaks.values())} MB | max/min {high / low:.2f} "
+              f"(target ≤ 300 MB, flat ±10%) |\n")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -188,12 +216,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--latency", type=float, default=2.0)
     ap.add_argument("--scenes", type=int, nargs="+", default=[12, 48, 120])
     ap.add_argument("--root", type=Path, default=None)
+    ap.add_argument("--orchestrator", choices=["local", "prefect", "both"], default="both")
     args = ap.parse_args(argv)
     root = args.root or Path(tempfile.mkdtemp(prefix="reelflow-orchestration-"))
     root.mkdir(parents=True, exist_ok=True)
     source = make_source(root / "source.mp4")
     if args.what == "_memory_child":
-        memory_child(args.n, root, source)
+        memory_child(args.n, root, source, args.orchestrator)
         return
     print(f"cpus={os.cpu_count()}, engine limits: {os.environ.get('REELFLOW_ENGINE_LIMITS', 'auto')}")
     {"overhead": overhead, "fanout": fanout, "memory": memory}[args.what](args, root, source)

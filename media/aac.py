@@ -23,8 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
-
 from media import ffmpeg
 
 FRAME = 1024               # samples per AAC frame
@@ -34,6 +32,7 @@ PRE_ROLL = 256 * FRAME     # samples encoded before a chunk and thrown away: the
                            # 2-3 dB noisier than the same seconds inside one long encode)
 POST_ROLL = 4 * FRAME      # samples encoded after a chunk: its last MDCT frames see real audio
 CHANNELS = 2
+BYTES_PER_SAMPLE = 2 * CHANNELS   # s16le stereo
 VERSION = 1                # bump when the chunk encode changes
 
 
@@ -55,33 +54,35 @@ def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", f
     chunks encoded before from the same samples."""
     folder = folder or cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    audio = np.memmap(pcm, dtype="<i2", mode="r").reshape(-1, CHANNELS) if Path(pcm).stat().st_size else \
-        np.zeros((0, CHANNELS), dtype="<i2")
-    samples = len(audio)
+    samples = Path(pcm).stat().st_size // BYTES_PER_SAMPLE
     if not samples:
         raise ffmpeg.FFmpegError(f"{pcm}: no audio samples to encode")
-    bounds = chunk_bounds(samples)
     settings = f"aac-v{VERSION}|{ffmpeg.ffmpeg_binary_version()}|{rate}|{bitrate}"
     jobs = []
-    for start, end in bounds:
+    for start, end in chunk_bounds(samples):     # one chunk's samples in memory at a time
         lo, hi = max(0, start - PRE_ROLL), min(samples, end + POST_ROLL)
         digest = hashlib.sha256(f"{settings}|{start - lo}|{hi - end}|{end == samples}".encode())
-        digest.update(memoryview(np.ascontiguousarray(audio[lo:hi])).cast("B"))
+        digest.update(_read(pcm, lo, hi))
         jobs.append((start, end, lo, hi, folder / f"{digest.hexdigest()[:40]}.m4a"))
     missing = [job for job in jobs if not job[4].exists()]
     if missing:
         with ThreadPoolExecutor(max(1, min(len(missing), workers or os.cpu_count() or 1))) as pool:
-            list(pool.map(lambda job: _encode_chunk(audio[job[2]:job[3]], rate, bitrate, job[4]), missing))
+            list(pool.map(lambda job: _encode_chunk(_read(pcm, job[2], job[3]), rate, bitrate, job[4]), missing))
     _splice(jobs, samples, rate, Path(out))
     return Path(out)
 
 
-def _encode_chunk(audio: np.ndarray, rate: int, bitrate: str, dest: Path) -> None:
+def _read(pcm: str | Path, lo: int, hi: int) -> bytes:
+    with open(pcm, "rb") as handle:
+        handle.seek(lo * BYTES_PER_SAMPLE)
+        return handle.read((hi - lo) * BYTES_PER_SAMPLE)
+
+
+def _encode_chunk(data: bytes, rate: int, bitrate: str, dest: Path) -> None:
     """One chunk, written atomically (two renders may make the same chunk at once)."""
     fd, part = tempfile.mkstemp(dir=dest.parent, suffix=".part.m4a")
     os.close(fd)
     try:
-        data = np.ascontiguousarray(audio).tobytes()
         step = 1 << 20
         ffmpeg.run_piped(["-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS), "-i", "pipe:0",
                           "-c:a", "aac", "-b:a", bitrate, "-map_metadata", "-1", "-fflags", "+bitexact",

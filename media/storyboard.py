@@ -25,7 +25,7 @@ BACKGROUND, CARD, TEXT, DIM, WARN = (18, 18, 22), (34, 34, 40), (235, 235, 235),
 @dataclass
 class Panel:
     scene_id: str
-    image: Image.Image
+    image: Image.Image | bytes          # the picture, or the picture as JPEG bytes (:func:`compact`)
     start: float
     end: float
     engine: str
@@ -34,6 +34,12 @@ class Panel:
     speech: str | None = None
     cost: str = ""
     warnings: list[str] = field(default_factory=list)
+
+    def picture(self) -> Image.Image:
+        if isinstance(self.image, bytes):
+            with Image.open(io.BytesIO(self.image)) as img:
+                return img.convert("RGB")
+        return self.image
 
     @property
     def timecode(self) -> str:
@@ -70,10 +76,30 @@ def _wrap(text: str, chars: int, lines: int) -> list[str]:
     return wrapped
 
 
+KEPT = 520               # side of the JPEG a panel keeps of its picture (the HTML's size)
+FULL_PANELS = 24         # up to this many panels the PNG draws them full size; past it, smaller
+
+
+def compact(image: Image.Image, side: int = KEPT) -> bytes:
+    """``image`` as JPEG bytes fitting ``side`` x ``side``: what a panel keeps, so a storyboard of
+    hundreds of scenes does not hold hundreds of full pictures."""
+    img = image.convert("RGB")
+    img.thumbnail((side, side), Image.Resampling.BILINEAR)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
 def draw_png(panels: list[Panel], title: str, summary: str, path: str | Path, *, columns: int = 4) -> Path:
-    """Tile the panels into one PNG sheet under a title and a summary line."""
+    """Tile the panels into one PNG sheet under a title and a summary line.
+
+    Past ``FULL_PANELS`` panels the sheet gets more columns of smaller panels (picture, number,
+    id and timecode only), so its size, and the memory to draw it, stay about the same however
+    long the production is; the HTML page keeps every panel's words."""
     if not panels:
         raise ValueError("a storyboard needs at least one panel")
+    if len(panels) > FULL_PANELS:
+        return _draw_overview(panels, title, summary, path)
     cols = min(columns, len(panels))
     rows = -(-len(panels) // cols)
     header = 74
@@ -88,7 +114,7 @@ def draw_png(panels: list[Panel], title: str, summary: str, path: str | Path, *,
         x = GAP + (i % cols) * (PANEL_W + GAP)
         y = header + (i // cols) * (IMAGE_H + TEXT_H + GAP)
         draw.rectangle([x, y, x + PANEL_W - 1, y + IMAGE_H + TEXT_H - 1], fill=CARD)
-        sheet.paste(fit_image(panel.image, PANEL_W, IMAGE_H), (x, y))
+        sheet.paste(fit_image(panel.picture(), PANEL_W, IMAGE_H), (x, y))
         ty = y + IMAGE_H + 8
         draw.text((x + 10, ty), f"{i + 1}. {panel.scene_id}"[:30], font=bold, fill=TEXT)
         tc = panel.timecode
@@ -111,6 +137,36 @@ def draw_png(panels: list[Panel], title: str, summary: str, path: str | Path, *,
                 ty += 19
     sheet.save(path, compress_level=3)
     return Path(path)
+
+
+def _draw_overview(panels: list[Panel], title: str, summary: str, path: str | Path) -> Path:
+    """Many panels on a sheet of about the area of ``FULL_PANELS`` full ones."""
+    area = FULL_PANELS * (PANEL_W + GAP) * (IMAGE_H + TEXT_H + GAP)
+    label = 22
+    per = area / len(panels)                                  # pixels per panel
+    w = max(48, int((per * PANEL_W / (IMAGE_H + label)) ** 0.5))
+    h = max(36, w * IMAGE_H // PANEL_W)
+    cols = max(4, round((FULL_PANELS ** 0.5 * 2 * (PANEL_W + GAP)) / (w + 4)))
+    rows = -(-len(panels) // cols)
+    header = 74
+    sheet = Image.new("RGB", (GAP * 2 + cols * (w + 4), header + rows * (h + label + 4) + GAP), BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    big, small = load_font(24), load_font(11)
+    draw.text((GAP, 12), title[:120], font=big, fill=TEXT)
+    draw.text((GAP, 44), summary[:160], font=load_font(14), fill=DIM)
+    for i, panel in enumerate(panels):
+        x = GAP + (i % cols) * (w + 4)
+        y = header + (i // cols) * (h + label + 4)
+        sheet.paste(fit_image(panel.picture(), w, h), (x, y))
+        draw.text((x + 2, y + h + 3), f"{i + 1} {panel.scene_id}"[: max(4, w // 7)], font=small, fill=TEXT)
+    sheet.save(path, compress_level=3)
+    return Path(path)
+
+
+def _data_uri(panel: Panel) -> str:
+    if isinstance(panel.image, bytes):       # already a JPEG of the HTML's size
+        return "data:image/jpeg;base64," + base64.b64encode(panel.image).decode("ascii")
+    return jpeg_data_uri(panel.image, KEPT, KEPT)
 
 
 def jpeg_data_uri(image: Image.Image, width: int, height: int, quality: int = 80) -> str:
@@ -145,7 +201,7 @@ def write_html(panels: list[Panel], title: str, summary: str, path: str | Path) 
         meta = esc(p.engine_label) + (f" · {esc(p.cost)}" if p.cost else "")
         parts = [
             f'<div class="card" id="scene-{esc(p.scene_id)}">',
-            f'<img alt="{esc(p.scene_id)}" src="{jpeg_data_uri(p.image, 520, 520)}">',
+            f'<img alt="{esc(p.scene_id)}" src="{_data_uri(p)}">',
             '<div class="txt">',
             f'<div class="head"><span>{i + 1}. {esc(p.scene_id)}</span><span class="tc">{esc(p.timecode)}</span></div>',
             f'<div class="meta">{meta}</div>',

@@ -37,4 +37,4 @@ def worker(
 
     settings = reload_settings()
     err.print(f"clip worker on gpu:{settings.gpu}: serving generate_clip (limit {limit})", highlight=False)
-    serve(generate_clip, limit=limit, timeout=timeout)
+    serve(generate_clip.task, limit=limit, timeout=timeout)

@@ -72,7 +72,7 @@ def panels(project: Project, chains: list[list[ClipPlan]], costs: list[SceneCost
         picture, problem = scene_picture(plan, size)
         scene = next(s for s in project.scenes if s.id == plan.scene_id)
         result.append(board.Panel(
-            scene_id=plan.scene_id, image=picture,
+            scene_id=plan.scene_id, image=board.compact(picture),
             start=float(frame / out.rate), end=float((frame + frames) / out.rate),
             engine=plan.engine or "footage", model=plan.model,
             action=scene.action, speech=plan.subtitle,
