@@ -2,8 +2,9 @@
 
 ``REELFLOW_ORCHESTRATOR``: ``prefect``, ``local``, or ``auto`` (the default): Prefect when a
 Prefect API is configured (``PREFECT_API_URL`` in the environment or in the active Prefect
-profile), so a team's server and UI see every render; otherwise in this process, where a
-temporary Prefect server would only cost seconds per render and forget the run with it.
+profile), so a team's server and UI see every render, or when clips are served by task
+workers; otherwise in this process, where a temporary Prefect server would only cost seconds
+per render.
 Found without importing Prefect.
 """
 
@@ -44,8 +45,9 @@ def configured_api_url() -> str | None:
 
 
 def uses_prefect() -> bool:
-    """Does ``reelflow render`` run as a Prefect flow run here?"""
-    chosen = get_settings().orchestrator
-    if chosen == "auto":
-        return configured_api_url() is not None
-    return chosen == "prefect"
+    """Does ``reelflow render`` run as a Prefect flow run here? (Clips served by task workers,
+    ``REELFLOW_CLIP_WORKERS=task-workers``, need one.)"""
+    settings = get_settings()
+    if settings.orchestrator == "auto":
+        return configured_api_url() is not None or settings.clip_workers == "task-workers"
+    return settings.orchestrator == "prefect"

@@ -1,0 +1,80 @@
+"""The final AAC is encoded in cached chunks and spliced: exact length, no offset, clean joins,
+and a re-encode touches only the chunks whose samples changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media import aac, ffmpeg
+
+RATE = 48000
+
+
+def _source(path: Path, seconds: float) -> np.ndarray:
+    """Pink noise under a tone, stereo s16le: busy enough that a bad splice would show."""
+    samples = int(seconds * RATE) - 1000          # not a whole number of AAC frames
+    ffmpeg.run(["-f", "lavfi", "-i", f"anoisesrc=r={RATE}:d={seconds}:a=0.1:c=pink:seed=7",
+                "-f", "lavfi", "-i", f"sine=f=330:r={RATE}:d={seconds}",
+                "-filter_complex", f"[0][1]amix=inputs=2,atrim=end_sample={samples}", "-ac", "2",
+                "-f", "s16le", str(path)])
+    return np.fromfile(path, "<i2").reshape(-1, 2).astype(float)
+
+
+def _decode(path: Path, out: Path) -> np.ndarray:
+    ffmpeg.run(["-i", str(path), "-f", "s16le", "-ac", "2", str(out)])
+    return np.fromfile(out, "<i2").reshape(-1, 2).astype(float)
+
+
+def test_chunked_aac_is_exact_in_length_and_time_and_its_joins_are_clean(tmp_path, monkeypatch):
+    monkeypatch.setattr(aac, "CHUNK_FRAMES", 64)          # 1.37 s chunks: several joins in 6 s
+    monkeypatch.setattr(aac, "PRE_ROLL", 16 * aac.FRAME)
+    pcm = tmp_path / "a.raw"
+    source = _source(pcm, 6.0)
+    out = aac.encode(pcm, RATE, tmp_path / "a.m4a", folder=tmp_path / "cache")
+    decoded = _decode(out, tmp_path / "a.dec")
+    assert len(decoded) == len(source)                     # the encoder's priming and padding are trimmed
+    size = 64 * aac.FRAME
+    lags = [int(np.argmax([np.dot(decoded[2 * size + lag:3 * size + lag, 0], source[2 * size:3 * size, 0])
+                           for lag in range(-8, 9)])) - 8]
+    assert lags == [0]                                     # no offset against the PCM
+    error = decoded - source
+    joins = range(size, len(source) - 2048, size)
+    near = np.concatenate([error[j - 1024:j + 1024] for j in joins])
+    away = np.concatenate([error[j + 8192:j + 8192 + 2048] for j in joins if j + 10240 < len(source)])
+    rms = lambda x: float(np.sqrt((x ** 2).mean()))  # noqa: E731
+    assert rms(near) < 1.5 * rms(away)                     # a join codes like any other second
+    assert 20 * np.log10(rms(source) / rms(error)) > 15    # and the whole is a faithful encode
+
+
+def test_a_second_encode_reuses_every_chunk_and_an_edit_reencodes_only_its_own(tmp_path, monkeypatch):
+    monkeypatch.setattr(aac, "CHUNK_FRAMES", 64)
+    monkeypatch.setattr(aac, "PRE_ROLL", 16 * aac.FRAME)
+    pcm = tmp_path / "a.raw"
+    source = _source(pcm, 8.0)
+    cache = tmp_path / "cache"
+    calls = []
+    original = aac._encode_chunk
+    monkeypatch.setattr(aac, "_encode_chunk", lambda *a: calls.append(a[-1]) or original(*a))
+    first = aac.encode(pcm, RATE, tmp_path / "1.m4a", folder=cache)
+    chunks = len(aac.chunk_bounds(len(source)))
+    assert len(calls) == chunks > 4
+    calls.clear()
+    again = aac.encode(pcm, RATE, tmp_path / "2.m4a", folder=cache)
+    assert calls == [] and again.read_bytes() == first.read_bytes()
+    edited = source.copy()
+    near_end = 3 * 64 * aac.FRAME - 3000                  # the last samples of chunk 2
+    edited[near_end:near_end + 2000] = 0
+    edited.astype("<i2").tofile(pcm)
+    aac.encode(pcm, RATE, tmp_path / "3.m4a", folder=cache)
+    # chunk 2 itself, and the chunks whose pre-roll reaches into it (16 frames: only chunk 3)
+    assert len(calls) == 2
+
+
+def test_no_samples_is_an_error(tmp_path):
+    pcm = tmp_path / "empty.raw"
+    pcm.write_bytes(b"")
+    with pytest.raises(ffmpeg.FFmpegError, match="no audio samples"):
+        aac.encode(pcm, RATE, tmp_path / "x.m4a", folder=tmp_path / "cache")

@@ -1,0 +1,136 @@
+"""The render without Prefect (the CLI's default when no Prefect API is configured): the same
+store, catalog, retries and fallbacks as the flow, and Prefect never imported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import engines
+from flows.local import render_local
+from media.probe import probe
+from reelflow.settings import reload_settings
+from storage.catalog import open_catalog
+from tests.engines_fake import FaultyEngine, transient
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    return {**env, "PYTHONPATH": str(REPO), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **extra}
+
+
+@pytest.mark.slow
+def test_cli_render_without_a_prefect_api_runs_in_process_and_never_imports_prefect(small_project, tmp_path):
+    home = tmp_path / "prefect-home"                     # no profile naming an API
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "reelflow", "render", str(small_project)],
+                          capture_output=True, text=True, cwd=tmp_path, env=_env(PREFECT_HOME=str(home)),
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    video = Path(proc.stdout.strip().splitlines()[-1])
+    assert probe(video, count_frames=True).video_frames == 3 * 18
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "prefect" not in imported and "reelflow" in imported
+    assert "3 clip(s) generated" in proc.stderr
+
+
+def test_transient_faults_are_retried_in_process_with_the_flows_policy(small_project, monkeypatch):
+    monkeypatch.setenv("REELFLOW_RETRY_BACKOFF", "0.01")
+    monkeypatch.setenv("REELFLOW_CLIP_RETRIES", "2")
+    reload_settings()
+    flaky = FaultyEngine("flaky", transient(), fail_times=2)
+    engines.register("flaky", lambda model=None, params=None: flaky)
+    try:
+        result = render_local(str(small_project), engine="flaky")
+    finally:
+        engines.unregister("flaky")
+    assert sorted(flaky.calls) == sorted(["s0", "s1", "s2"] * 3)    # two failures and a success each
+    attempts = open_catalog().attempts(render_id=result.render_id)
+    assert sorted(a.status for a in attempts) == ["failed"] * 6 + ["generated"] * 3
+    assert result.generated == 3
+
+
+def test_a_scene_out_of_retries_falls_back_down_its_chain(small_project, monkeypatch):
+    monkeypatch.setenv("REELFLOW_RETRY_BACKOFF", "0")
+    monkeypatch.setenv("REELFLOW_CLIP_RETRIES", "1")
+    reload_settings()
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["engine"] = {"name": "down", "fallback": ["animatic"]}
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec))
+    down = FaultyEngine("down", transient())
+    engines.register("down", lambda model=None, params=None: down)
+    try:
+        result = render_local(str(small_project))
+    finally:
+        engines.unregister("down")
+    assert len(down.calls) == 6                                      # first try and one retry per scene
+    assert all(c.engine == "animatic" for c in result.clips)
+    assert all(c.attempts[0] == "down: TransientEngineError" for c in result.clips)
+
+
+def test_review_without_a_terminal_or_prefect_is_bad_input(small_project):
+    from tasks.review import ReviewUnanswerable
+
+    with pytest.raises(ReviewUnanswerable, match="reelflow render --review"):
+        render_local(str(small_project), review=True)
+
+
+@pytest.mark.parametrize("env, profile, expected", [
+    ({}, None, "False"),
+    ({"PREFECT_API_URL": "http://127.0.0.1:4200/api"}, None, "True"),
+    ({}, 'active = "team"\n[profiles.team]\nPREFECT_API_URL = "http://10.0.0.5:4200/api"\n', "True"),
+    ({"REELFLOW_ORCHESTRATOR": "local", "PREFECT_API_URL": "http://127.0.0.1:4200/api"}, None, "False"),
+    ({"REELFLOW_ORCHESTRATOR": "prefect"}, None, "True"),
+])
+def test_the_orchestrator_follows_the_prefect_api_setting(tmp_path, env, profile, expected):
+    home = tmp_path / "home"
+    home.mkdir()
+    if profile:
+        (home / "profiles.toml").write_text(profile)
+    code = "import sys; from reelflow.orchestrator import uses_prefect; print(uses_prefect(), 'prefect' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=_env(PREFECT_HOME=str(home), **env))
+    assert proc.stdout.split() == [expected, "False"], proc.stderr
+
+
+def test_a_machine_slot_is_held_by_one_process_at_a_time(tmp_path):
+    """Two renders on one machine without a Prefect server share a GPU through lock files."""
+    script = textwrap.dedent(f"""
+        import sys, time
+        from tasks.limits import machine_slot
+        with machine_slot("gpu:test-{tmp_path.name}", 1):
+            start = time.time(); time.sleep(0.6); end = time.time()
+        print(start, end)
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=_env())
+             for _ in range(2)]
+    spans = sorted(tuple(map(float, p.communicate(timeout=60)[0].split())) for p in procs)
+    assert spans[0][1] <= spans[1][0] + 0.01                         # one after the other, never both
+
+
+def test_machine_slot_threads_of_one_process_queue_too():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tasks.limits import machine_slot
+
+    held, most = [0], [0]
+
+    def work(_):
+        with machine_slot(f"gpu:threads-{os.getpid()}", 2):
+            held[0] += 1
+            most[0] = max(most[0], held[0])
+            time.sleep(0.05)
+            held[0] -= 1
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(work, range(12)))
+    assert most[0] == 2
