@@ -1,6 +1,6 @@
 """Which way ``reelflow render`` runs a render: as a Prefect flow run, or in this process.
 
-``REELFLOW_ORCHESTRATOR``: ``prefect``, ``local``, or ``auto`` (the default): Prefect when a
+``REELFLOW_ORCHESTRATOR``: ``prefect``, ``in-process``, or ``auto`` (the default): Prefect when a
 Prefect API is configured (``PREFECT_API_URL`` in the environment or in the active Prefect
 profile), so a team's server and UI see every render, or when clips are served by task
 workers; otherwise in this process, where a temporary Prefect server would only cost seconds

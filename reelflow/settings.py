@@ -57,7 +57,7 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Clips at once per engine, over what each engine declares (Prefect global concurrency limits).",
     )
-    orchestrator: Literal["auto", "prefect", "local"] = Field(
+    orchestrator: Literal["auto", "prefect", "in-process"] = Field(
         default="auto",
         description="How `reelflow render` runs: as a Prefect flow run (the UI shows it; without "
                     "PREFECT_API_URL a temporary server is started), or in this process without Prefect "

@@ -88,7 +88,7 @@ def test_review_without_a_terminal_or_prefect_is_bad_input(small_project):
     ({}, None, "False"),
     ({"PREFECT_API_URL": "http://127.0.0.1:4200/api"}, None, "True"),
     ({}, 'active = "team"\n[profiles.team]\nPREFECT_API_URL = "http://10.0.0.5:4200/api"\n', "True"),
-    ({"REELFLOW_ORCHESTRATOR": "local", "PREFECT_API_URL": "http://127.0.0.1:4200/api"}, None, "False"),
+    ({"REELFLOW_ORCHESTRATOR": "in-process", "PREFECT_API_URL": "http://127.0.0.1:4200/api"}, None, "False"),
     ({"REELFLOW_ORCHESTRATOR": "prefect"}, None, "True"),
 ])
 def test_the_orchestrator_follows_the_prefect_api_setting(tmp_path, env, profile, expected):

@@ -77,7 +77,8 @@ def test_panels_show_what_the_engine_starts_from_with_timing_cost_and_warnings(s
     items = panels(project, chains, costs)
     assert [(p.scene_id, p.engine, round(p.start, 3), round(p.end, 3)) for p in items] == [
         ("s0", "runpod", 0.0, 1.5), ("cut", "footage", 1.5, 4.5), ("s2", "runpod", 4.5, 6.0)]
-    r, g, b = items[1].image.convert("RGB").getpixel((items[1].image.width // 2, items[1].image.height // 2))
+    picture = items[1].picture()
+    r, g, b = picture.getpixel((picture.width // 2, picture.height // 2))
     assert g > 200 and r < 60 and b < 60                            # the footage's middle frame
     assert items[0].model == "ovi-1.1" and items[0].cost.startswith("~") and "$" in items[0].cost
     assert items[1].cost == "footage"
