@@ -19,7 +19,7 @@ import secrets
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from engines import EngineInputError, falls_back
 from projects import Project
@@ -39,7 +39,7 @@ from tasks.project import load_spec, plan_clips, reuse_stored
 from tasks.publish import publish_artifacts, publish_storyboard
 from tasks.review import ask, publish_review, scenes_for_review
 from tasks.speech import synthesize_speech
-from tasks.stitch import colour_reference, normalize_clips, stitch_clips
+from tasks.stitch import NormalizeAhead, colour_reference, normalize_clips, stitch_clips
 from tasks.take_steps import plan_takes, record_picks
 from tasks.takes import TakeBook, apply_review, changed_picks, cut_of, take_refs
 
@@ -105,7 +105,15 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
 def _render(runner: Runner, spec, chains: list[list[ClipPlan]], book: TakeBook, render_id: str,
             review: bool = False) -> RenderResult:
     """Clips, normalisation, stitching: the part of a render that can fail after it started."""
-    made = produce_all(runner, chains, render_id, spec.slug)
+    names = spec.speaker_names() if spec.lower_third else {}
+    # Normalising can start as clips land when the cut is already known (no review to change
+    # the picks) and no clip waits for another (colour matching needs the reference first).
+    ahead = None if review or spec.color_match else NormalizeAhead(spec.output, book.picked, names, spec.lower_third)
+    try:
+        made = produce_all(runner, chains, render_id, spec.slug, ahead)
+    finally:
+        if ahead is not None:
+            ahead.wait()
     actions = {s.id: s.action for s in spec.scenes}
     while review:
         scenes = scenes_for_review(cut_of(made, book.picked), take_refs(made, book.stored), actions)
@@ -119,7 +127,6 @@ def _render(runner: Runner, spec, chains: list[list[ClipPlan]], book: TakeBook, 
         record_picks(spec, picks)
     clips = cut_of(made, book.picked)
     match = colour_reference(clips, spec.color_match) if spec.color_match else None
-    names = spec.speaker_names() if spec.lower_third else {}
     normalized = normalize_clips(clips, spec.output, match, [names.get(c.scene_id) for c in clips], spec.lower_third)
     outputs = stitch_clips(normalized, spec.output, spec.slug, render_id, spec.edit())
 
@@ -145,10 +152,12 @@ def _render(runner: Runner, spec, chains: list[list[ClipPlan]], book: TakeBook, 
     return publish_manifest(result)
 
 
-def produce_all(runner: Runner, chains: list[list[ClipPlan]], render_id: str, slug: str | None) -> list[ClipRef]:
+def produce_all(runner: Runner, chains: list[list[ClipPlan]], render_id: str, slug: str | None,
+                landed: Callable[[ClipRef], None] | None = None) -> list[ClipRef]:
     """Every chain's clip: stored ones at once (no task, no thread), the rest fanned out on the
     first engine of their chain; failed scenes move down their chains in waves. Clips are taken
-    as they land, so progress shows them in the order they are made. ``slug``: report progress."""
+    as they land, so progress shows them in the order they are made (``slug``: report progress)
+    and ``landed`` gets each at once."""
     logger = runner.logger
     refs: dict[int, ClipRef] = {}
     history: dict[int, list[str]] = {i: [] for i in range(len(chains))}
@@ -158,6 +167,8 @@ def produce_all(runner: Runner, chains: list[list[ClipPlan]], render_id: str, sl
     for i, ref in _stored_now(chains, render_id):
         refs[i] = ref
         del wave[i]
+        if landed:
+            landed(ref)
     if slug and refs:
         runner.progress(slug, len(refs), len(chains))
     while wave:
@@ -173,6 +184,8 @@ def produce_all(runner: Runner, chains: list[list[ClipPlan]], render_id: str, sl
             if isinstance(outcome, ClipRef):
                 outcome.attempts = history[i] + outcome.attempts
                 refs[i] = outcome
+                if landed:
+                    landed(outcome)
                 if slug:
                     runner.progress(slug, len(refs), len(chains))
                 continue

@@ -234,6 +234,36 @@ def normalize_clips(clips: list[ClipRef], profile: Output, match: ColorStats | N
         return list(pool.map(one, clips, names))
 
 
+class NormalizeAhead:
+    """Normalise each clip of the cut as it lands, while the engines make the rest; the
+    ``normalize_clips`` step then finds them in the store. Only the picked take of a scene is
+    normalised (the cut is known unless a review may change it), and a failure here is left for
+    ``normalize_clips`` to meet and report."""
+
+    def __init__(self, profile: Output, picked: dict[str, int], lower_thirds: dict[str, str | None],
+                 lower_style: LowerThird | None = None):
+        settings = get_settings()
+        self.profile, self.picked, self.names, self.style = profile, picked, lower_thirds, lower_style
+        self.store, self.work = open_store(settings.storage), Path(settings.work_dir) / "normalize"
+        self.pool = ThreadPoolExecutor(cpu_slots(), thread_name_prefix="reelflow-normalize-ahead")
+        self.futures: list = []
+
+    def __call__(self, ref: ClipRef) -> None:
+        if ref.take == self.picked.get(ref.scene_id, 1):
+            self.futures.append(self.pool.submit(self._one, ref))
+
+    def _one(self, ref: ClipRef) -> None:
+        name = self.names.get(ref.scene_id)
+        with cpu_slot():
+            normalize_stored(ref, self.profile, self.store, self.work, None,
+                             (name, self.style) if name and self.style else None)
+
+    def wait(self) -> None:
+        for future in self.futures:
+            future.exception()
+        self.pool.shutdown(wait=True)
+
+
 @step(task_run_name="colour-reference-{scene_id}")
 def colour_reference(clips: list[ClipRef], scene_id: str) -> ColorStats | None:
     """Measure the colour every clip is matched to (``color_match:``)."""
