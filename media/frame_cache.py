@@ -42,7 +42,7 @@ def cached_middle_frame(key: str, path: str | Path, size: tuple[int, int] | None
     fd, tmp = tempfile.mkstemp(dir=folder, suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
-            frame.save(handle, format="PNG")
+            frame.save(handle, format="PNG", compress_level=1)     # small frames: speed over size
         os.replace(tmp, cached)
     except OSError:
         Path(tmp).unlink(missing_ok=True)        # a full disk costs the cache, not the render

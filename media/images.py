@@ -56,14 +56,13 @@ def caption_png(text: str, width: int, height: int, path: str | Path, at: str = 
 
 def placeholder_image(label: str, width: int, height: int) -> Image.Image:
     """A deterministic two-tone card for scenes without a character image."""
+    import numpy as np
+
     h = hashlib.sha256(label.encode()).digest()
-    top, bottom = (h[0], h[1], h[2]), (h[3] // 3, h[4] // 3, h[5] // 3)
-    img = Image.new("RGB", (width, height))
-    draw = ImageDraw.Draw(img)
-    for y in range(height):
-        t = y / max(1, height - 1)
-        draw.line([(0, y), (width, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom)))
-    return img
+    top, bottom = np.array(h[0:3], float), np.array([h[3] // 3, h[4] // 3, h[5] // 3], float)
+    t = np.arange(height, dtype=float)[:, None] / max(1, height - 1)
+    rows = (top + (bottom - top) * t).astype(np.uint8)          # one colour per line, top to bottom
+    return Image.fromarray(np.ascontiguousarray(np.broadcast_to(rows[:, None, :], (height, width, 3))), "RGB")
 
 
 def placeholder_png(label: str, width: int, height: int, path: str | Path) -> Path:

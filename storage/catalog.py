@@ -11,7 +11,7 @@ import functools
 import os
 import socket
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
@@ -176,7 +176,12 @@ class Catalog:
             args = {"connect_timeout": 10}
         else:
             args = {}
-        self.engine: SQLEngine = create_engine(parsed, connect_args=args, pool_pre_ping=True)
+        # A file needs no liveness ping before each use; a database server does.
+        self.engine: SQLEngine = create_engine(parsed, connect_args=args,
+                                               pool_pre_ping=not parsed.drivername.startswith("sqlite"))
+        # SQLite takes one writer at a time and makes the others sleep and retry: this process's
+        # threads take turns here instead (the busy sleeps cost ~15 ms a row with 8 clip threads).
+        self._writes = threading.Lock() if parsed.drivername.startswith("sqlite") else nullcontext()
         if parsed.drivername.startswith("sqlite"):
             _fast_sqlite(self.engine)
         SQLModel.metadata.create_all(self.engine)
@@ -252,7 +257,7 @@ class Catalog:
     @_guarded
     def record_attempt(self, attempt: AttemptRow) -> None:
         attempt.error = redact(attempt.error)[:4000] if attempt.error else None
-        with self.session() as s:
+        with self._writes, self.session() as s:
             s.add(attempt)
             if attempt.status in ("generated", "stored") and attempt.clip_key:
                 s.merge(ClipRow(key=attempt.clip_key, project=attempt.project, scene=attempt.scene,

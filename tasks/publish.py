@@ -99,7 +99,7 @@ def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict
     """Draw the storyboard, store it beside the render and show it as an artifact (before any clip)."""
     from storage.catalog import open_catalog
     from tasks.cost import estimate_chains
-    from tasks.storyboard import panels, per_scene, picked_chains, summary, write_storyboard
+    from tasks.storyboard import draw_storyboard, picked_chains, summary
 
     settings = get_settings()
     store = open_store(settings.storage)
@@ -107,11 +107,11 @@ def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict
     try:
         costs = estimate_chains(chains, store, open_catalog(settings.database_url), settings)
         with tempfile.TemporaryDirectory(dir=_work_dir()) as tmp:
-            png, page = write_storyboard(spec, chains, costs, tmp, picked)
+            png, page, items = draw_storyboard(spec, chains, costs, tmp, picked)
             store.put_file(f"{prefix}/storyboard.html", page)
             store.put_file(f"{prefix}/storyboard.png", png)
         shown = picked_chains(chains, picked)
-        line = summary(panels(spec, shown, per_scene(costs)), costs)
+        line = summary(items, costs)
     except Exception as exc:  # noqa: BLE001 - a storyboard never costs the render itself
         run_logger().warning("no storyboard for %s: %s", spec.slug, exc)
         return None

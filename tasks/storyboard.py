@@ -111,6 +111,13 @@ def write_storyboard(project: Project, chains: list[list[ClipPlan]], costs: list
 
     ``chains`` may hold several takes of a scene: the panel shows the picked one, the cost
     counts every take to make."""
+    png, page, _ = draw_storyboard(project, chains, costs, out_dir, picked)
+    return png, page
+
+
+def draw_storyboard(project: Project, chains: list[list[ClipPlan]], costs: list[SceneCost],
+                    out_dir: str | Path, picked: dict[str, int] | None = None) -> tuple[Path, Path, list[board.Panel]]:
+    """:func:`write_storyboard`, and the panels it drew (for a caller that shows them again)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     costs = per_scene(costs)
@@ -119,7 +126,7 @@ def write_storyboard(project: Project, chains: list[list[ClipPlan]], costs: list
     line = summary(items, costs)
     png = board.draw_png(items, title, line, out_dir / PNG_NAME)
     page = board.write_html(items, title, line, out_dir / HTML_NAME)
-    return png, page
+    return png, page, items
 
 
 def picked_chains(chains: list[list[ClipPlan]], picked: dict[str, int]) -> list[list[ClipPlan]]:
