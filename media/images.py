@@ -59,7 +59,7 @@ def placeholder_image(label: str, width: int, height: int) -> Image.Image:
     import numpy as np
 
     h = hashlib.sha256(label.encode()).digest()
-    top, bottom = np.array(h[0:3], float), np.array([h[3] // 3, h[4] // 3, h[5] // 3], float)
+    top, bottom = np.array(list(h[0:3]), float), np.array([h[3] // 3, h[4] // 3, h[5] // 3], float)
     t = np.arange(height, dtype=float)[:, None] / max(1, height - 1)
     rows = (top + (bottom - top) * t).astype(np.uint8)          # one colour per line, top to bottom
     return Image.fromarray(np.ascontiguousarray(np.broadcast_to(rows[:, None, :], (height, width, 3))), "RGB")
