@@ -12,11 +12,9 @@ import hashlib
 import textwrap
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageOps
 from pydantic import BaseModel, ConfigDict, Field
 
 from media import ffmpeg
-from media.images import load_font
 from media.probe import MediaInfo
 from media.profile import OutputProfile
 
@@ -38,6 +36,10 @@ def _rgb(hex_color: str) -> tuple[int, int, int]:
 
 def card_png(card: Card, width: int, height: int, path: str | Path) -> Path:
     """Draw the card: background, then the text centred inside a 10 % safe margin."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    from media.images import load_font
+
     if card.image:
         with Image.open(card.image) as img:
             canvas = ImageOps.fit(img.convert("RGB"), (width, height), Image.Resampling.LANCZOS)
@@ -100,6 +102,10 @@ def lower_third_png(name: str, style: LowerThird, width: int, height: int, path:
 
     That is above both the burned subtitles' safe area and the animatic's bottom caption.
     """
+    from PIL import Image, ImageDraw
+
+    from media.images import load_font
+
     img = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
     size = max(10, min(width // 16, height // 18))

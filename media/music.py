@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 WINDOW = 0.02        # seconds per level measurement
@@ -39,6 +38,7 @@ class Music(BaseModel):
 def speech_spans(path: str | Path) -> list[tuple[float, float]]:
     """(start s, end s) where a clip's audio rises well above its own floor."""
     import av
+    import numpy as np
 
     with av.open(str(path)) as c:
         if not c.streams.audio:
