@@ -103,5 +103,5 @@ def contact_sheet(frames: Iterable[tuple[str, Image.Image]], path: str | Path, *
         thumb = frame.convert("RGB")
         sheet.paste(thumb if thumb.size == (tw, th) else thumb.resize((tw, th)), (x, y))
         draw.text((x + 6, y + th + 5), label[:28], font=font, fill=(230, 230, 230))
-    sheet.save(path)
+    sheet.save(path, compress_level=1)       # made per render: speed over a few KB
     return Path(path)

@@ -135,7 +135,7 @@ def draw_png(panels: list[Panel], title: str, summary: str, path: str | Path, *,
             for line in _wrap(f"⚠ {warning}", 42, 3):
                 draw.text((x + 10, ty), line, font=small, fill=WARN)
                 ty += 19
-    sheet.save(path, compress_level=3)
+    sheet.save(path, compress_level=1)       # drawn per render: speed over a few KB
     return Path(path)
 
 
@@ -159,7 +159,7 @@ def _draw_overview(panels: list[Panel], title: str, summary: str, path: str | Pa
         y = header + (i // cols) * (h + label + 4)
         sheet.paste(fit_image(panel.picture(), w, h), (x, y))
         draw.text((x + 2, y + h + 3), f"{i + 1} {panel.scene_id}"[: max(4, w // 7)], font=small, fill=TEXT)
-    sheet.save(path, compress_level=3)
+    sheet.save(path, compress_level=1)       # drawn per render: speed over a few KB
     return Path(path)
 
 
