@@ -172,11 +172,13 @@ def loudness_filter(measured: dict, profile: OutputProfile) -> str | None:
     return ",".join(chain)
 
 
-def plan_loudness(inputs: list[str], profile: OutputProfile, graph: str | None = None, passes: int = 4) -> dict:
-    """Measure (one ``ebur128`` pass) what ``loudness_filter`` needs. If the limiter engages and
-    takes loudness with it (peaky audio), measure the limited result and raise the gain by the
-    shortfall, until within 0.5 LU of the target (at most ``passes`` more audio-only passes)."""
-    measured = measure_loudness(inputs, profile, graph)
+def plan_loudness(inputs: list[str], profile: OutputProfile, graph: str | None = None, passes: int = 4,
+                  measured: dict | None = None) -> dict:
+    """Measure (one ``ebur128`` pass, unless ``measured`` is given) what ``loudness_filter``
+    needs. If the limiter engages and takes loudness with it (peaky audio), measure the limited
+    result and raise the gain by the shortfall, until within 0.5 LU of the target (at most
+    ``passes`` more audio-only passes)."""
+    measured = measured or measure_loudness(inputs, profile, graph)
     for _ in range(passes):
         chain = loudness_filter(measured, profile)
         if chain is None or "alimiter" not in chain:
@@ -206,25 +208,51 @@ def burn_style(profile: OutputProfile) -> str:
     return f"{base},MarginV=28"
 
 
-def audio_args(
-    list_file: str, measured: dict, profile: OutputProfile, total_samples: int, out: str,
-    audio_inputs: list[str] | None = None, audio_graph: str | None = None,
-) -> list[str]:
-    """The finished audio as raw PCM (s16le stereo at the profile's rate), exactly
-    ``total_samples`` long, loudness applied: what ``media.aac.encode`` encodes.
+def join_audio(list_file: str, profile: OutputProfile, total_samples: int, out: str | Path,
+               audio_inputs: list[str] | None = None, audio_graph: str | None = None) -> dict:
+    """Write the joined audio as raw PCM (s16le stereo at the profile's rate, exactly
+    ``total_samples`` long) and measure its loudness in the same pass: the ``ebur128`` summary
+    ``loudness_filter`` takes. By default the audio is the concat list's own; with
+    ``audio_graph`` (over ``audio_inputs``, ending in ``[joined]``: crossfades, music) it is that
+    graph's output."""
+    shape = (f"aresample={profile.audio_rate},aformat=sample_fmts=s16:channel_layouts=stereo,"
+             f"apad,atrim=end_sample={total_samples},asplit=2[pcm][tap];[tap]ebur128=peak=true[meter]")
+    graph = f"{audio_graph};[joined]{shape}" if audio_graph else f"[0:a:0]{shape}"
+    args = ["-f", "concat", "-safe", "0", "-i", list_file, *(audio_inputs or []), "-filter_complex", graph,
+            "-map", "[pcm]", "-c:a", "pcm_s16le", "-f", "s16le", str(out), "-map", "[meter]", "-f", "null", "-"]
+    proc = ffmpeg.run(args, loglevel="info")
+    return _ebur128_summary(proc.stderr.decode(errors="replace"))
 
-    By default the audio is the concat list's own; with ``audio_graph`` (over ``audio_inputs``,
-    ending in ``[joined]``: crossfades, music) it is that graph's output.
-    """
-    chain = [f for f in (loudness_filter(measured, profile),) if f]
-    chain += [f"aresample={profile.audio_rate}", "aformat=sample_fmts=s16:channel_layouts=stereo",
-              "apad", f"atrim=end_sample={total_samples}"]
-    args = ["-f", "concat", "-safe", "0", "-i", list_file, *(audio_inputs or [])]
-    if audio_graph:
-        args += ["-filter_complex", f"{audio_graph};[joined]{','.join(chain)}[aout]", "-map", "[aout]"]
-    else:
-        args += ["-map", "0:a:0", "-af", ",".join(chain)]
-    return [*args, "-vn", "-c:a", "pcm_s16le", "-ar", str(profile.audio_rate), "-ac", "2", "-f", "s16le", out]
+
+def raw_input(path: str | Path, profile: OutputProfile) -> list[str]:
+    """ffmpeg input arguments for a raw PCM file written by :func:`join_audio`."""
+    return ["-f", "s16le", "-ar", str(profile.audio_rate), "-ac", "2", "-i", str(path)]
+
+
+def apply_loudness(joined: str | Path, measured: dict, profile: OutputProfile, out: str | Path) -> Path:
+    """``joined`` (raw PCM) brought to the target loudness at ``out``: a plain gain is applied
+    here, block by block (no ffmpeg pass; memory does not grow with length); a gain that would
+    push peaks over the ceiling goes through ``loudness_filter``'s limiter in one ffmpeg pass
+    over the raw PCM, planned by :func:`plan_loudness`. Silence is left as it is."""
+    chain = loudness_filter(measured, profile)
+    if chain is None:
+        return Path(joined)
+    if "alimiter" in chain:
+        planned = plan_loudness(raw_input(joined, profile), profile, measured=measured)
+        samples = Path(joined).stat().st_size // 4
+        ffmpeg.run([*raw_input(joined, profile), "-af",
+                    f"{loudness_filter(planned, profile)},aformat=sample_fmts=s16:channel_layouts=stereo,"
+                    f"apad,atrim=end_sample={samples}", "-c:a", "pcm_s16le", "-f", "s16le", str(out)])
+        return Path(out)
+    import numpy as np
+
+    gain = 10 ** (float(measured.get("gain", profile.loudness - float(measured["input_i"]))) / 20)
+    block = 1 << 20                                     # samples (of one channel) per read
+    with open(joined, "rb") as src, open(out, "wb") as dst:
+        while data := src.read(block * 2):
+            scaled = np.rint(np.frombuffer(data, "<i2").astype(np.float32) * gain)
+            dst.write(np.clip(scaled, -32768, 32767).astype("<i2").tobytes())
+    return Path(out)
 
 
 def finish_args(

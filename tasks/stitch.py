@@ -173,11 +173,10 @@ def stitch_render(
         sheet_job = ThreadPoolExecutor(1, thread_name_prefix="reelflow-sheet")
         sheet_future = sheet_job.submit(contact_sheet, clips, scene_paths, profile, tmp / "contact-sheet.png")
         sheet_job.shutdown(wait=False)
-        measured = stitch.plan_loudness(["-f", "concat", "-safe", "0", "-i", str(list_file), *audio_inputs],
-                                        profile, graph)
-        pcm = tmp / "audio.pcm"
-        ffmpeg.run(stitch.audio_args(str(list_file), measured, profile, timeline.samples, str(pcm),
-                                     audio_inputs=audio_inputs, audio_graph=graph))
+        joined = tmp / "joined.pcm"
+        measured = stitch.join_audio(str(list_file), profile, timeline.samples, joined,
+                                     audio_inputs=audio_inputs, audio_graph=graph)
+        pcm = stitch.apply_loudness(joined, measured, profile, tmp / "audio.pcm")
         events.emit("stitch", stage="encode")
         track = aac.encode(pcm, profile.audio_rate, tmp / "audio.m4a")
         final = tmp / "final.mp4"
