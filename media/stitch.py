@@ -229,30 +229,56 @@ def raw_input(path: str | Path, profile: OutputProfile) -> list[str]:
     return ["-f", "s16le", "-ar", str(profile.audio_rate), "-ac", "2", "-i", str(path)]
 
 
-def apply_loudness(joined: str | Path, measured: dict, profile: OutputProfile, out: str | Path) -> Path:
+KEEP_GAIN_WITHIN = 0.5   # LU: a previous render's gain is kept while it lands this close to the target
+
+
+def steady_gain(measured: dict, profile: OutputProfile, previous: tuple[float, float] | None) -> dict:
+    """``measured`` with the gain to apply. ``previous``: the last render's (gain to the target
+    before any limiter, gain applied); while the first still lands within ``KEEP_GAIN_WITHIN`` LU
+    of the target, the applied one is kept (already planned with the limiter if that render needed
+    one); else the exact gain (rounded to 0.01 dB). An edit then leaves the rest of the audio bit
+    for bit as it was, so its encoded chunks are reused (``media.aac``), and the loudness stays
+    within ±1 LU."""
+    try:
+        level = float(measured["input_i"])
+    except (KeyError, ValueError):
+        return measured
+    if not level > -70:
+        return measured
+    exact = profile.loudness - level
+    if previous is not None and abs(exact - previous[0]) <= KEEP_GAIN_WITHIN:
+        return {**measured, "gain": f"{previous[1]:.2f}", "base": f"{previous[0]:.2f}", "kept": "1"}
+    return {**measured, "gain": f"{exact:.2f}", "base": f"{exact:.2f}"}
+
+
+def apply_loudness(joined: str | Path, measured: dict, profile: OutputProfile,
+                   out: str | Path) -> tuple[Path, float | None]:
     """``joined`` (raw PCM) brought to the target loudness at ``out``: a plain gain is applied
     here, block by block (no ffmpeg pass; memory does not grow with length); a gain that would
     push peaks over the ceiling goes through ``loudness_filter``'s limiter in one ffmpeg pass
-    over the raw PCM, planned by :func:`plan_loudness`. Silence is left as it is."""
+    over the raw PCM, planned by :func:`plan_loudness`. Silence is left as it is. Returns the
+    PCM and the gain applied (dB; None for silence)."""
     chain = loudness_filter(measured, profile)
     if chain is None:
-        return Path(joined)
+        return Path(joined), None
     if "alimiter" in chain:
-        planned = plan_loudness(raw_input(joined, profile), profile, measured=measured)
+        planned = measured if measured.get("kept") else plan_loudness(raw_input(joined, profile), profile,
+                                                                      measured=measured)
         samples = Path(joined).stat().st_size // 4
         ffmpeg.run([*raw_input(joined, profile), "-af",
                     f"{loudness_filter(planned, profile)},aformat=sample_fmts=s16:channel_layouts=stereo,"
                     f"apad,atrim=end_sample={samples}", "-c:a", "pcm_s16le", "-f", "s16le", str(out)])
-        return Path(out)
+        return Path(out), float(planned.get("gain", profile.loudness - float(planned["input_i"])))
     import numpy as np
 
-    gain = 10 ** (float(measured.get("gain", profile.loudness - float(measured["input_i"]))) / 20)
+    decibels = float(measured.get("gain", profile.loudness - float(measured["input_i"])))
+    gain = 10 ** (decibels / 20)
     block = 1 << 20                                     # samples (of one channel) per read
     with open(joined, "rb") as src, open(out, "wb") as dst:
         while data := src.read(block * 2):
             scaled = np.rint(np.frombuffer(data, "<i2").astype(np.float32) * gain)
             dst.write(np.clip(scaled, -32768, 32767).astype("<i2").tobytes())
-    return Path(out)
+    return Path(out), decibels
 
 
 def finish_args(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -176,7 +178,11 @@ def stitch_render(
         joined = tmp / "joined.pcm"
         measured = stitch.join_audio(str(list_file), profile, timeline.samples, joined,
                                      audio_inputs=audio_inputs, audio_graph=graph)
-        pcm = stitch.apply_loudness(joined, measured, profile, tmp / "audio.pcm")
+        slug = dest_prefix.rsplit("/", 2)[-2]
+        measured = stitch.steady_gain(measured, profile, previous_gain(slug, profile))
+        pcm, gain = stitch.apply_loudness(joined, measured, profile, tmp / "audio.pcm")
+        if gain is not None:
+            remember_gain(slug, profile, (float(measured["base"]), gain))
         events.emit("stitch", stage="encode")
         track = aac.encode(pcm, profile.audio_rate, tmp / "audio.m4a")
         final = tmp / "final.mp4"
@@ -201,6 +207,31 @@ def stitch_render(
         return keys
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _gain_file(slug: str, profile: Output) -> Path:
+    key = hashlib.sha256(f"{slug}|{profile.loudness}|{profile.true_peak}|{profile.audio_rate}".encode()).hexdigest()
+    return Path(get_settings().work_dir) / "cache" / "loudness" / f"{key[:32]}.txt"
+
+
+def previous_gain(slug: str, profile: Output) -> tuple[float, float] | None:
+    """This machine's last render of ``slug``: (its gain to the target, the gain it applied), dB."""
+    try:
+        base, applied = _gain_file(slug, profile).read_text().split()
+        return float(base), float(applied)
+    except (OSError, ValueError):
+        return None
+
+
+def remember_gain(slug: str, profile: Output, gains: tuple[float, float]) -> None:
+    target = _gain_file(slug, profile)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(f"{target.name}.{os.getpid()}.part")
+        part.write_text(f"{gains[0]:.2f} {gains[1]:.2f}")
+        os.replace(part, target)
+    except OSError:
+        pass                       # the next render measures afresh
 
 
 def contact_sheet(clips: list[NormalizedRef], paths: list[Path], profile: Output, out: Path) -> Path:

@@ -1,0 +1,57 @@
+"""What makes an edit cheap: only the changed clip is normalised, its frame cut and the audio
+around it encoded again; media checks and frames are remembered across commands."""
+
+from __future__ import annotations
+
+import os
+
+import yaml
+
+import media.aac as aac
+import media.stitch as media_stitch
+from flows.local import render_local
+from media import whitelist
+from media.probe import probe
+from tests.media import marked_clip
+
+
+def test_an_edit_encodes_only_the_audio_around_it_and_cuts_one_new_frame(small_project, monkeypatch):
+    monkeypatch.setattr(aac, "CHUNK_FRAMES", 16)              # 0.34 s chunks: 4.5 s of audio is 14 of them
+    monkeypatch.setattr(aac, "PRE_ROLL", 4 * aac.FRAME)
+    encoded, frames = [], []
+    chunk, frame = aac._encode_chunk, media_stitch.middle_frame
+    monkeypatch.setattr(aac, "_encode_chunk", lambda *a: encoded.append(a[-1]) or chunk(*a))
+    monkeypatch.setattr(media_stitch, "middle_frame", lambda *a, **k: frames.append(a[0]) or frame(*a, **k))
+    import media.frame_cache as frame_cache
+    monkeypatch.setattr(frame_cache, "middle_frame", media_stitch.middle_frame)
+
+    first = render_local(str(small_project))
+    chunks = len(aac.chunk_bounds(round(first.duration * 48000)))
+    assert len(encoded) == chunks == 14 and len(frames) == 3
+    encoded.clear(), frames.clear()
+
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["scenes"][2]["speech"] = "A new last line."             # the last 1.5 s of 4.5 s change
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec))
+    second = render_local(str(small_project))
+    assert second.generated == 1 and second.reused == 2
+    assert 0 < len(encoded) <= chunks // 2 + 1                   # the chunks from 3 s on (and one pre-roll)
+    assert len(frames) == 1                                       # only the new clip's frame is cut
+    info = probe(second.video, count_frames=True)
+    assert info.video_frames == 54 and abs(info.audio_duration - 4.5) < 1 / 48000
+
+
+def test_media_checks_are_remembered_until_the_file_changes(tmp_path, monkeypatch):
+    clip = marked_clip(tmp_path / "a.mp4", width=64, height=96, fps=12, seconds=1.0)
+    calls = []
+    original = whitelist._check_media
+    monkeypatch.setattr(whitelist, "_check_media", lambda *a: calls.append(a) or original(*a))
+    assert whitelist.check_media(clip, "video") is None and len(calls) == 1
+    whitelist._CHECKED.clear()                                   # a later command: only the disk remembers
+    assert whitelist.check_media(clip, "video") is None and len(calls) == 1
+    data = clip.read_bytes()
+    stat = clip.stat()
+    clip.write_bytes(data[: len(data) // 2] + bytes(len(data) - len(data) // 2))   # same size, broken
+    os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))                        # and the same mtime
+    whitelist._CHECKED.clear()
+    assert whitelist.check_media(clip, "video") is not None and len(calls) == 2    # ctime changed: checked again
