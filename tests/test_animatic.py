@@ -33,6 +33,7 @@ def engine():
     return get_engine("animatic")
 
 
+@pytest.mark.slow
 def test_exact_size_fps_frames_and_samples(engine, tmp_path):
     result = engine.generate(request(width=576, height=896, fps=25, duration=3.0), tmp_path)
     info = probe(result.path, count_frames=True)

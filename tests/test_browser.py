@@ -90,6 +90,7 @@ def image_width(page, alt: str) -> int:
     return page.eval_on_selector(f'img[alt="{alt}"]', "i => i.naturalWidth")
 
 
+@pytest.mark.slow
 def test_report_in_the_prefect_ui_opens_its_links_and_the_review_video_plays(prefect_server, served_store,
                                                                                small_project, browser):
     env, _ = prefect_server

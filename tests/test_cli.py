@@ -13,6 +13,7 @@ from reelflow.cli import app
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
+@pytest.mark.slow
 def test_render_prints_the_video_path_last_and_copies_out(small_project, tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["render", str(small_project), "--out", str(out)])
@@ -24,6 +25,7 @@ def test_render_prints_the_video_path_last_and_copies_out(small_project, tmp_pat
     assert {"contact-sheet.png", "final.mp4", "final.srt", "final.otio", "final.edl"} <= names, names
 
 
+@pytest.mark.slow
 def test_render_without_out_prints_the_stored_video(small_project, isolated_storage):
     result = CliRunner().invoke(app, ["render", str(small_project), "--scene", "s0"])
     assert result.exit_code == 0, result.output
@@ -47,6 +49,7 @@ def test_render_of_an_invalid_project_exits_2_before_any_work(tmp_path):
     assert "scenes: List should have at least 1 item" in result.output
 
 
+@pytest.mark.slow
 def test_cost_before_and_after_a_render_and_history(small_project, monkeypatch):
     from reelflow.settings import reload_settings
 
@@ -74,6 +77,7 @@ def test_history_of_a_project_never_rendered(small_project):
     assert result.exit_code == 1 and "no renders of 'small'" in result.output
 
 
+@pytest.mark.slow
 def test_render_to_s3_with_out_copies_the_files_and_prints_the_local_path(small_project, moto_s3, monkeypatch, tmp_path):
     import uuid
 

@@ -85,6 +85,7 @@ def prefect(env: dict, *args: str, timeout: float = 300) -> str:
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_deploy_run_and_find_the_video(prefect_server):
     env, tmp = prefect_server
     prefect(env, "work-pool", "create", "reelflow", "--type", "process")

@@ -74,6 +74,7 @@ def test_a_stand_in_keeps_the_builtin_declaration():
     assert registry.info("local").params_check
 
 
+@pytest.mark.slow
 def test_the_default_model_is_part_of_the_clip_key_and_the_engine_instance(small_project, monkeypatch, tmp_path):
     """REELFLOW_LOCAL_MODEL names the model when a production names none: another folder is
     another model, so neither its clips nor its engine instance may be reused."""

@@ -28,6 +28,7 @@ def set_engine(folder: Path, name: str, fallback: list[str] | None = None) -> No
     (folder / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
 
 
+@pytest.mark.slow
 def test_demo_renders_to_the_profile_with_cues_and_contact_sheet(demo_copy, counting, isolated_storage):
     result = render_project(str(demo_copy))
     assert sorted(counting.calls) == sorted(["intro", "win", "question", "answer", "podium", "outro"])
@@ -62,6 +63,7 @@ def test_demo_renders_to_the_profile_with_cues_and_contact_sheet(demo_copy, coun
     assert counting.calls == ["win"] and (third.generated, third.reused) == (1, 5)
 
 
+@pytest.mark.slow
 def test_flow_run_is_named_after_the_project(small_project, counting):
     from prefect.client.orchestration import get_client
 
@@ -72,6 +74,7 @@ def test_flow_run_is_named_after_the_project(small_project, counting):
     assert run.name == "render-small"
 
 
+@pytest.mark.slow
 def test_selected_scenes_only(small_project, counting):
     result = render_project(str(small_project), scenes=["s2"])
     assert counting.calls == ["s2"] and [c.scene_id for c in result.clips] == ["s2"]
@@ -85,6 +88,7 @@ def test_unknown_scene_is_a_clear_error(small_project, counting):
         render_project(str(small_project), scenes=["nope"])
 
 
+@pytest.mark.slow
 def test_transient_errors_are_retried_until_they_pass(small_project):
     flaky = FaultyEngine("flaky", transient(), fail_times=2)
     use_engine("flaky", flaky)
@@ -103,6 +107,7 @@ def test_input_errors_fail_fast_without_retry(small_project):
     assert sorted(broken.calls) == ["s0", "s1", "s2"]
 
 
+@pytest.mark.slow
 def test_quota_falls_back_to_the_next_engine_and_history_shows_both(small_project, counting):
     space = FaultyEngine("space", quota())
     use_engine("space", space)
@@ -115,6 +120,7 @@ def test_quota_falls_back_to_the_next_engine_and_history_shows_both(small_projec
         assert clip.attempts == ["space: QuotaExceeded", "animatic: generated"]
 
 
+@pytest.mark.slow
 def test_truncated_clips_are_invalid_retried_then_fall_back(small_project, counting):
     truncating = FaultyEngine("trunc", None, fail_times=-1, truncate=True)
     use_engine("trunc", truncating)
@@ -125,6 +131,7 @@ def test_truncated_clips_are_invalid_retried_then_fall_back(small_project, count
     assert not any(k.startswith("clips/") and "trunc" in k for k in [c.key for c in result.clips])
 
 
+@pytest.mark.slow
 def test_exhausted_chain_fails_with_every_scene_named(small_project):
     use_engine("down", FaultyEngine("down", transient()))
     set_engine(small_project, "down")
@@ -139,6 +146,7 @@ def test_engine_override_and_unknown_engine(small_project, counting):
     assert counting.calls == []
 
 
+@pytest.mark.slow
 def test_mixed_footage_and_generated_scenes_stitch_to_the_profile(small_project, counting):
     clips = small_project / "clips"
     clips.mkdir()
@@ -159,6 +167,7 @@ def test_mixed_footage_and_generated_scenes_stitch_to_the_profile(small_project,
     assert [c.attempts for c in result.clips[3:]] == [["footage: stored"]] * 3
 
 
+@pytest.mark.slow
 def test_artifacts_storyboard_clips_progress_and_report(small_project, counting):
     import json
 
@@ -181,6 +190,7 @@ def test_artifacts_storyboard_clips_progress_and_report(small_project, counting)
     assert "Small — storyboard" in by_key["render-small-storyboard"].data
 
 
+@pytest.mark.slow
 def test_batch_renders_every_project_and_reports_failures(tmp_path, small_project, counting):
     from flows.render import render_batch
 

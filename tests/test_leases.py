@@ -44,6 +44,7 @@ def render_twice_at_once(project) -> tuple[list, SlowEngine]:
     return results, engine
 
 
+@pytest.mark.slow
 def test_two_renders_at_once_make_each_clip_once_and_both_finish(small_project):
     results, engine = render_twice_at_once(small_project)
     assert len(results) == 2, "a render did not finish"
@@ -52,6 +53,7 @@ def test_two_renders_at_once_make_each_clip_once_and_both_finish(small_project):
     assert results[0].render_id != results[1].render_id
 
 
+@pytest.mark.slow
 def test_two_renders_at_once_on_s3(small_project, moto_s3, monkeypatch):
     from tests.conftest import use_s3
 

@@ -90,6 +90,7 @@ def test_a_model_is_required(monkeypatch):
 
 
 @pytest.mark.usefixtures("prefect_harness")
+@pytest.mark.slow
 def test_demo_renders_with_engine_local(demo_copy, wan_t2v, monkeypatch, tmp_path):
     import json
 

@@ -43,6 +43,7 @@ def test_cli_render_without_a_prefect_api_runs_in_process_and_never_imports_pref
     assert "3 clip(s) generated" in proc.stderr
 
 
+@pytest.mark.slow
 def test_transient_faults_are_retried_in_process_with_the_flows_policy(small_project, monkeypatch):
     monkeypatch.setenv("REELFLOW_RETRY_BACKOFF", "0.01")
     monkeypatch.setenv("REELFLOW_CLIP_RETRIES", "2")
@@ -59,6 +60,7 @@ def test_transient_faults_are_retried_in_process_with_the_flows_policy(small_pro
     assert result.generated == 3
 
 
+@pytest.mark.slow
 def test_a_scene_out_of_retries_falls_back_down_its_chain(small_project, monkeypatch):
     monkeypatch.setenv("REELFLOW_RETRY_BACKOFF", "0")
     monkeypatch.setenv("REELFLOW_CLIP_RETRIES", "1")
@@ -77,6 +79,7 @@ def test_a_scene_out_of_retries_falls_back_down_its_chain(small_project, monkeyp
     assert all(c.attempts[0] == "down: TransientEngineError" for c in result.clips)
 
 
+@pytest.mark.slow
 def test_review_without_a_terminal_or_prefect_is_bad_input(small_project):
     from tasks.review import ReviewUnanswerable
 

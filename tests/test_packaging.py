@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import subprocess
 import sys
 from importlib.metadata import requires
 
 
+@pytest.mark.slow
 def test_pip_check_is_clean():
     proc = subprocess.run([sys.executable, "-m", "pip", "check"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -18,6 +20,7 @@ def test_base_install_has_no_torch():
     assert not any(r.startswith(("runpod", "gradio", "minio")) for r in base)
 
 
+@pytest.mark.slow
 def test_engines_import_nothing_heavy_at_package_import():
     code = ("import sys, engines, storage, flows.render; "
             "heavy = [m for m in ('torch', 'diffusers', 'gradio_client', 'runpod', 'minio') if m in sys.modules]; "

@@ -43,6 +43,7 @@ def test_board_states_from_events():
     assert board.eta({"x": 3.0}) == 0
 
 
+@pytest.mark.slow
 def test_scene_table_artifact_shows_retries_and_fallbacks(small_project, counting):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
@@ -70,6 +71,7 @@ def test_scene_table_artifact_shows_retries_and_fallbacks(small_project, countin
     assert "falling back to animatic" in last["s1"]["history"] and last["s1"]["engine"] == "animatic"
 
 
+@pytest.mark.slow
 def test_cli_shows_each_scene_and_names_the_generated_ones(small_project, counting):
     runner = CliRunner()
     first = runner.invoke(app, ["render", str(small_project), "--scene", "s1"])
@@ -83,6 +85,7 @@ def test_cli_shows_each_scene_and_names_the_generated_ones(small_project, counti
     assert "generated: s0, s2" in again.output
 
 
+@pytest.mark.slow
 def test_off_a_terminal_a_failed_render_prints_one_line(small_project):
     engines.register("always-fails", lambda model=None, params=None: FaultyEngine("always-fails", quota()))
     try:

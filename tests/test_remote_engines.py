@@ -123,6 +123,7 @@ def test_space_queue_rejections_are_transient(space, tmp_path):
         HFSpaceEngine(params={"space": space.url}).generate(request(), tmp_path)
 
 
+@pytest.mark.slow
 def test_truncated_space_output_is_an_invalid_clip(space, tmp_path):
     space.faults.jobs = ["truncate"]
     result = HFSpaceEngine(params={"space": space.url}).generate(request(), tmp_path)
@@ -146,6 +147,7 @@ def test_one_client_per_space_is_reused(space):
 
 # -- runpod faults ---------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_runpod_retries_429_and_5xx_itself(runpod_env, tmp_path):
     runpod_env.faults.http = [429, 500, 503, 502]
     result = RunPodEngine(model="720x720_5s", params={"endpoint": "ovi", "width": 160, "height": 160}).generate(

@@ -61,6 +61,7 @@ def make_project(root: Path, scenes: int, engine: dict) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_twelve_scenes_with_30_percent_transient_faults_all_land_once(tmp_path, runpod_server):
     folder = make_project(tmp_path, 12, {"name": "runpod", "model": "720x720_5s",
                                          "params": {"width": 160, "height": 160, "sample_steps": 10}})
@@ -79,6 +80,7 @@ def test_twelve_scenes_with_30_percent_transient_faults_all_land_once(tmp_path, 
     assert again.generated == 0 and again.reused == 12
 
 
+@pytest.mark.slow
 def test_quota_on_the_space_sends_the_scene_to_runpod(tmp_path, space):
     folder = make_project(tmp_path, 2, {"name": "hf-space", "fallback": ["runpod"]})
     space.faults.jobs = ["quota", "ok"]              # one scene hits the ZeroGPU quota (3 s > 1 s max)
@@ -95,6 +97,7 @@ def test_quota_on_the_space_sends_the_scene_to_runpod(tmp_path, space):
     assert "QuotaExceeded" in history.output
 
 
+@pytest.mark.slow
 def test_a_short_quota_wait_is_waited_out_on_the_same_engine(tmp_path, space, monkeypatch):
     monkeypatch.setenv("REELFLOW_QUOTA_WAIT_MAX", "10")
     reload_settings()
@@ -107,6 +110,7 @@ def test_a_short_quota_wait_is_waited_out_on_the_same_engine(tmp_path, space, mo
 
 
 @pytest.mark.parametrize("limits", ["global", "process"])
+@pytest.mark.slow
 def test_engine_concurrency_limit_is_created_and_respected(tmp_path, runpod_server, monkeypatch, limits):
     """In one process the limit is a semaphore; shared with other processes, a Prefect global limit."""
     from prefect.client.orchestration import get_client

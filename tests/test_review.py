@@ -21,6 +21,7 @@ def picks_of(folder) -> dict:
     return yaml.safe_load(path.read_text()) if path.exists() else {}
 
 
+@pytest.mark.slow
 def test_terminal_review_picks_and_redoes(small_project, counting):
     answers = "2\nr\n\n"                     # s0: take 2, s1: redo, s2: keep take 1
     result = CliRunner().invoke(app, ["render", str(small_project), "--takes", "2", "--review"], input=answers)
@@ -30,6 +31,7 @@ def test_terminal_review_picks_and_redoes(small_project, counting):
     assert "Take [1], or r to redo" in result.output
 
 
+@pytest.mark.slow
 def test_terminal_review_with_stdin_closed_follows_the_setting(small_project, counting, monkeypatch):
     monkeypatch.setenv("REELFLOW_REVIEW_ON_TIMEOUT", "fail")
     reload_settings()
@@ -61,6 +63,7 @@ def paused_run(name: str, timeout: float = 90):
     pytest.fail(f"no paused run named {name}")
 
 
+@pytest.mark.slow
 def test_flow_pauses_for_the_form_and_resumes_with_a_redo(small_project, counting, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.flow_runs import resume_flow_run
@@ -95,6 +98,7 @@ def test_flow_pauses_for_the_form_and_resumes_with_a_redo(small_project, countin
     assert picks_of(small_project) == {"s1": 2}
 
 
+@pytest.mark.slow
 def test_nobody_answers_the_form_and_the_render_proceeds(small_project, counting, monkeypatch):
     from flows.render import render_project
 
@@ -105,6 +109,7 @@ def test_nobody_answers_the_form_and_the_render_proceeds(small_project, counting
     assert [c.take for c in result.clips] == [1, 1, 1] and picks_of(small_project) == {}
 
 
+@pytest.mark.slow
 def test_nobody_answers_the_form_and_the_setting_fails_the_render(small_project, counting, monkeypatch):
     from flows.render import render_project
     from tasks.review import ReviewTimeout

@@ -24,6 +24,7 @@ def run_artifacts_and_clip_runs(state):
     return {a.key: a for a in artifacts if a.key}, [t for t in task_runs if t.name.startswith("clip-")]
 
 
+@pytest.mark.slow
 def test_storyboard_artifact_exists_before_the_first_clip_lands(small_project, counting, isolated_storage):
     from storage.catalog import open_catalog
     from reelflow.settings import get_settings
@@ -46,6 +47,7 @@ def test_storyboard_artifact_exists_before_the_first_clip_lands(small_project, c
     assert f"`{result.video}`" in report
 
 
+@pytest.mark.slow
 def test_with_a_public_url_every_artifact_link_is_public_url_plus_key(small_project, counting, monkeypatch):
     monkeypatch.setenv("REELFLOW_PUBLIC_URL", "http://review.example:8765/")
     reload_settings()
@@ -63,6 +65,7 @@ def test_with_a_public_url_every_artifact_link_is_public_url_plus_key(small_proj
     assert "http://review.example:8765/clips/" in str(rows)
 
 
+@pytest.mark.slow
 def test_an_unchanged_render_found_at_once_still_shows_its_report(small_project, counting):
     first = render_project(str(small_project))
     state = render_project(str(small_project), return_state=True)
@@ -71,6 +74,7 @@ def test_an_unchanged_render_found_at_once_still_shows_its_report(small_project,
     assert clip_runs == [] and first.render_id in artifacts["render-small-report"].data
 
 
+@pytest.mark.slow
 def test_review_page_of_a_real_render_with_takes(small_project, counting, isolated_storage):
     from reelflow.review_page import review_html
     from storage import open_store

@@ -27,6 +27,7 @@ def wait_for(client, run_id, states: set[str], timeout: float = 240):
     pytest.fail(f"run never reached {states}; it is {run.state.type.value if run.state else None}")
 
 
+@pytest.mark.slow
 def test_deployment_review_pauses_and_resumes_with_a_redo(prefect_server, small_project):
     from prefect.client.orchestration import SyncPrefectClient
     from prefect.input.run_input import keyset_from_paused_state

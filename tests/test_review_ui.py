@@ -30,6 +30,7 @@ def wait_for(client, states: set[str], proc, log, timeout: float = 150):
     pytest.fail(f"run never reached {states}:\n{log.read_text()[-3000:]}")
 
 
+@pytest.mark.slow
 def test_review_form_in_the_prefect_ui_picks_a_take_and_redoes_a_scene(prefect_server, small_project, browser):
     from prefect.client.orchestration import SyncPrefectClient
 

@@ -40,6 +40,7 @@ def stored_scenes(store) -> set[str]:
     return {store.metadata(k)["scene"] for k in store.list("clips") if k.endswith(".mp4")}
 
 
+@pytest.mark.slow
 def test_demo_on_s3_reuses_every_clip_and_regenerates_one_edit(demo_copy, counting, moto_s3, monkeypatch):
     use_s3(monkeypatch, moto_s3.endpoint, f"demo-{uuid.uuid4().hex[:8]}")
     first = render_project(str(demo_copy))
@@ -61,6 +62,7 @@ def test_demo_on_s3_reuses_every_clip_and_regenerates_one_edit(demo_copy, counti
     assert counting.calls == ["outro"] and (third.generated, third.reused) == (1, 5)
 
 
+@pytest.mark.slow
 def test_sigkilled_render_resumes_without_regenerating_stored_clips(demo_copy, counting, moto_s3, monkeypatch):
     from prefect.settings import PREFECT_API_URL
 
@@ -90,6 +92,7 @@ def test_sigkilled_render_resumes_without_regenerating_stored_clips(demo_copy, c
     assert result.generated + result.reused == 6
 
 
+@pytest.mark.slow
 def test_render_survives_the_s3_server_going_away_and_coming_back(small_project, rclone_s3, monkeypatch):
     slow = SlowEngine(1.0)
     engines.register("animatic", lambda model=None, params=None: slow)
@@ -137,6 +140,7 @@ def catalog_url(request, tmp_path, monkeypatch) -> str:
     return url
 
 
+@pytest.mark.slow
 def test_catalog_records_every_attempt_failures_included(small_project, counting, catalog_url):
     flaky = FaultyEngine("flaky", transient(), fail_times=1)
     space = FaultyEngine("space", quota())
@@ -173,6 +177,7 @@ def test_catalog_records_every_attempt_failures_included(small_project, counting
     assert [a.status for a in reused] == ["reused"] * 3 and sum(a.cost for a in reused) == 0
 
 
+@pytest.mark.slow
 def test_a_failed_render_is_recorded_as_failed(small_project, catalog_url):
     engines.register("down", lambda model=None, params=None: FaultyEngine("down", transient()))
     spec = yaml.safe_load((small_project / "project.yaml").read_text())
@@ -188,6 +193,7 @@ def test_a_failed_render_is_recorded_as_failed(small_project, catalog_url):
     assert len([a for a in open_catalog(catalog_url).attempts(render_id=render.id) if a.status == "failed"]) == 3 * 4
 
 
+@pytest.mark.slow
 def test_no_credential_appears_in_logs_artifacts_catalog_or_errors(small_project, rclone_s3, monkeypatch,
                                                                    capfd, caplog, catalog_url):
     """The S3 secret key and an HF token an engine echoes back never leave the process."""

@@ -48,6 +48,7 @@ def stitched(mixed_clips, tmp_path_factory):
     return store, normalized, keys
 
 
+@pytest.mark.slow
 def test_each_normalized_clip_has_exact_frames_and_samples(stitched):
     store, normalized, _ = stitched
     for ref, shape in zip(normalized, SHAPES):
@@ -143,6 +144,7 @@ def test_filter_escape_and_concat_list_quote_paths(tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["burn", "vtt"])
+@pytest.mark.slow
 def test_burned_and_vtt_subtitles(mixed_clips, tmp_path, mode):
     import av
 
@@ -177,6 +179,7 @@ def test_footage_at_its_own_length_is_normalised_once(mixed_clips, tmp_path, mon
     assert runs == [] and again == first and first.frames == 60     # 2.5 s at 24 fps
 
 
+@pytest.mark.slow
 def test_peaky_audio_is_limited_to_the_true_peak_ceiling_at_the_target_loudness(tmp_path):
     """Quiet tone with full-scale bursts: the gain to -14 LUFS would put peaks near +15 dBFS."""
     from media import ffmpeg

@@ -25,6 +25,7 @@ def md5(path) -> str:
     return h.hexdigest()
 
 
+@pytest.mark.slow
 def test_200_mb_multipart_round_trip_and_presigned_links(rclone_s3, monkeypatch, tmp_path):
     use_s3(monkeypatch, rclone_s3.endpoint, "big")
     store = open_store()
@@ -164,6 +165,7 @@ def test_link_expiry_is_the_setting(moto_s3, monkeypatch):
 
 @pytest.mark.parametrize("fault", [dict(status=503), dict(status=500), dict(status=429), dict(stall=2.5)],
                          ids=["503", "500", "429", "timeout"])
+@pytest.mark.slow
 def test_5xx_throttling_and_timeouts_are_retried(moto_s3, monkeypatch, tmp_path, fault):
     from tests.servers import FaultProxy
 
@@ -178,6 +180,7 @@ def test_5xx_throttling_and_timeouts_are_retried(moto_s3, monkeypatch, tmp_path,
         assert proxy.seen > 4
 
 
+@pytest.mark.slow
 def test_a_store_that_stays_down_gives_up_with_a_clear_error(moto_s3, tmp_path):
     from storage import TransientStorageError
     from tests.servers import FaultProxy
@@ -210,6 +213,7 @@ def test_credentials_from_prefect_secret_blocks(moto_s3, monkeypatch, tmp_path):
     assert secrets.redact("key block-secret-value-42") == "key ***"   # a block's secret is redacted too
 
 
+@pytest.mark.slow
 def test_a_failed_publish_reports_its_own_error_quickly(moto_s3, tmp_path):
     """Upload works, the server-side copy keeps failing: the copy's error comes back, not a
     cleanup error after a second wait."""

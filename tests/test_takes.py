@@ -36,6 +36,7 @@ def segments(result) -> dict[str, list[str]]:
     return {s.scene_id: hashes[round(s.start * fps):round(s.end * fps)] for s in result.scenes}
 
 
+@pytest.mark.slow
 def test_takes_picks_and_recut_without_engine_calls(small_project, counting, isolated_storage):
     from projects.picks import save_picks
 
@@ -87,6 +88,7 @@ def test_take_one_keeps_the_key_a_scene_always_had(small_project, counting):
         ("s0", 1, 0), ("s0", 2, 1), ("s1", 1, 1), ("s2", 1, 2)]
 
 
+@pytest.mark.slow
 def test_redo_adds_one_take_beyond_those_stored_and_picks_it(small_project, counting):
     render_project(str(small_project))
     counting.calls.clear()
@@ -105,12 +107,14 @@ def test_redo_adds_one_take_beyond_those_stored_and_picks_it(small_project, coun
     assert counting.calls == []
 
 
+@pytest.mark.slow
 def test_render_takes_override_applies_to_every_generated_scene(small_project, counting):
     result = render_project(str(small_project), takes=2)
     assert sorted(counting.calls) == ["s0", "s0", "s1", "s1", "s2", "s2"]
     assert all(len(s.takes) == 2 and s.picked == 1 for s in result.scenes)
 
 
+@pytest.mark.slow
 def test_cli_takes_pick_and_redo(small_project, counting):
     from typer.testing import CliRunner
 
@@ -156,6 +160,7 @@ def test_bad_picks_are_one_line_each_in_validate(small_project):
     assert "must be a mapping of scene id to take number" in CliRunner().invoke(app, ["validate", str(small_project)]).output
 
 
+@pytest.mark.slow
 def test_save_picks_keeps_comments_and_order(tmp_path):
     from projects.picks import check_picks, save_picks
 

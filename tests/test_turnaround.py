@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import yaml
 
 import media.aac as aac
@@ -15,6 +16,7 @@ from media.probe import probe
 from tests.media import marked_clip
 
 
+@pytest.mark.slow
 def test_an_edit_encodes_only_the_audio_around_it_and_cuts_one_new_frame(small_project, monkeypatch):
     monkeypatch.setattr(aac, "CHUNK_FRAMES", 16)              # 0.34 s chunks: 4.5 s of audio is 14 of them
     monkeypatch.setattr(aac, "PRE_ROLL", 4 * aac.FRAME)
