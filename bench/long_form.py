@@ -40,7 +40,7 @@ def marked_footage(path: Path, index: int, seconds: float, small: bool) -> Path:
         return path
     shape = SHAPES[index % len(SHAPES)]
     w, h = (shape["width"] // 4 * 2, shape["height"] // 4 * 2) if small else (shape["width"], shape["height"])
-    colour = f"0x{(index * 37) % 60 + 10:02x}{(index * 53) % 60 + 10:02x}{(index * 71) % 60 + 10:02x}"
+    colour = f"0x{10 + index % 50:02x}{10 + index // 50 % 50:02x}{10 + index * 7 % 50:02x}"   # unique to 2500
     flash = 0.12
     part = path.with_name(f".{path.name}.part.mp4")
     layout = "stereo" if shape["channels"] == 2 else "mono"
