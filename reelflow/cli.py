@@ -54,7 +54,7 @@ app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True,
 
 @app.callback()
 def _options(ctx: typer.Context,
-             verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks and Prefect's logs.")] = False) -> None:
+             verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Tracebacks and the render's logs (Prefect's too in a flow run).")] = False) -> None:
     """Render written productions into stitched videos."""
     ctx.meta[VERBOSE] = verbose
 
@@ -175,7 +175,7 @@ def render(
     scene: Annotated[Optional[list[str]], typer.Option("--scene", help="Render only this scene id (repeatable).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Also copy the final files into this folder.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Render again even if this exact render is finished.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs, and the per-scene view even off a terminal.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the render's logs (Prefect's in a flow run), and the per-scene view even off a terminal.")] = False,
     takes: Annotated[Optional[int], typer.Option(min=1, max=16, help="Takes per generated scene (overrides project.yaml).")] = None,
     redo: Annotated[Optional[list[str]], typer.Option("--redo", help="Give this scene a new take and pick it (repeatable).")] = None,
     review: Annotated[bool, typer.Option("--review", help="Pick takes (or redo) in the terminal before the cut.")] = False,
@@ -225,13 +225,13 @@ def _local_logging(verbose: bool) -> None:
 
     logger = logging.getLogger("reelflow")
     logger.propagate = False
-    if verbose:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    else:
-        logger.addHandler(logging.NullHandler())
+    for old in [h for h in logger.handlers if getattr(h, "reelflow_cli", False)]:
+        logger.removeHandler(old)              # a second render in this process sets its own
+    handler = logging.StreamHandler() if verbose else logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    handler.reelflow_cli = True
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _render_with_review(run, terminal: bool, progress, *args, **kwargs):

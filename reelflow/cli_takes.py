@@ -95,7 +95,7 @@ def redo(
     scene: Annotated[list[str], typer.Argument(help="Scene id(s) to give a new take.")],
     engine: Annotated[Optional[str], typer.Option(help="Engine for every scene (overrides project.yaml).")] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Also copy the final files into this folder.")] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the render's logs.")] = False,
 ) -> None:
     """Make one new take (a fresh seed) of each scene, pick it, and render the cut."""
     from reelflow.cli import render
