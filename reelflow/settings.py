@@ -96,7 +96,22 @@ class Settings(BaseSettings):
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a bad ``REELFLOW_*`` value is one InputError line
+    naming the variable (exit 2 in the CLI), not a validation traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        from reelflow.errors import InputError
+
+        problems = []
+        for error in exc.errors():
+            name = "REELFLOW_" + "_".join(str(part) for part in error["loc"][:1]).upper()
+            private = any(word in name for word in ("SECRET", "KEY", "TOKEN", "PASSWORD", "URL"))
+            shown = "" if private else f" (got {str(error.get('input'))[:80]!r})"
+            problems.append(f"{name}: {error['msg']}{shown}")
+        raise InputError("; ".join(problems)) from None
 
 
 def reload_settings() -> Settings:

@@ -155,3 +155,19 @@ def test_a_full_disk_under_the_local_store_is_a_storage_error(tmp_path):
 ])
 def test_mask_url(url, shown):
     assert mask_url(url) == shown
+
+
+def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "REELFLOW_ORCHESTRATOR": "bogus", "REELFLOW_CLIP_RETRIES": "-1"}
+    proc = subprocess.run([sys.executable, "-m", "reelflow", "cost", str(repo / "projects" / "demo")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "REELFLOW_CLIP_RETRIES: Input should be greater than or equal to 0 (got '-1'); "
+        "REELFLOW_ORCHESTRATOR: Input should be 'auto', 'prefect' or 'in-process' (got 'bogus')"]
