@@ -174,15 +174,22 @@ def plan_rows(chains: list) -> list[dict]:
             for c in chains]
 
 
-def scene_table(slug: str, render_id: str) -> TableFeed:
-    """Start the render's per-scene table artifact (key ``render-<slug>-scenes``); outside a
-    Prefect run there is nowhere to publish it and the feed keeps only its board."""
+class NoTable:
+    """What :func:`scene_table` gives outside a Prefect run: nowhere to publish, nothing to keep
+    (the CLI's view keeps its own board)."""
+
+    def close(self) -> None:
+        pass
+
+
+def scene_table(slug: str, render_id: str) -> TableFeed | NoTable:
+    """Start the render's per-scene table artifact (key ``render-<slug>-scenes``) in a Prefect run."""
     from tasks.step import in_prefect_run
 
+    if not in_prefect_run():
+        return NoTable()
     key = f"render-{slug}-scenes".replace("_", "-")
     description = f"Scenes of {slug}, render {render_id}: planned, reused, generating, retrying, falling back, done"
-    if not in_prefect_run():
-        return TableFeed(key, render_id, description, publish=lambda *args: None)
     from prefect.context import FlowRunContext
 
     context = FlowRunContext.get()

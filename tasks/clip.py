@@ -22,7 +22,7 @@ from storage.catalog import AttemptRow, Catalog, open_catalog
 from tasks import events
 from tasks.limits import engine_slot
 from tasks.models import ClipPlan, ClipRef
-from tasks.step import step
+from tasks.step import in_prefect_run, step
 
 MIN_DURATION_RATIO = 0.5   # shorter than this share of the request: a broken clip, not a short one
 
@@ -199,8 +199,6 @@ def generate_clip(plan: ClipPlan, render_id: str, attempt: int | None = None) ->
 
 
 def _task_run_count() -> int:
-    from tasks.step import in_prefect_run
-
     if not in_prefect_run():
         return 1
     from prefect.runtime import task_run

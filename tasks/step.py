@@ -39,8 +39,8 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter:
 class Step:
     """A function that is a Prefect task inside a flow run and a plain call everywhere else.
 
-    ``.fn`` is the function; ``.task`` the Prefect task (built on first use); ``.map``,
-    ``.submit``, ``.delay`` and ``.with_options`` are the task's.
+    ``.fn`` is the function; ``.task`` the Prefect task (built on first use); ``.map`` and
+    ``.delay`` are the task's.
     """
 
     def __init__(self, fn: Callable, options: Options):
@@ -66,14 +66,8 @@ class Step:
     def map(self, *args, **kwargs):
         return self.task.map(*args, **kwargs)
 
-    def submit(self, *args, **kwargs):
-        return self.task.submit(*args, **kwargs)
-
     def delay(self, *args, **kwargs):
         return self.task.delay(*args, **kwargs)
-
-    def with_options(self, **kwargs):
-        return self.task.with_options(**kwargs)
 
     def __repr__(self) -> str:
         return f"<step {self.fn.__module__}.{self.fn.__qualname__}>"

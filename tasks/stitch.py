@@ -243,20 +243,25 @@ def contact_sheet(clips: list[NormalizedRef], paths: list[Path], profile: Output
                                 aspect=size[1] / size[0])
 
 
+def normalize_in_slot(ref: ClipRef, profile: Output, match: ColorStats | None = None, name: str | None = None,
+                      style: LowerThird | None = None) -> NormalizedRef:
+    """``normalize_stored`` with this render's store and work folder, holding one CPU slot."""
+    settings = get_settings()
+    with cpu_slot():
+        return normalize_stored(ref, profile, open_store(settings.storage), Path(settings.work_dir) / "normalize",
+                                match, (name, style) if name and style else None)
+
+
 @step(task_run_name="normalize-clips")
 def normalize_clips(clips: list[ClipRef], profile: Output, match: ColorStats | None = None,
                     lower_thirds: list[str | None] | None = None,
                     lower_style: LowerThird | None = None) -> list[NormalizedRef]:
     """Bring every clip to the output profile with exact frame and sample counts: one clip per
     CPU at once (each a cached ffmpeg run), in one step rather than a task per clip."""
-    settings = get_settings()
-    store, work = open_store(settings.storage), Path(settings.work_dir) / "normalize"
     names = lower_thirds or [None] * len(clips)
 
     def one(ref: ClipRef, name: str | None) -> NormalizedRef:
-        label = (name, lower_style) if name and lower_style else None
-        with cpu_slot():
-            return normalize_stored(ref, profile, store, work, match, label)
+        return normalize_in_slot(ref, profile, match, name, lower_style)
 
     if len(clips) <= 1:
         return [one(ref, name) for ref, name in zip(clips, names)]
@@ -272,21 +277,14 @@ class NormalizeAhead:
 
     def __init__(self, profile: Output, picked: dict[str, int], lower_thirds: dict[str, str | None],
                  lower_style: LowerThird | None = None):
-        settings = get_settings()
         self.profile, self.picked, self.names, self.style = profile, picked, lower_thirds, lower_style
-        self.store, self.work = open_store(settings.storage), Path(settings.work_dir) / "normalize"
         self.pool = ThreadPoolExecutor(cpu_slots(), thread_name_prefix="reelflow-normalize-ahead")
         self.futures: list = []
 
     def __call__(self, ref: ClipRef) -> None:
         if ref.take == self.picked.get(ref.scene_id, 1):
-            self.futures.append(self.pool.submit(self._one, ref))
-
-    def _one(self, ref: ClipRef) -> None:
-        name = self.names.get(ref.scene_id)
-        with cpu_slot():
-            normalize_stored(ref, self.profile, self.store, self.work, None,
-                             (name, self.style) if name and self.style else None)
+            self.futures.append(self.pool.submit(normalize_in_slot, ref, self.profile, None,
+                                                 self.names.get(ref.scene_id), self.style))
 
     def wait(self) -> None:
         for future in self.futures:
