@@ -11,6 +11,7 @@ each end of a clip's audio keep hard cuts from clicking.
 
 from __future__ import annotations
 
+import os
 import re
 from fractions import Fraction
 from pathlib import Path
@@ -37,12 +38,14 @@ def filter_escape(value: str) -> str:
 
 
 def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: int, out: str,
-                   look: str | None = None, overlay: tuple[str, float] | None = None) -> list[str]:
+                   look: str | None = None, overlay: tuple[str, float] | None = None,
+                   meter: bool = False) -> list[str]:
     """ffmpeg arguments that bring one clip to the profile with exact lengths (pure).
 
     ``look`` is a video filter applied to the clip's own picture before it is scaled and
     padded (colour matching); ``overlay`` is (a full-frame RGBA PNG we drew, seconds) laid
-    over the first seconds of the clip (a lower third).
+    over the first seconds of the clip (a lower third). ``meter``: the same run also measures
+    the finished audio's true peak (``ebur128``'s summary, at log level info).
     """
     w, h, r = profile.width, profile.height, _rate(profile)
     samples = profile.samples_for(frames)
@@ -72,22 +75,25 @@ def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: in
     graph = (
         f"{picture}format=yuv420p,tpad=stop=-1:stop_mode=clone[v];"
         f"{audio_src}aresample={profile.audio_rate}:async=1:first_pts=0,"
-        f"aformat=sample_fmts=s16:channel_layouts=stereo,apad,atrim=end_sample={samples}{edges}[a]"
+        f"aformat=sample_fmts=s16:channel_layouts=stereo,apad,atrim=end_sample={samples}{edges}"
+        + (",asplit=2[a][tap];[tap]ebur128=peak=true:framelog=verbose[meter]" if meter else "[a]")
     )
     return [
         *args, "-filter_complex", graph, "-map", "[v]", "-map", "[a]",
         "-frames:v", str(frames), "-r", r, *X264, "-g", str(max(1, round(profile.rate))),
         "-c:a", "pcm_s16le", "-ar", str(profile.audio_rate), "-ac", "2",
         "-map_metadata", "-1", "-fflags", "+bitexact", "-f", "mov", out,
+        *(["-map", "[meter]", "-f", "null", "-"] if meter else []),
     ]
 
 
 def normalize_clip(src: str | Path, out: str | Path, profile: OutputProfile, duration: float | None = None,
-                   match=None, overlay: tuple[str, float] | None = None) -> MediaInfo:
+                   match=None, overlay: tuple[str, float] | None = None) -> tuple[MediaInfo, float]:
     """Normalise ``src`` to ``profile``; ``duration`` (default: the clip's own) sets the frame count.
 
     ``match`` (``media.color.ColorStats``) moves the clip's colour to those statistics;
-    ``overlay`` (PNG, seconds) is drawn over its first seconds.
+    ``overlay`` (PNG, seconds) is drawn over its first seconds. Returns the normalised clip's
+    probe and the true peak of its audio (dBTP, measured in the same run; see :func:`join_audio`).
     """
     info = probe(src)
     if not info.has_video:
@@ -99,8 +105,9 @@ def normalize_clip(src: str | Path, out: str | Path, profile: OutputProfile, dur
         from media.color import match_filter, measure
 
         look = match_filter(measure(src), match)
-    ffmpeg.run(normalize_args(str(src), info, profile, frames, str(out), look, overlay))
-    return probe(out)
+    proc = ffmpeg.run(normalize_args(str(src), info, profile, frames, str(out), look, overlay, meter=True),
+                      loglevel="info")
+    return probe(out), _peak(_ebur128_summary(proc.stderr.decode(errors="replace"))["input_tp"])
 
 
 def concat_list(paths: list[str | Path]) -> str:
@@ -114,25 +121,29 @@ def concat_list(paths: list[str | Path]) -> str:
 
 TRUE_PEAK_MARGIN = 1.5   # dB kept below the ceiling before the AAC encode, which can overshoot it (measured: 1.1 dB on peaky audio)
 OVERSAMPLE = 4           # the limiter works at 4x the rate, where sample peaks approximate true peaks
-_SUMMARY = re.compile(r"Summary:.*?I:\s*(?P<i>-?[\d.]+|-?inf|nan)\s*LUFS.*?Peak:\s*(?P<tp>-?[\d.]+|-?inf|nan)\s*dBFS",
-                      flags=re.DOTALL)
+_SUMMARY = re.compile(r"Summary:.*?I:\s*(?P<i>-?[\d.]+|-?inf|nan)\s*LUFS"
+                      r"(?:.*?Peak:\s*(?P<tp>-?[\d.]+|-?inf|nan)\s*dBFS)?", flags=re.DOTALL)
 
 
 def _ebur128_summary(stderr: str) -> dict:
     found = list(_SUMMARY.finditer(stderr))
     if not found:
         raise ffmpeg.FFmpegError("ebur128 printed no loudness summary", stderr=stderr)
-    return {"input_i": found[-1]["i"], "input_tp": found[-1]["tp"]}
+    summary = {"input_i": found[-1]["i"]}
+    if found[-1]["tp"] is not None:
+        summary["input_tp"] = found[-1]["tp"]
+    return summary
 
 
 def measure_loudness(inputs: list[str], profile: OutputProfile, graph: str | None = None,
-                     label: str = "[joined]") -> dict:
+                     label: str = "[joined]", peak: bool = True) -> dict:
     """Integrated loudness (LUFS) and true peak (dBTP) of the audio of ``inputs`` (ffmpeg input
     args), measured by ``ebur128`` in one pass: ``{"input_i": ..., "input_tp": ...}``.
 
-    With ``graph`` (a filter graph ending in ``label``) that graph's output is measured.
+    With ``graph`` (a filter graph ending in ``label``) that graph's output is measured;
+    ``peak=False`` measures the loudness alone (no ``input_tp``; the true peak is most of the cost).
     """
-    af = "ebur128=peak=true"
+    af = "ebur128=peak=true" if peak else "ebur128"
     if graph:
         select = ["-filter_complex", f"{graph};{label}{af}[m]", "-map", "[m]"]
     else:
@@ -208,13 +219,35 @@ def burn_style(profile: OutputProfile) -> str:
     return f"{base},MarginV=28"
 
 
+SILENT_PEAK = -200.0    # dBTP given to digital silence (ebur128 says -inf)
+
+
+def _peak(value: str) -> float:
+    peak = float(value)
+    return max(peak, SILENT_PEAK) if peak == peak else SILENT_PEAK
+
+
 def join_audio(list_file: str, profile: OutputProfile, total_samples: int, out: str | Path,
-               audio_inputs: list[str] | None = None, audio_graph: str | None = None) -> dict:
+               audio_inputs: list[str] | None = None, audio_graph: str | None = None,
+               peaks: list[float | None] | None = None) -> dict:
     """Write the joined audio as raw PCM (s16le stereo at the profile's rate, exactly
-    ``total_samples`` long) and measure its loudness in the same pass: the ``ebur128`` summary
-    ``loudness_filter`` takes. By default the audio is the concat list's own; with
-    ``audio_graph`` (over ``audio_inputs``, ending in ``[joined]``: crossfades, music) it is that
-    graph's output."""
+    ``total_samples`` long) and measure its loudness: the ``ebur128`` summary ``loudness_filter``
+    takes. By default the audio is the concat list's own; with ``audio_graph`` (over
+    ``audio_inputs``, ending in ``[joined]``: crossfades, music) it is that graph's output.
+
+    ``peaks``: the true peak of each clip of a plain concat list (hard cuts), measured when it was
+    normalised. Its audio is then copied out without decoding and only its integrated loudness is
+    measured: each clip's audio fades in and out over a few milliseconds, so no join adds a peak
+    and the joined true peak is the largest clip's.
+    """
+    if audio_graph is None and peaks and None not in peaks:
+        ffmpeg.run(["-f", "concat", "-safe", "0", "-i", list_file, "-map", "0:a:0", "-c:a", "copy",
+                    "-f", "s16le", str(out)])
+        # Clips round their own sample counts (1601.6 a frame at 29.97 fps): the sum can differ
+        # from the timeline's by a few samples, which the end gains (silence) or loses.
+        os.truncate(out, total_samples * 4)
+        # Measured apart: one run that copies and decodes for the meter takes longer than both.
+        return {**measure_loudness(raw_input(out, profile), profile, peak=False), "input_tp": f"{max(peaks):.2f}"}
     shape = (f"aresample={profile.audio_rate},aformat=sample_fmts=s16:channel_layouts=stereo,"
              f"apad,atrim=end_sample={total_samples},asplit=2[pcm][tap];[tap]ebur128=peak=true[meter]")
     graph = f"{audio_graph};[joined]{shape}" if audio_graph else f"[0:a:0]{shape}"

@@ -62,6 +62,7 @@ class NormalizedRef(BaseModel):
     frames: int
     speech: str | None = None
     words: SpokenLine | None = None       # the TTS's word timings (clip time), for the word highlight
+    true_peak: float | None = None        # dBTP of its audio, measured when it was normalised
 
 
 class TakeRef(BaseModel):

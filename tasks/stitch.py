@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import shutil
 import tempfile
@@ -22,6 +23,7 @@ from media.otio_export import write_handoff
 from media.music import music_graph, music_inputs, timeline_speech
 from media.timeline import Edit, timeline_for
 from projects.schema import Output
+from reelflow.process import lower_thread_priority
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
 from storage.batch import publish_all
@@ -57,9 +59,11 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
     """
     frames = profile.frames_for(ref.duration) if ref.duration else None
     key = normalized_key(ref, profile, frames, match, lower_third)
+    peak = None
     if store.exists(key):
-        if frames is None:
-            frames = int(store.metadata(key)["frames"])
+        meta = store.metadata(key)
+        frames = frames if frames is not None else int(meta["frames"])
+        peak = _float_or_none(meta.get("true_peak"))       # clips normalised before it was kept: None
     else:
         work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
@@ -69,13 +73,21 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
                 name, style = lower_third
                 png = lower_third_png(name, style, profile.width, profile.height, Path(tmp) / "lower-third.png")
                 overlay = (str(png), style.duration)
-            info = stitch.normalize_clip(store.fetch(ref.key, tmp), out, profile, ref.duration, match=match,
-                                         overlay=overlay)
+            info, peak = stitch.normalize_clip(store.fetch(ref.key, tmp), out, profile, ref.duration,
+                                               match=match, overlay=overlay)
             frames = info.video_frames or profile.frames_for(info.duration)
-            store.put_file(key, out, {"scene": ref.scene_id, "source": ref.key, "frames": str(frames)})
+            store.put_file(key, out, {"scene": ref.scene_id, "source": ref.key, "frames": str(frames),
+                                      "true_peak": f"{peak:.2f}"})
     events.emit("normalized", scene=ref.scene_id)
     return NormalizedRef(scene_id=ref.scene_id, index=ref.index, key=key, frames=frames, speech=ref.speech,
-                         words=stored_words(ref.key, store, work_dir) if ref.speech else None)
+                         words=stored_words(ref.key, store, work_dir) if ref.speech else None, true_peak=peak)
+
+
+def _float_or_none(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def stored_words(clip_key: str, store: ClipStore, work_dir: Path) -> SpokenLine | None:
@@ -107,7 +119,7 @@ def card_ref(card: Card, name: str, profile: Output, store: ClipStore, work: Pat
     if not store.exists(key):
         out = render_card(png, profile, frames, png.with_suffix(".mov"))
         store.put_file(key, out, {"scene": name, "frames": str(frames)})
-    return NormalizedRef(scene_id=name, index=-1, key=key, frames=frames)
+    return NormalizedRef(scene_id=name, index=-1, key=key, frames=frames, true_peak=stitch.SILENT_PEAK)
 
 
 def with_cards(edit: Edit | None, clips: list[NormalizedRef], profile: Output, store: ClipStore,
@@ -171,14 +183,18 @@ def stitch_render(
             burn = write_subtitles(build_karaoke(timeline.spoken_cues()), tmp / "final.ass", "ass")
 
         events.emit("stitch", stage="loudness")
-        # The contact sheet is drawn while ffmpeg works on the audio (frames are cached per clip).
-        sheet_job = ThreadPoolExecutor(1, thread_name_prefix="reelflow-sheet")
-        sheet_future = sheet_job.submit(contact_sheet, clips, scene_paths, profile, tmp / "contact-sheet.png")
-        sheet_job.shutdown(wait=False)
+        # The contact sheet and the edit hand-off are made while ffmpeg works on the audio
+        # (frames are cached per clip).
+        slug = dest_prefix.rsplit("/", 2)[-2]
+        side = ThreadPoolExecutor(1, thread_name_prefix="reelflow-sheet", initializer=lower_thread_priority)
+        side.submit(importlib.import_module, "numpy")      # the loudness gain's, imported off the main path
+        sheet_future = side.submit(contact_sheet, clips, scene_paths, profile, tmp / "contact-sheet.png")
+        handoff_future = side.submit(write_handoff, timeline, slug, store.url, tmp)
+        side.shutdown(wait=False)
         joined = tmp / "joined.pcm"
         measured = stitch.join_audio(str(list_file), profile, timeline.samples, joined,
-                                     audio_inputs=audio_inputs, audio_graph=graph)
-        slug = dest_prefix.rsplit("/", 2)[-2]
+                                     audio_inputs=audio_inputs, audio_graph=graph,
+                                     peaks=[c.true_peak for c in items])
         measured = stitch.steady_gain(measured, profile, previous_gain(slug, profile))
         pcm, gain = stitch.apply_loudness(joined, measured, profile, tmp / "audio.pcm")
         if gain is not None:
@@ -194,7 +210,7 @@ def stitch_render(
         sheet = sheet_future.result()
         keys = {"video": f"{dest_prefix}/final.mp4", "contact_sheet": f"{dest_prefix}/contact-sheet.png"}
         files: list[tuple[str, Path]] = []
-        for kind, path in write_handoff(timeline, dest_prefix.rsplit("/", 2)[-2], store.url, tmp).items():
+        for kind, path in handoff_future.result().items():
             keys[kind] = f"{dest_prefix}/{path.name}"
             files.append((keys[kind], path))
         if sub_path:

@@ -233,3 +233,35 @@ def test_streams_that_start_at_different_times_come_out_in_sync(tmp_path, video_
     [beep] = beep_onsets(pcm, rate)
     assert flash == pytest.approx(1.0, abs=1.5 / fps)
     assert beep == pytest.approx(flash, abs=1 / fps)
+
+
+@pytest.mark.slow
+def test_joining_by_copy_matches_the_decoding_join_sample_for_sample(stitched, tmp_path):
+    """With each clip's true peak kept from its normalisation, the audio is copied out of the
+    clips and only its loudness measured: the same samples, the same loudness and (clips fade at
+    their ends, so no join adds a peak) the same true peak as decoding and measuring the join."""
+    from media.stitch import join_audio
+
+    store, normalized, _keys = stitched
+    assert all(n.true_peak is not None for n in normalized)
+    listing = tmp_path / "clips.ffconcat"
+    listing.write_text(concat_list([store.path(n.key) for n in normalized]))
+    total = sum(PROFILE.samples_for(n.frames) for n in normalized)
+    decoded = join_audio(str(listing), PROFILE, total, tmp_path / "decoded.pcm")
+    copied = join_audio(str(listing), PROFILE, total, tmp_path / "copied.pcm", peaks=[n.true_peak for n in normalized])
+    assert (tmp_path / "copied.pcm").read_bytes() == (tmp_path / "decoded.pcm").read_bytes()
+    assert (tmp_path / "copied.pcm").stat().st_size == total * 4
+    assert float(copied["input_i"]) == pytest.approx(float(decoded["input_i"]), abs=0.05)
+    assert float(copied["input_tp"]) == pytest.approx(float(decoded["input_tp"]), abs=0.05)
+
+
+def test_a_clip_normalised_before_its_peak_was_kept_is_measured_in_the_join(stitched, tmp_path):
+    """An unknown peak (a store from before) takes the decoding join, which measures it."""
+    from media.stitch import join_audio
+
+    store, normalized, _keys = stitched
+    listing = tmp_path / "clips.ffconcat"
+    listing.write_text(concat_list([store.path(n.key) for n in normalized[:2]]))
+    total = sum(PROFILE.samples_for(n.frames) for n in normalized[:2])
+    measured = join_audio(str(listing), PROFILE, total, tmp_path / "j.pcm", peaks=[normalized[0].true_peak, None])
+    assert float(measured["input_tp"]) < 0 and (tmp_path / "j.pcm").stat().st_size == total * 4
