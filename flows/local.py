@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from flows.pipeline import render
 from projects import Project
+from reelflow.process import lower_thread_priority
 from tasks.clip import generate_with_retries
 from tasks.limits import pool_size
 from tasks.models import ClipPlan, ClipRef, RenderResult
@@ -25,6 +26,7 @@ class LocalRunner:
 
     def __init__(self, workers: int | None = None):
         self.pool = ThreadPoolExecutor(workers or pool_size(), thread_name_prefix="reelflow-clip")
+        self.side_pool = ThreadPoolExecutor(1, thread_name_prefix="reelflow-side", initializer=lower_thread_priority)
         self.logger = logging.getLogger("reelflow")
         self.side: list[Future] = []
 
@@ -44,12 +46,14 @@ class LocalRunner:
         pass                      # in-process semaphores and per-GPU lock files need no set-up
 
     def aside(self, fn, *args) -> None:
-        """Side work (the storyboard) beside the clips; the render waits for it before it returns."""
-        self.side.append(self.pool.submit(fn, *args))
+        """Side work (the storyboard) beside the clips, on a thread of its own at a lower priority
+        (it takes no clip's place); the render waits for it before it returns."""
+        self.side.append(self.side_pool.submit(fn, *args))
 
     def close(self) -> None:
         for future in self.side:
             future.exception()    # side work reports its own failures; wait for it to land
+        self.side_pool.shutdown(wait=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SAMPLES = 5
 MAX_GAIN = 3.0
@@ -35,6 +38,7 @@ class ColorStats(BaseModel):
 def sample_frames(path: str | Path, count: int = SAMPLES) -> list[np.ndarray]:
     """``count`` RGB frames spread evenly over a clip (decoded at reduced size)."""
     import av
+    import numpy as np
 
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
@@ -48,6 +52,8 @@ def sample_frames(path: str | Path, count: int = SAMPLES) -> list[np.ndarray]:
 
 def measure(path: str | Path) -> ColorStats:
     """Colour statistics of a clip from a few sampled frames."""
+    import numpy as np
+
     pixels = np.concatenate([f.reshape(-1, 3).astype(np.float64) for f in sample_frames(path)])
     return ColorStats(mean=tuple(pixels.mean(axis=0)), std=tuple(pixels.std(axis=0)))
 
