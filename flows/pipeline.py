@@ -27,10 +27,9 @@ from reelflow.errors import RenderError, one_line
 from reelflow.secrets import install_log_redaction, redact
 from reelflow.settings import get_settings
 from storage import open_store
-from storage.catalog import open_catalog
 from tasks import events
 from tasks.board import plan_rows, scene_table
-from tasks.catalog import close_render, open_render
+from tasks.catalog import catalog_ready, close_render, open_render, render_catalog
 from tasks.clip import produce_clip
 from tasks.finished import find_finished_render, remember_render
 from tasks.manifest import publish_manifest, scene_cuts
@@ -128,6 +127,7 @@ def _render(runner: Runner, spec, chains: list[list[ClipPlan]], book: TakeBook, 
     clips = cut_of(made, book.picked)
     match = colour_reference(clips, spec.color_match) if spec.color_match else None
     normalized = normalize_clips(clips, spec.output, match, [names.get(c.scene_id) for c in clips], spec.lower_third)
+    catalog_ready(render_id)                     # nothing is published that the catalog cannot record
     outputs = stitch_clips(normalized, spec.output, spec.slug, render_id, spec.edit())
 
     store = open_store(get_settings().storage)
@@ -174,6 +174,8 @@ def produce_all(runner: Runner, chains: list[list[ClipPlan]], render_id: str, sl
     while wave:
         positions = list(wave.items())
         plans = [chains[i][pos].model_copy(update={"deadline": deadline}) for i, pos in positions]
+        if any(plan.engine for plan in plans):
+            catalog_ready(render_id)             # no engine is paid for before the catalog can record it
         futures = runner.submit_clips(plans, render_id)
         where = {id(future): position for position, future in zip(positions, futures)}
         next_wave: dict[int, int] = {}
@@ -212,7 +214,7 @@ def _stored_now(chains: list[list[ClipPlan]], render_id: str) -> Iterator[tuple[
     stored = [i for i, chain in enumerate(chains) if store.exists(chain[0].key)]
     if not stored:
         return
-    catalog = open_catalog(settings.database_url)
+    catalog = render_catalog(render_id)
     work = Path(settings.work_dir) / "clips"
     for i in stored:
         yield i, produce_clip(chains[i][0], store, work, catalog, render_id)

@@ -23,6 +23,8 @@ def engine_speeds(engines: set[str]) -> dict[str, float]:
     from storage.catalog import open_catalog
 
     settings = get_settings()
+    if not engines:
+        return {}
     try:
         catalog = open_catalog(settings.database_url)
     except Exception:  # noqa: BLE001 - no catalog: settings only
@@ -56,7 +58,8 @@ class RenderProgress:
     def on_event(self, kind: str, data: dict) -> None:
         if kind == "plan":
             self.board = Board(data.get("render_id"))
-            self.speeds = engine_speeds({s["engine"] for s in data.get("scenes", []) if s.get("engine")})
+            if self.shown:                       # for the time left; nothing reads it off screen
+                self.speeds = engine_speeds({s["engine"] for s in data.get("scenes", []) if s.get("engine")})
         elif kind == "normalized":
             self.normalized += 1
         elif kind == "stitch":

@@ -254,6 +254,10 @@ class Catalog:
             s.add(row)
             s.commit()
 
+    def add_attempt(self, **fields) -> None:
+        """``record_attempt`` from the row's fields (what ``tasks.catalog.RenderLog`` also takes)."""
+        self.record_attempt(AttemptRow(**fields))
+
     @_guarded
     def record_attempt(self, attempt: AttemptRow) -> None:
         attempt.error = redact(attempt.error)[:4000] if attempt.error else None

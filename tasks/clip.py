@@ -18,8 +18,8 @@ from media.probe import MediaInfo, ProbeError, probe
 from reelflow.secrets import redact_exception
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
-from storage.catalog import AttemptRow, Catalog, open_catalog
 from tasks import events
+from tasks.catalog import AttemptLog, render_catalog
 from tasks.limits import engine_slot
 from tasks.models import ClipPlan, ClipRef
 from tasks.step import in_prefect_run, step
@@ -43,7 +43,7 @@ def validate_clip(path: str | Path, requested: float | None) -> MediaInfo:
     return info
 
 
-def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Catalog | None = None,
+def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: AttemptLog | None = None,
                  render_id: str = "", slot: Callable[[str | None], ContextManager] = lambda engine: nullcontext(),
                  attempt: int = 1) -> ClipRef:
     """Return the plan's clip from the store, making it first if it is not there yet.
@@ -60,12 +60,12 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Cata
         if catalog is None:
             return
         seconds = round(time.monotonic() - since, 3)
-        catalog.record_attempt(AttemptRow(
+        catalog.add_attempt(
             render_id=render_id, project=plan.project, scene=plan.scene_id, engine=plan.engine, model=plan.model,
             status=status, finished=datetime.now(timezone.utc), seconds=seconds, clip_seconds=plan.duration,
             clip_key=plan.key, cost=0.0 if status == "reused" else round(seconds * price_of(plan.engine), 6),
             error_class=type(exc).__name__ if exc else None, error=str(exc) if exc else None,
-            worker=worker_id(plan.engine)))
+            worker=worker_id(plan.engine))
 
     attempt_start = started
     said = dict(scene=plan.scene_id, take=plan.take, render_id=render_id)
@@ -195,7 +195,7 @@ def generate_clip(plan: ClipPlan, render_id: str, attempt: int | None = None) ->
     if attempt is None:
         attempt = _task_run_count()
     return produce_clip(plan, open_store(settings.storage), Path(settings.work_dir) / "clips",
-                        open_catalog(settings.database_url), render_id, slot=engine_slot, attempt=attempt)
+                        render_catalog(render_id), render_id, slot=engine_slot, attempt=attempt)
 
 
 def _task_run_count() -> int:

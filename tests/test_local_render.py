@@ -137,3 +137,38 @@ def test_machine_slot_threads_of_one_process_queue_too():
     with ThreadPoolExecutor(6) as pool:
         list(pool.map(work, range(12)))
     assert most[0] == 2
+
+
+def test_an_unreachable_catalog_stops_an_in_process_render_before_any_engine_call(small_project, monkeypatch):
+    """The catalog is opened beside the render (tasks.catalog.RenderLog), but the render waits
+    for it before paying an engine: exit 3, the password masked, no clip made, nothing published."""
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+    from reelflow.settings import get_settings
+    from tests.servers import free_port
+
+    url = f"postgresql+psycopg://reel:hunter2-db-password@127.0.0.1:{free_port()}/catalog"
+    monkeypatch.setenv("REELFLOW_DATABASE_URL", url)
+    reload_settings()
+    spy = FaultyEngine("spy", transient(), fail_times=0)
+    engines.register("spy", lambda model=None, params=None: spy)
+    try:
+        result = CliRunner().invoke(app, ["render", "--local", "--engine", "spy", str(small_project)])
+    finally:
+        engines.unregister("spy")
+    assert result.exit_code == 3, result.output
+    assert "catalog database postgresql+psycopg://reel:***@127.0.0.1:" in result.stderr
+    assert "hunter2" not in result.output
+    assert spy.calls == []
+    assert not (Path(get_settings().storage) / "renders").exists()
+
+
+def test_catalog_rows_of_an_in_process_render_are_all_written_when_it_returns(small_project):
+    result = render_local(str(small_project))
+    catalog = open_catalog()
+    row = next(r for r in catalog.renders("small") if r.id == result.render_id)
+    assert row.status == "completed" and row.generated == 3 and row.video_key == result.video_key
+    assert sorted(a.status for a in catalog.attempts(render_id=result.render_id)) == ["generated"] * 3
+    again = render_local(str(small_project), force=True)
+    assert sorted(a.status for a in catalog.attempts(render_id=again.render_id)) == ["reused"] * 3
