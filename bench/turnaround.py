@@ -62,6 +62,9 @@ def reelflow_render(project: Path, state: Path) -> tuple[float, str]:
            "REELFLOW_WORK_DIR": str(state / "work"), "REELFLOW_DATABASE_URL": f"sqlite:///{state / 'catalog.db'}",
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+    # Python's bytecode cache on, as on a user's machine (an installed package has its .pyc
+    # files); some sandboxes set PYTHONDONTWRITEBYTECODE, which recompiles every module per run.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     state.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "reelflow", "render", str(project)], env=env, cwd=state,
