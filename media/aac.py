@@ -22,6 +22,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from media import ffmpeg
 
@@ -59,34 +60,42 @@ def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", f
         raise ffmpeg.FFmpegError(f"{pcm}: no audio samples to encode")
     settings = f"aac-v{VERSION}|{ffmpeg.ffmpeg_binary_version()}|{rate}|{bitrate}"
     jobs = []
-    for start, end in chunk_bounds(samples):     # one chunk's samples in memory at a time
+    for start, end in chunk_bounds(samples):
         lo, hi = max(0, start - PRE_ROLL), min(samples, end + POST_ROLL)
         digest = hashlib.sha256(f"{settings}|{start - lo}|{hi - end}|{end == samples}".encode())
-        digest.update(_read(pcm, lo, hi))
+        for piece in _pieces(pcm, lo, hi):
+            digest.update(piece)
         jobs.append((start, end, lo, hi, folder / f"{digest.hexdigest()[:40]}.m4a"))
     missing = [job for job in jobs if not job[4].exists()]
     if missing:
         with ThreadPoolExecutor(max(1, min(len(missing), workers or os.cpu_count() or 1))) as pool:
-            list(pool.map(lambda job: _encode_chunk(_read(pcm, job[2], job[3]), rate, bitrate, job[4]), missing))
+            list(pool.map(lambda job: _encode_chunk(_pieces(pcm, job[2], job[3]), rate, bitrate, job[4]), missing))
     _splice(jobs, samples, rate, Path(out))
     return Path(out)
 
 
-def _read(pcm: str | Path, lo: int, hi: int) -> bytes:
+PIECE = 1 << 16            # bytes read from the PCM at a time: a chunk (3 MB with its rolls) is
+                           # never held whole, so neither hashing nor encoding grows with length
+
+
+def _pieces(pcm: str | Path, lo: int, hi: int) -> Iterator[bytes]:
+    """The bytes of samples [lo, hi) of ``pcm``, ``PIECE`` bytes at a time."""
     with open(pcm, "rb") as handle:
         handle.seek(lo * BYTES_PER_SAMPLE)
-        return handle.read((hi - lo) * BYTES_PER_SAMPLE)
+        left = (hi - lo) * BYTES_PER_SAMPLE
+        while left > 0 and (piece := handle.read(min(PIECE, left))):
+            left -= len(piece)
+            yield piece
 
 
-def _encode_chunk(data: bytes, rate: int, bitrate: str, dest: Path) -> None:
+def _encode_chunk(pieces: Iterable[bytes], rate: int, bitrate: str, dest: Path) -> None:
     """One chunk, written atomically (two renders may make the same chunk at once)."""
     fd, part = tempfile.mkstemp(dir=dest.parent, suffix=".part.m4a")
     os.close(fd)
     try:
-        step = 1 << 20
         ffmpeg.run_piped(["-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS), "-i", "pipe:0",
                           "-c:a", "aac", "-b:a", bitrate, "-map_metadata", "-1", "-fflags", "+bitexact",
-                          "-f", "mp4", "-y", part], (data[i:i + step] for i in range(0, len(data), step)))
+                          "-f", "mp4", "-y", part], pieces)
         os.replace(part, dest)
     finally:
         Path(part).unlink(missing_ok=True)

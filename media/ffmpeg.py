@@ -2,7 +2,7 @@
 
 Commands are built as ``list[str]`` by pure functions elsewhere (``media.commands``);
 ``run`` resolves the binary, logs ``shlex.join(cmd)``, applies a timeout and raises
-``FFmpegError`` carrying the command and the tail of stderr.
+``FFmpegError`` carrying the command and the tail of stderr (never all of it: see ``STDERR_TAIL``).
 """
 
 from __future__ import annotations
@@ -66,6 +66,18 @@ def ffmpeg_binary_version() -> str:
     return f"{path}:{st.st_size}:{st.st_mtime_ns}"
 
 
+STDERR_TAIL = 256 * 1024   # bytes of ffmpeg's stderr kept: the end is what callers read (an
+                           # ebur128 summary, the error), and a long input's per-frame lines
+                           # (ebur128 logs 10 a second) must not grow the render's memory
+
+
+def _tail(err) -> bytes:
+    """The last ``STDERR_TAIL`` bytes of the file ``err``."""
+    size = err.seek(0, os.SEEK_END)
+    err.seek(max(0, size - STDERR_TAIL))
+    return err.read()
+
+
 def run(
     args: list[str],
     *,
@@ -73,23 +85,30 @@ def run(
     capture_stdout: bool = False,
     loglevel: str = "error",
 ) -> subprocess.CompletedProcess:
-    """Run ``ffmpeg <BASE_ARGS> <args>``; return the completed process or raise FFmpegError."""
+    """Run ``ffmpeg <BASE_ARGS> <args>``; return the completed process or raise FFmpegError.
+
+    ffmpeg's stderr goes to a temporary file, of which the returned process carries the last
+    ``STDERR_TAIL`` bytes."""
+    import tempfile
+
     cmd = [ffmpeg_binary(), *BASE_ARGS, "-loglevel", loglevel, *args]
     log.debug("ffmpeg: %s", shlex.join(cmd))
     limit = timeout if timeout is not None else get_settings().ffmpeg_timeout
-    try:
-        proc = subprocess.run(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            timeout=limit,
-            check=False,
-            **child_options(),
-        )
-    except subprocess.TimeoutExpired as exc:
-        stderr = (exc.stderr or b"").decode(errors="replace")
-        raise FFmpegError(f"ffmpeg timed out after {limit:.0f}s: {shlex.join(cmd)}", cmd, stderr) from exc
+    with tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.run(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
+                stderr=err,
+                timeout=limit,
+                check=False,
+                **child_options(),
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise FFmpegError(f"ffmpeg timed out after {limit:.0f}s: {shlex.join(cmd)}", cmd,
+                              _tail(err).decode(errors="replace")) from exc
+        proc.stderr = _tail(err)
     if proc.returncode != 0:
         stderr = proc.stderr.decode(errors="replace")
         raise FFmpegError(f"ffmpeg exited {proc.returncode}: {shlex.join(cmd)}", cmd, stderr)
@@ -125,9 +144,8 @@ def run_piped(args: list[str], chunks, *, timeout: float | None = None, loglevel
         except subprocess.TimeoutExpired as exc:
             proc.kill()
             proc.wait()
-            err.seek(0)
             raise FFmpegError(f"ffmpeg timed out after {limit:.0f}s: {shlex.join(cmd)}", cmd,
-                              err.read().decode(errors="replace")) from exc
+                              _tail(err).decode(errors="replace")) from exc
         except BaseException:
             proc.kill()
             proc.wait()
@@ -139,6 +157,5 @@ def run_piped(args: list[str], chunks, *, timeout: float | None = None, loglevel
                 except BrokenPipeError:
                     pass
         if proc.returncode != 0:
-            err.seek(0)
             raise FFmpegError(f"ffmpeg exited {proc.returncode}: {shlex.join(cmd)}", cmd,
-                              err.read().decode(errors="replace"))
+                              _tail(err).decode(errors="replace"))

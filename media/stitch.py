@@ -305,12 +305,19 @@ def apply_loudness(joined: str | Path, measured: dict, profile: OutputProfile,
     import numpy as np
 
     decibels = float(measured.get("gain", profile.loudness - float(measured["input_i"])))
-    gain = 10 ** (decibels / 20)
-    block = 1 << 20                                     # samples (of one channel) per read
+    gain = np.float32(10 ** (decibels / 20))
+    # Small blocks, worked on in place: a few hundred KB whatever the length (blocks of megabytes
+    # left the allocator holding their high-water mark for the rest of the render).
+    block = 1 << 16                                     # samples (of one channel) per read
+    scaled = np.empty(block, np.float32)
     with open(joined, "rb") as src, open(out, "wb") as dst:
         while data := src.read(block * 2):
-            scaled = np.rint(np.frombuffer(data, "<i2").astype(np.float32) * gain)
-            dst.write(np.clip(scaled, -32768, 32767).astype("<i2").tobytes())
+            work = scaled[:len(data) // 2]
+            work[:] = np.frombuffer(data, "<i2")
+            np.multiply(work, gain, out=work)
+            np.rint(work, out=work)
+            np.clip(work, -32768, 32767, out=work)
+            dst.write(work.astype("<i2").tobytes())
     return Path(out), decibels
 
 

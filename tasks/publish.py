@@ -55,7 +55,9 @@ def inline_jpeg(store: ClipStore, key: str, width: int = 720, quality: int = 72)
 
     with tempfile.TemporaryDirectory(dir=_work_dir()) as tmp:
         with Image.open(store.fetch(key, tmp)) as img:
-            img = img.convert("RGB")
+            # Our sheets are RGB already: converting would copy the whole decoded sheet (8-16 MB
+            # for a long cut) only to thumbnail it; the JPEG is the same either way.
+            img = img if img.mode == "RGB" else img.convert("RGB")
             img.thumbnail((width, width * 4), Image.Resampling.BILINEAR)
             buf = io.BytesIO()
             img.save(buf, "JPEG", quality=quality)

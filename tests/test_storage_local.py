@@ -75,3 +75,18 @@ def test_ffmpeg_failure_carries_command_and_stderr():
         ffmpeg.run(["-i", "/nowhere/input.mp4", "-f", "null", "-"])
     assert "/nowhere/input.mp4" in str(info.value) and info.value.cmd[-1] == "-"
     assert "No such file" in info.value.stderr
+
+
+def test_ffmpeg_keeps_only_the_tail_of_a_long_stderr(monkeypatch):
+    """ebur128 logs ten lines a second: a long render's stderr is not held whole, and the
+    loudness summary at its end is still read."""
+    from media import ffmpeg
+    from media.profile import OutputProfile
+    from media.stitch import measure_loudness
+
+    monkeypatch.setattr(ffmpeg, "STDERR_TAIL", 4096)
+    proc = ffmpeg.run(["-f", "lavfi", "-i", "sine=r=48000:d=30", "-af", "ebur128", "-f", "null", "-"],
+                      loglevel="info")
+    assert len(proc.stderr) == 4096 and b"Summary:" in proc.stderr
+    measured = measure_loudness(["-f", "lavfi", "-i", "sine=r=48000:d=30"], OutputProfile())
+    assert -25 < float(measured["input_i"]) < -15
