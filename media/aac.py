@@ -50,15 +50,17 @@ def cache_dir() -> Path:
 
 
 def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", folder: Path | None = None,
-           workers: int | None = None) -> Path:
+           workers: int | None = None, gain: float = 0.0) -> Path:
     """Encode ``pcm`` (raw s16le stereo at ``rate``) to an AAC ``.m4a`` at ``out``, reusing the
-    chunks encoded before from the same samples."""
+    chunks encoded before from the same samples. ``gain`` (dB, to 0.01) is applied on the way
+    into the encoder, in floating point: no pass over the PCM, no second rounding to 16 bits."""
     folder = folder or cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     samples = Path(pcm).stat().st_size // BYTES_PER_SAMPLE
     if not samples:
         raise ffmpeg.FFmpegError(f"{pcm}: no audio samples to encode")
-    settings = f"aac-v{VERSION}|{ffmpeg.ffmpeg_binary_version()}|{rate}|{bitrate}"
+    volume = f"{gain:.2f}dB"
+    settings = f"aac-v{VERSION}|{ffmpeg.ffmpeg_binary_version()}|{rate}|{bitrate}|{volume}"
     jobs = []
     for start, end in chunk_bounds(samples):
         lo, hi = max(0, start - PRE_ROLL), min(samples, end + POST_ROLL)
@@ -69,7 +71,8 @@ def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", f
     missing = [job for job in jobs if not job[4].exists()]
     if missing:
         with ThreadPoolExecutor(max(1, min(len(missing), workers or os.cpu_count() or 1))) as pool:
-            list(pool.map(lambda job: _encode_chunk(_pieces(pcm, job[2], job[3]), rate, bitrate, job[4]), missing))
+            list(pool.map(lambda job: _encode_chunk(_pieces(pcm, job[2], job[3]), rate, bitrate, job[4], volume),
+                          missing))
     _splice(jobs, samples, rate, Path(out))
     return Path(out)
 
@@ -88,12 +91,13 @@ def _pieces(pcm: str | Path, lo: int, hi: int) -> Iterator[bytes]:
             yield piece
 
 
-def _encode_chunk(pieces: Iterable[bytes], rate: int, bitrate: str, dest: Path) -> None:
+def _encode_chunk(pieces: Iterable[bytes], rate: int, bitrate: str, dest: Path, volume: str = "0.00dB") -> None:
     """One chunk, written atomically (two renders may make the same chunk at once)."""
     fd, part = tempfile.mkstemp(dir=dest.parent, suffix=".part.m4a")
     os.close(fd)
+    gain = [] if volume == "0.00dB" else ["-af", f"volume={volume}"]
     try:
-        ffmpeg.run_piped(["-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS), "-i", "pipe:0",
+        ffmpeg.run_piped(["-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS), "-i", "pipe:0", *gain,
                           "-c:a", "aac", "-b:a", bitrate, "-map_metadata", "-1", "-fflags", "+bitexact",
                           "-f", "mp4", "-y", part], pieces)
         os.replace(part, dest)

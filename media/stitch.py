@@ -285,15 +285,16 @@ def steady_gain(measured: dict, profile: OutputProfile, previous: tuple[float, f
 
 
 def apply_loudness(joined: str | Path, measured: dict, profile: OutputProfile,
-                   out: str | Path) -> tuple[Path, float | None]:
-    """``joined`` (raw PCM) brought to the target loudness at ``out``: a plain gain is applied
-    here, block by block (no ffmpeg pass; memory does not grow with length); a gain that would
-    push peaks over the ceiling goes through ``loudness_filter``'s limiter in one ffmpeg pass
-    over the raw PCM, planned by :func:`plan_loudness`. Silence is left as it is. Returns the
-    PCM and the gain applied (dB; None for silence)."""
+                   out: str | Path) -> tuple[Path, float | None, float]:
+    """Bring ``joined`` (raw PCM) to the target loudness: ``(pcm, gain, left)``. ``gain`` is the
+    gain to the target it carries (dB; None for silence, which is left as it is); ``left`` the
+    part of it still to apply when the PCM is encoded (``media.aac.encode(gain=...)``). A plain
+    gain is all left to the encoder (no pass over the PCM); a gain that would push peaks over
+    the ceiling goes through ``loudness_filter``'s limiter in one ffmpeg pass over the raw PCM
+    into ``out``, planned by :func:`plan_loudness`, and leaves nothing."""
     chain = loudness_filter(measured, profile)
     if chain is None:
-        return Path(joined), None
+        return Path(joined), None, 0.0
     if "alimiter" in chain:
         planned = measured if measured.get("kept") else plan_loudness(raw_input(joined, profile), profile,
                                                                       measured=measured)
@@ -301,24 +302,9 @@ def apply_loudness(joined: str | Path, measured: dict, profile: OutputProfile,
         ffmpeg.run([*raw_input(joined, profile), "-af",
                     f"{loudness_filter(planned, profile)},aformat=sample_fmts=s16:channel_layouts=stereo,"
                     f"apad,atrim=end_sample={samples}", "-c:a", "pcm_s16le", "-f", "s16le", str(out)])
-        return Path(out), float(planned.get("gain", profile.loudness - float(planned["input_i"])))
-    import numpy as np
-
-    decibels = float(measured.get("gain", profile.loudness - float(measured["input_i"])))
-    gain = np.float32(10 ** (decibels / 20))
-    # Small blocks, worked on in place: a few hundred KB whatever the length (blocks of megabytes
-    # left the allocator holding their high-water mark for the rest of the render).
-    block = 1 << 16                                     # samples (of one channel) per read
-    scaled = np.empty(block, np.float32)
-    with open(joined, "rb") as src, open(out, "wb") as dst:
-        while data := src.read(block * 2):
-            work = scaled[:len(data) // 2]
-            work[:] = np.frombuffer(data, "<i2")
-            np.multiply(work, gain, out=work)
-            np.rint(work, out=work)
-            np.clip(work, -32768, 32767, out=work)
-            dst.write(work.astype("<i2").tobytes())
-    return Path(out), decibels
+        return Path(out), float(planned.get("gain", profile.loudness - float(planned["input_i"]))), 0.0
+    decibels = round(float(measured.get("gain", profile.loudness - float(measured["input_i"]))), 2)
+    return Path(joined), decibels, decibels
 
 
 def finish_args(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
 import shutil
 import tempfile
@@ -187,7 +186,6 @@ def stitch_render(
         # (frames are cached per clip).
         slug = dest_prefix.rsplit("/", 2)[-2]
         side = ThreadPoolExecutor(1, thread_name_prefix="reelflow-sheet", initializer=lower_thread_priority)
-        side.submit(importlib.import_module, "numpy")      # the loudness gain's, imported off the main path
         sheet_future = side.submit(contact_sheet, clips, scene_paths, profile, tmp / "contact-sheet.png")
         handoff_future = side.submit(write_handoff, timeline, slug, store.url, tmp)
         side.shutdown(wait=False)
@@ -196,11 +194,11 @@ def stitch_render(
                                      audio_inputs=audio_inputs, audio_graph=graph,
                                      peaks=[c.true_peak for c in items])
         measured = stitch.steady_gain(measured, profile, previous_gain(slug, profile))
-        pcm, gain = stitch.apply_loudness(joined, measured, profile, tmp / "audio.pcm")
+        pcm, gain, left = stitch.apply_loudness(joined, measured, profile, tmp / "audio.pcm")
         if gain is not None:
             remember_gain(slug, profile, (float(measured["base"]), gain))
         events.emit("stitch", stage="encode")
-        track = aac.encode(pcm, profile.audio_rate, tmp / "audio.m4a")
+        track = aac.encode(pcm, profile.audio_rate, tmp / "audio.m4a", gain=left)
         final = tmp / "final.mp4"
         ffmpeg.run(stitch.finish_args(
             str(list_file), str(track), profile, str(final),

@@ -78,3 +78,18 @@ def test_no_samples_is_an_error(tmp_path):
     pcm.write_bytes(b"")
     with pytest.raises(ffmpeg.FFmpegError, match="no audio samples"):
         aac.encode(pcm, RATE, tmp_path / "x.m4a", folder=tmp_path / "cache")
+
+
+def test_a_gain_is_applied_on_the_way_into_the_encoder_and_keys_its_own_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(aac, "CHUNK_FRAMES", 64)
+    monkeypatch.setattr(aac, "PRE_ROLL", 16 * aac.FRAME)
+    pcm = tmp_path / "a.raw"
+    source = _source(pcm, 4.0)
+    cache = tmp_path / "cache"
+    plain = _decode(aac.encode(pcm, RATE, tmp_path / "0.m4a", folder=cache), tmp_path / "0.dec")
+    chunks = len(list(cache.glob("*.m4a")))
+    quieter = _decode(aac.encode(pcm, RATE, tmp_path / "6.m4a", folder=cache, gain=-6.0), tmp_path / "6.dec")
+    assert len(list(cache.glob("*.m4a"))) == 2 * chunks          # another gain, other chunks
+    assert len(quieter) == len(plain) == len(source)
+    rms = lambda x: float(np.sqrt((x ** 2).mean()))  # noqa: E731
+    assert 20 * np.log10(rms(quieter) / rms(plain)) == pytest.approx(-6.0, abs=0.05)
