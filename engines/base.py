@@ -5,17 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
+from storage.file_memo import FileMemo
+
 KEY_VERSION = 1  # bump when what an engine makes from the same request changes
 
 
-@lru_cache(maxsize=4096)
-def _digest(path: str, size: int, mtime_ns: int) -> str:
+_DIGESTS = FileMemo("digests")
+
+
+def _sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -24,9 +27,9 @@ def _digest(path: str, size: int, mtime_ns: int) -> str:
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of a file's bytes, memoised per (path, size, mtime)."""
-    st = os.stat(path)
-    return _digest(str(path), st.st_size, st.st_mtime_ns)
+    """sha256 of a file's bytes, kept by the file's identity for later commands
+    (``storage.file_memo``): footage is hashed once, not at every render."""
+    return _DIGESTS.answer(path, lambda: _sha256(path))
 
 
 class ClipRequest(BaseModel):

@@ -9,11 +9,11 @@ then the pixel count from the header, before anything is decoded (decompression 
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 from PIL import Image
+
+from storage.file_memo import FileMemo
 
 DEMUXERS = "mov,matroska,avi,wav,mp3,ogg,flac,aac"      # mov covers mp4/m4a, matroska covers webm
 OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": DEMUXERS}
@@ -63,60 +63,17 @@ def check_image(path: Path) -> str | None:
     return None
 
 
-_CHECKED: dict[tuple, str | None] = {}
 CHECK_VERSION = 1          # bump when what _check_media accepts changes: older answers are ignored
+_CHECKS = FileMemo("media-checks", CHECK_VERSION)
 
 
 def check_media(path: Path, kind: str) -> str | None:
     """A problem with user audio or footage (``kind``: "audio" or "video"), or None.
 
     Probing and test-decoding every file costs about 15 ms each, at every command. The answer is
-    kept by the file's identity: device, inode, size, mtime and ctime. Any write to the file,
-    or a rename over it, changes that identity, and ctime cannot be set from user space. It is
-    kept in memory for the process and as a small file under ``<work_dir>/cache/media-checks``
+    kept by the file's identity (``storage.file_memo``: any write or rename over it changes it)
     for later commands."""
-    try:
-        st = Path(path).stat()
-        identity = (os.path.realpath(path), kind, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                    CHECK_VERSION)
-    except OSError:
-        return _check_media(path, kind)
-    if identity in _CHECKED:
-        return _CHECKED[identity]
-    remembered = _remembered(identity)
-    if remembered is not None:
-        problem = remembered or None
-    else:
-        problem = _check_media(path, kind)
-        _remember(identity, problem)
-    _CHECKED[identity] = problem
-    return problem
-
-
-def _answer_file(identity: tuple) -> Path:
-    from reelflow.settings import get_settings
-
-    name = hashlib.sha256(repr(identity).encode()).hexdigest()[:40]
-    return Path(get_settings().work_dir) / "cache" / "media-checks" / name
-
-
-def _remembered(identity: tuple) -> str | None:
-    """The kept answer: "" for a file that passed, the problem's text, or None if none is kept."""
-    try:
-        return _answer_file(identity).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
-def _remember(identity: tuple, problem: str | None) -> None:
-    target = _answer_file(identity)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(f"{target.name}.{os.getpid()}.part")
-        part.write_text(problem or "", encoding="utf-8")
-        os.replace(part, target)
-    except OSError:
-        pass                      # a read-only or full disk costs the next command a probe, nothing else
+    return _CHECKS.answer(path, lambda: _check_media(path, kind) or "", kind) or None
 
 
 def _check_media(path: Path, kind: str) -> str | None:

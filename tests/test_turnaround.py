@@ -49,11 +49,31 @@ def test_media_checks_are_remembered_until_the_file_changes(tmp_path, monkeypatc
     original = whitelist._check_media
     monkeypatch.setattr(whitelist, "_check_media", lambda *a: calls.append(a) or original(*a))
     assert whitelist.check_media(clip, "video") is None and len(calls) == 1
-    whitelist._CHECKED.clear()                                   # a later command: only the disk remembers
+    whitelist._CHECKS.forget()                                   # a later command: only the disk remembers
     assert whitelist.check_media(clip, "video") is None and len(calls) == 1
     data = clip.read_bytes()
     stat = clip.stat()
     clip.write_bytes(data[: len(data) // 2] + bytes(len(data) - len(data) // 2))   # same size, broken
     os.utime(clip, ns=(stat.st_atime_ns, stat.st_mtime_ns))                        # and the same mtime
-    whitelist._CHECKED.clear()
+    whitelist._CHECKS.forget()
     assert whitelist.check_media(clip, "video") is not None and len(calls) == 2    # ctime changed: checked again
+
+
+def test_footage_digests_are_kept_until_the_file_changes(tmp_path, monkeypatch):
+    """A clip's key hashes its footage: once per file, not at every render; never a stale hash."""
+    import hashlib
+
+    from engines import base
+
+    footage = tmp_path / "f.mp4"
+    footage.write_bytes(b"first take" * 1000)
+    calls = []
+    original = base._sha256
+    monkeypatch.setattr(base, "_sha256", lambda path: calls.append(path) or original(path))
+    assert base.file_digest(footage) == hashlib.sha256(footage.read_bytes()).hexdigest() and len(calls) == 1
+    base._DIGESTS.forget()                                       # a later command: only the disk remembers
+    assert base.file_digest(footage) == hashlib.sha256(footage.read_bytes()).hexdigest() and len(calls) == 1
+    stat = footage.stat()
+    footage.write_bytes(b"other take" * 1000)                    # same size
+    os.utime(footage, ns=(stat.st_atime_ns, stat.st_mtime_ns))   # and the same mtime
+    assert base.file_digest(footage) == hashlib.sha256(b"other take" * 1000).hexdigest() and len(calls) == 2
