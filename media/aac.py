@@ -121,17 +121,24 @@ def _splice(jobs: list, samples: int, rate: int, out: Path) -> None:
                 with av.open(str(path)) as chunk:
                     source = chunk.streams.audio[0]
                     scale = source.time_base * rate          # pts units -> samples
+                    num, den = scale.numerator, scale.denominator   # integers: no Fraction per packet
                     for packet in chunk.demux(source):
                         if packet.pts is None or packet.size == 0:
                             continue
-                        at = lo + int(packet.pts * scale)
+                        at = lo + _trunc(packet.pts * num, den)
                         if at < start and not (index == 0 and at < 0):
                             continue                         # pre-roll (and a later chunk's priming)
                         if at >= end and index != last:
                             continue                         # post-roll
-                        duration = int((packet.duration or FRAME) * scale)
+                        duration = _trunc((packet.duration or FRAME) * num, den)
                         packet.stream = stream
                         packet.time_base = base
                         packet.pts = packet.dts = at
                         packet.duration = duration
                         output.mux(packet)
+
+
+def _trunc(numerator: int, denominator: int) -> int:
+    """``int(numerator / denominator)`` exactly (towards zero, like ``int(Fraction)``)."""
+    q = abs(numerator) // denominator
+    return q if numerator >= 0 else -q
