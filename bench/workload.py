@@ -31,7 +31,7 @@ def clip_args(out: Path, index: int, seconds: float, shape: dict, variant: int =
         video = f"testsrc2=s={w}x{h}:r={fps}:d={seconds}"
     args = ["-f", "lavfi", "-i", video]
     if shape["audio_rate"]:
-        freq = 220 + 40 * (index % 12)
+        freq = 220 + 40 * (index % 12) + 7 * variant      # an edit changes the sound too
         args += ["-f", "lavfi", "-i", f"sine=f={freq}:r={shape['audio_rate']}:d={seconds}"]
         args += ["-ac", str(shape["channels"]), "-c:a", "aac", "-b:a", "96k"]
     return [*args, "-c:v", "libx264", "-preset", "ultrafast", "-crf", "28", "-pix_fmt", "yuv420p",
