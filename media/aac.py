@@ -7,9 +7,11 @@ chunk is encoded on its own, from ``PRE_ROLL`` samples before its start to ``POS
 its end, and only the packets of its own frames are kept: the MDCT frames at each splice were made from
 the same samples by both encoders, so the join decodes like a single encode's (the test
 compares the error at the splices with the error elsewhere). A chunk is cached on this machine
-under the SHA-256 of the samples it was encoded from (and the encoder settings), so a re-render
-encodes only the chunks whose audio changed, and the chunks of a cold render are encoded in
-parallel. The first chunk keeps the encoder's priming packet, so the file starts like any AAC
+under the SHA-256 of its own samples and the ``OVERLAP`` either side (the samples its boundary
+frames' MDCT windows reach; the rest of the pre-roll only lets the encoder's rate control settle,
+so a chunk kept from an encode whose pre-roll differed still joins cleanly: a test splices one)
+and the encoder settings. A re-render encodes only the chunks whose own audio changed, and the
+chunks of a cold render are encoded in parallel. The first chunk keeps the encoder's priming packet, so the file starts like any AAC
 encode (an edit list drops the priming) and the last keeps the encoder's shortened final
 packet: the track is exactly ``samples`` long.
 """
@@ -32,9 +34,12 @@ PRE_ROLL = 256 * FRAME     # samples encoded before a chunk and thrown away: the
                            # control settles over about 5 s (measured: a chunk without it codes
                            # 2-3 dB noisier than the same seconds inside one long encode)
 POST_ROLL = 4 * FRAME      # samples encoded after a chunk: its last MDCT frames see real audio
+OVERLAP = 2 * FRAME        # samples either side of a chunk that its boundary frames' MDCT windows
+                           # reach: with its own samples, what its key hashes (the pre-roll only
+                           # settles the encoder, so an edit there does not make it again)
 CHANNELS = 2
 BYTES_PER_SAMPLE = 2 * CHANNELS   # s16le stereo
-VERSION = 1                # bump when the chunk encode changes
+VERSION = 2                # bump when the chunk encode (or what keys it) changes
 
 
 def chunk_bounds(samples: int, frames: int | None = None) -> list[tuple[int, int]]:
@@ -54,6 +59,16 @@ def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", f
     """Encode ``pcm`` (raw s16le stereo at ``rate``) to an AAC ``.m4a`` at ``out``, reusing the
     chunks encoded before from the same samples. ``gain`` (dB, to 0.01) is applied on the way
     into the encoder, in floating point: no pass over the PCM, no second rounding to 16 bits."""
+    jobs = encode_chunks(pcm, rate, bitrate, folder, workers, gain)
+    _splice(jobs, Path(pcm).stat().st_size // BYTES_PER_SAMPLE, rate, Path(out))
+    return Path(out)
+
+
+def encode_chunks(pcm: str | Path, rate: int, bitrate: str = "192k", folder: Path | None = None,
+                  workers: int | None = None, gain: float = 0.0) -> list[tuple]:
+    """Make sure every chunk of ``pcm`` at ``gain`` is in the cache (encoding the missing ones in
+    parallel); the chunks, for :func:`_splice`. On its own: an encode made ahead of need (a render
+    encodes with the last gain while it measures whether that gain still holds)."""
     folder = folder or cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     samples = Path(pcm).stat().st_size // BYTES_PER_SAMPLE
@@ -65,7 +80,7 @@ def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", f
     for start, end in chunk_bounds(samples):
         lo, hi = max(0, start - PRE_ROLL), min(samples, end + POST_ROLL)
         digest = hashlib.sha256(f"{settings}|{start - lo}|{hi - end}|{end == samples}".encode())
-        for piece in _pieces(pcm, lo, hi):
+        for piece in _pieces(pcm, max(0, start - OVERLAP), min(samples, end + OVERLAP)):
             digest.update(piece)
         jobs.append((start, end, lo, hi, folder / f"{digest.hexdigest()[:40]}.m4a"))
     missing = [job for job in jobs if not job[4].exists()]
@@ -73,8 +88,7 @@ def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", f
         with ThreadPoolExecutor(max(1, min(len(missing), workers or os.cpu_count() or 1))) as pool:
             list(pool.map(lambda job: _encode_chunk(_pieces(pcm, job[2], job[3]), rate, bitrate, job[4], volume),
                           missing))
-    _splice(jobs, samples, rate, Path(out))
-    return Path(out)
+    return jobs
 
 
 PIECE = 1 << 16            # bytes read from the PCM at a time: a chunk (3 MB with its rolls) is

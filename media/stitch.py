@@ -15,6 +15,7 @@ import os
 import re
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 from media import ffmpeg
 from media.probe import MediaInfo, probe
@@ -229,7 +230,7 @@ def _peak(value: str) -> float:
 
 def join_audio(list_file: str, profile: OutputProfile, total_samples: int, out: str | Path,
                audio_inputs: list[str] | None = None, audio_graph: str | None = None,
-               peaks: list[float | None] | None = None) -> dict:
+               peaks: list[float | None] | None = None, joined: Callable[[Path], None] | None = None) -> dict:
     """Write the joined audio as raw PCM (s16le stereo at the profile's rate, exactly
     ``total_samples`` long) and measure its loudness: the ``ebur128`` summary ``loudness_filter``
     takes. By default the audio is the concat list's own; with ``audio_graph`` (over
@@ -238,7 +239,8 @@ def join_audio(list_file: str, profile: OutputProfile, total_samples: int, out: 
     ``peaks``: the true peak of each clip of a plain concat list (hard cuts), measured when it was
     normalised. Its audio is then copied out without decoding and only its integrated loudness is
     measured: each clip's audio fades in and out over a few milliseconds, so no join adds a peak
-    and the joined true peak is the largest clip's.
+    and the joined true peak is the largest clip's. ``joined(out)`` is called as soon as the PCM
+    is written, before its loudness is measured.
     """
     if audio_graph is None and peaks and None not in peaks:
         ffmpeg.run(["-f", "concat", "-safe", "0", "-i", list_file, "-map", "0:a:0", "-c:a", "copy",
@@ -246,6 +248,8 @@ def join_audio(list_file: str, profile: OutputProfile, total_samples: int, out: 
         # Clips round their own sample counts (1601.6 a frame at 29.97 fps): the sum can differ
         # from the timeline's by a few samples, which the end gains (silence) or loses.
         os.truncate(out, total_samples * 4)
+        if joined is not None:
+            joined(Path(out))
         # Measured apart: one run that copies and decodes for the meter takes longer than both.
         return {**measure_loudness(raw_input(out, profile), profile, peak=False), "input_tp": f"{max(peaks):.2f}"}
     shape = (f"aresample={profile.audio_rate},aformat=sample_fmts=s16:channel_layouts=stereo,"

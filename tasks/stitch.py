@@ -190,14 +190,17 @@ def stitch_render(
         handoff_future = side.submit(write_handoff, timeline, slug, store.url, tmp)
         side.shutdown(wait=False)
         joined = tmp / "joined.pcm"
+        previous = previous_gain(slug, profile)
+        ahead = EncodeAhead(profile, previous)
         measured = stitch.join_audio(str(list_file), profile, timeline.samples, joined,
                                      audio_inputs=audio_inputs, audio_graph=graph,
-                                     peaks=[c.true_peak for c in items])
-        measured = stitch.steady_gain(measured, profile, previous_gain(slug, profile))
+                                     peaks=[c.true_peak for c in items], joined=ahead)
+        measured = stitch.steady_gain(measured, profile, previous)
         pcm, gain, left = stitch.apply_loudness(joined, measured, profile, tmp / "audio.pcm")
         if gain is not None:
             remember_gain(slug, profile, (float(measured["base"]), gain))
         events.emit("stitch", stage="encode")
+        ahead.wait()
         track = aac.encode(pcm, profile.audio_rate, tmp / "audio.m4a", gain=left)
         final = tmp / "final.mp4"
         ffmpeg.run(stitch.finish_args(
@@ -221,6 +224,29 @@ def stitch_render(
         return keys
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+class EncodeAhead:
+    """The AAC chunks encoded with the last render's gain while this render's loudness is still
+    being measured. An edit nearly always keeps that gain (``steady_gain``), so its new chunks are
+    made beside the measurement instead of after it; a gain that moved (or a limiter, which
+    rewrites the PCM) leaves them unused in the cache. Called with the joined PCM."""
+
+    def __init__(self, profile: Output, previous: tuple[float, float] | None):
+        plain = previous is not None and abs(previous[1] - previous[0]) < 0.005   # no limiter last time
+        self.rate, self.gain = profile.audio_rate, previous[1] if plain else None
+        self.future = None
+
+    def __call__(self, pcm: Path) -> None:
+        if self.gain is None:
+            return
+        pool = ThreadPoolExecutor(1, thread_name_prefix="reelflow-aac-ahead")
+        self.future = pool.submit(aac.encode_chunks, pcm, self.rate, gain=self.gain)
+        pool.shutdown(wait=False)
+
+    def wait(self) -> None:
+        if self.future is not None:
+            self.future.exception()        # a failure here costs only the head start: encode() redoes it
 
 
 def _gain_file(slug: str, profile: Output) -> Path:

@@ -65,11 +65,24 @@ def test_a_second_encode_reuses_every_chunk_and_an_edit_reencodes_only_its_own(t
     again = aac.encode(pcm, RATE, tmp_path / "2.m4a", folder=cache)
     assert calls == [] and again.read_bytes() == first.read_bytes()
     edited = source.copy()
-    near_end = 3 * 64 * aac.FRAME - 3000                  # the last samples of chunk 2
-    edited[near_end:near_end + 2000] = 0
+    inside = 3 * 64 * aac.FRAME - 10000                   # in chunk 2, and in chunk 3's pre-roll
+    edited[inside:inside + 2000] = 0
     edited.astype("<i2").tofile(pcm)
-    aac.encode(pcm, RATE, tmp_path / "3.m4a", folder=cache)
-    # chunk 2 itself, and the chunks whose pre-roll reaches into it (16 frames: only chunk 3)
+    out = aac.encode(pcm, RATE, tmp_path / "3.m4a", folder=cache)
+    assert len(calls) == 1                                # chunk 2 only: chunk 3's own audio is the same
+    # chunk 3 was kept from an encode whose pre-roll heard other audio: it still joins cleanly
+    decoded = _decode(out, tmp_path / "3.dec")
+    assert len(decoded) == len(edited)
+    error = decoded - edited
+    join = 3 * 64 * aac.FRAME
+    rms = lambda x: float(np.sqrt((x ** 2).mean()))  # noqa: E731
+    assert rms(error[join - 1024:join + 1024]) < 1.5 * rms(error[join + 8192:join + 8192 + 2048])
+    assert rms(error[join - 1024:join + 1024]) < 1.5 * rms(error[join - 30000:join - 28000])
+    # and a change reaching into a chunk's boundary frames makes that chunk again
+    calls.clear()
+    edited[join - 1500:join - 1000] = 0
+    edited.astype("<i2").tofile(pcm)
+    aac.encode(pcm, RATE, tmp_path / "4.m4a", folder=cache)
     assert len(calls) == 2
 
 
