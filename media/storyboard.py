@@ -8,9 +8,12 @@ the HTML escapes every value and the PNG draws it as plain glyphs.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
+import os
 import textwrap
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,12 +93,15 @@ def compact(image: Image.Image, side: int = KEPT) -> bytes:
     return buf.getvalue()
 
 
-def draw_png(panels: list[Panel], title: str, summary: str, path: str | Path, *, columns: int = 4) -> Path:
+def draw_png(panels: list[Panel], title: str, summary: str, path: str | Path, *, columns: int = 4,
+             tiles: Path | None = None) -> Path:
     """Tile the panels into one PNG sheet under a title and a summary line.
 
     Past ``FULL_PANELS`` panels the sheet gets more columns of smaller panels (picture, number,
     id and timecode only), so its size, and the memory to draw it, stay about the same however
-    long the production is; the HTML page keeps every panel's words."""
+    long the production is; the HTML page keeps every panel's words. ``tiles``: a folder where
+    drawn panels are kept by everything drawn on them, so a re-render draws only the panels
+    that changed."""
     if not panels:
         raise ValueError("a storyboard needs at least one panel")
     if len(panels) > FULL_PANELS:
@@ -107,36 +113,72 @@ def draw_png(panels: list[Panel], title: str, summary: str, path: str | Path, *,
     height = header + rows * (IMAGE_H + TEXT_H + GAP) + GAP
     sheet = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    big, bold, small = load_font(24), load_font(17), load_font(14)
-    draw.text((GAP, 12), title[:120], font=big, fill=TEXT)
-    draw.text((GAP, 44), summary[:160], font=small, fill=DIM)
+    draw.text((GAP, 12), title[:120], font=load_font(24), fill=TEXT)
+    draw.text((GAP, 44), summary[:160], font=load_font(14), fill=DIM)
     for i, panel in enumerate(panels):
         x = GAP + (i % cols) * (PANEL_W + GAP)
         y = header + (i // cols) * (IMAGE_H + TEXT_H + GAP)
-        draw.rectangle([x, y, x + PANEL_W - 1, y + IMAGE_H + TEXT_H - 1], fill=CARD)
-        sheet.paste(fit_image(panel.picture(), PANEL_W, IMAGE_H), (x, y))
-        ty = y + IMAGE_H + 8
-        draw.text((x + 10, ty), f"{i + 1}. {panel.scene_id}"[:30], font=bold, fill=TEXT)
-        tc = panel.timecode
-        draw.text((x + PANEL_W - 10 - draw.textlength(tc, font=small), ty + 3), tc, font=small, fill=DIM)
-        ty += 24
-        meta = f"{panel.engine_label} · {panel.cost}" if panel.cost else panel.engine_label
-        for line in _wrap(meta, 42, 1):
-            draw.text((x + 10, ty), line, font=small, fill=DIM)
-            ty += 19
-        for line in _wrap(panel.action, 42, 2):
-            draw.text((x + 10, ty), line, font=small, fill=TEXT)
-            ty += 19
-        if panel.speech:
-            for line in _wrap(f"“{panel.speech}”", 42, 3):
-                draw.text((x + 10, ty), line, font=small, fill=(200, 220, 255))
-                ty += 19
-        for warning in panel.warnings[:1]:
-            for line in _wrap(f"⚠ {warning}", 42, 3):
-                draw.text((x + 10, ty), line, font=small, fill=WARN)
-                ty += 19
+        sheet.paste(_kept_tile(panel, i + 1, tiles) if tiles else draw_tile(panel, i + 1), (x, y))
     sheet.save(path, compress_level=1)       # drawn per render: speed over a few KB
     return Path(path)
+
+
+TILE_VERSION = 1           # bump when draw_tile draws the same panel differently
+
+
+def draw_tile(panel: Panel, number: int) -> Image.Image:
+    """One full-size panel: its picture over its number, id, timecode, engine, cost and words."""
+    tile = Image.new("RGB", (PANEL_W, IMAGE_H + TEXT_H), CARD)
+    draw = ImageDraw.Draw(tile)
+    bold, small = load_font(17), load_font(14)
+    tile.paste(fit_image(panel.picture(), PANEL_W, IMAGE_H), (0, 0))
+    ty = IMAGE_H + 8
+    draw.text((10, ty), f"{number}. {panel.scene_id}"[:30], font=bold, fill=TEXT)
+    tc = panel.timecode
+    draw.text((PANEL_W - 10 - draw.textlength(tc, font=small), ty + 3), tc, font=small, fill=DIM)
+    ty += 24
+    meta = f"{panel.engine_label} · {panel.cost}" if panel.cost else panel.engine_label
+    for line in _wrap(meta, 42, 1):
+        draw.text((10, ty), line, font=small, fill=DIM)
+        ty += 19
+    for line in _wrap(panel.action, 42, 2):
+        draw.text((10, ty), line, font=small, fill=TEXT)
+        ty += 19
+    if panel.speech:
+        for line in _wrap(f"“{panel.speech}”", 42, 3):
+            draw.text((10, ty), line, font=small, fill=(200, 220, 255))
+            ty += 19
+    for warning in panel.warnings[:1]:
+        for line in _wrap(f"⚠ {warning}", 42, 3):
+            draw.text((10, ty), line, font=small, fill=WARN)
+            ty += 19
+    return tile
+
+
+def _kept_tile(panel: Panel, number: int, folder: Path) -> Image.Image:
+    """:func:`draw_tile`, kept in ``folder`` under a digest of everything it draws (raw RGB:
+    loading one costs well under a millisecond)."""
+    picture = panel.image if isinstance(panel.image, bytes) else panel.image.convert("RGB").tobytes()
+    key = hashlib.sha256(repr((TILE_VERSION, number, panel.scene_id, panel.timecode, panel.engine_label,
+                               panel.cost, panel.action, panel.speech, panel.warnings[:1])).encode())
+    key.update(hashlib.sha256(picture).digest())
+    path = folder / f"{key.hexdigest()[:40]}.rgb"
+    size = (PANEL_W, IMAGE_H + TEXT_H)
+    try:
+        data = path.read_bytes()
+        if len(data) == size[0] * size[1] * 3:
+            return Image.frombytes("RGB", size, data)
+    except OSError:
+        pass
+    tile = draw_tile(panel, number)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+        part.write_bytes(tile.tobytes())
+        os.replace(part, path)
+    except OSError:
+        pass                                  # a full disk costs the next render a redraw
+    return tile
 
 
 def _draw_overview(panels: list[Panel], title: str, summary: str, path: str | Path) -> Path:

@@ -50,6 +50,41 @@ def scene_picture(plan: ClipPlan, size: tuple[int, int]) -> tuple[Image.Image, s
     return placeholder_image(plan.scene_id, *size), None
 
 
+def cache_dir() -> Path:
+    from reelflow.settings import get_settings
+
+    return Path(get_settings().work_dir) / "cache" / "storyboard"
+
+
+PICTURE_VERSION = 1        # bump when scene_picture or board.compact makes another picture
+
+
+def kept_picture(plan: ClipPlan, size: tuple[int, int]) -> tuple[bytes, str | None]:
+    """:func:`scene_picture` as the panel keeps it (``board.compact``'s JPEG), kept under the
+    plan's content key: the key names the footage or the still it starts from, so its picture
+    never changes. Placeholders and pictures that could not be read are not kept."""
+    import hashlib
+    import os
+
+    name = hashlib.sha256(f"{PICTURE_VERSION}|{plan.key}|{size}".encode()).hexdigest()[:40]
+    path = cache_dir() / f"{name}.jpg"
+    try:
+        return path.read_bytes(), None
+    except OSError:
+        pass
+    picture, problem = scene_picture(plan, size)
+    data = board.compact(picture)
+    if problem is None and (plan.kind == "footage" or (plan.request and plan.request.image)):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part = path.with_name(f"{path.name}.{os.getpid()}.part")
+            part.write_bytes(data)
+            os.replace(part, path)
+        except OSError:
+            pass
+    return data, problem
+
+
 def clip_seconds(plan: ClipPlan) -> float:
     if plan.duration is not None:
         return plan.duration
@@ -69,10 +104,10 @@ def panels(project: Project, chains: list[list[ClipPlan]], costs: list[SceneCost
     for chain in chains:
         plan = chain[0]
         frames = out.frames_for(clip_seconds(plan))
-        picture, problem = scene_picture(plan, size)
+        picture, problem = kept_picture(plan, size)
         scene = next(s for s in project.scenes if s.id == plan.scene_id)
         result.append(board.Panel(
-            scene_id=plan.scene_id, image=board.compact(picture),
+            scene_id=plan.scene_id, image=picture,
             start=float(frame / out.rate), end=float((frame + frames) / out.rate),
             engine=plan.engine or "footage", model=plan.model,
             action=scene.action, speech=plan.subtitle,
@@ -124,7 +159,7 @@ def draw_storyboard(project: Project, chains: list[list[ClipPlan]], costs: list[
     items = panels(project, picked_chains(chains, picked or {}), costs)
     title = f"{project.title} — storyboard"
     line = summary(items, costs)
-    png = board.draw_png(items, title, line, out_dir / PNG_NAME)
+    png = board.draw_png(items, title, line, out_dir / PNG_NAME, tiles=cache_dir() / "tiles")
     page = board.write_html(items, title, line, out_dir / HTML_NAME)
     return png, page, items
 

@@ -138,3 +138,26 @@ def test_a_scene_with_takes_costs_every_take_and_shows_the_picked_one(small_proj
     shown = picked_chains(chains, picked)
     assert [(c[0].scene_id, c[0].take) for c in shown] == [("s0", 2), ("s1", 1), ("s2", 1)]
     assert len(panels(project, shown, costs)) == 3
+
+
+def test_a_redrawn_storyboard_draws_only_the_panels_that_changed(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from media import storyboard as board
+
+    pictures = [board.compact(Image.new("RGB", (64, 96), colour)) for colour in ("red", "green", "blue")]
+    panels = [board.Panel(scene_id=f"s{i}", image=pictures[i], start=i * 2.0, end=i * 2.0 + 2, engine="animatic",
+                          action="waving", speech=f"line {i}") for i in range(3)]
+    drawn = []
+    original = board.draw_tile
+    monkeypatch.setattr(board, "draw_tile", lambda *a: drawn.append(a[1]) or original(*a))
+    tiles = tmp_path / "tiles"
+    first = board.draw_png(panels, "t", "s", tmp_path / "1.png", tiles=tiles)
+    assert drawn == [1, 2, 3]
+    again = board.draw_png(panels, "t", "s", tmp_path / "2.png", tiles=tiles)
+    assert drawn == [1, 2, 3] and again.read_bytes() == first.read_bytes()
+    panels[1].speech = "a new line"
+    edited = board.draw_png(panels, "t", "s", tmp_path / "3.png", tiles=tiles)
+    assert drawn == [1, 2, 3, 2]
+    fresh = board.draw_png(panels, "t", "s", tmp_path / "4.png")          # no kept tiles at all
+    assert edited.read_bytes() == fresh.read_bytes() != first.read_bytes()
