@@ -258,14 +258,22 @@ class Catalog:
         """``record_attempt`` from the row's fields (what ``tasks.catalog.RenderLog`` also takes)."""
         self.record_attempt(AttemptRow(**fields))
 
-    @_guarded
+    def add_attempts(self, rows: list[dict]) -> None:
+        """Several attempts from their fields, in one transaction."""
+        self.record_attempts([AttemptRow(**fields) for fields in rows])
+
     def record_attempt(self, attempt: AttemptRow) -> None:
-        attempt.error = redact(attempt.error)[:4000] if attempt.error else None
+        self.record_attempts([attempt])
+
+    @_guarded
+    def record_attempts(self, attempts: list[AttemptRow]) -> None:
         with self._writes, self.session() as s:
-            s.add(attempt)
-            if attempt.status in ("generated", "stored") and attempt.clip_key:
-                s.merge(ClipRow(key=attempt.clip_key, project=attempt.project, scene=attempt.scene,
-                                engine=attempt.engine, model=attempt.model, duration=attempt.clip_seconds))
+            for attempt in attempts:
+                attempt.error = redact(attempt.error)[:4000] if attempt.error else None
+                s.add(attempt)
+                if attempt.status in ("generated", "stored") and attempt.clip_key:
+                    s.merge(ClipRow(key=attempt.clip_key, project=attempt.project, scene=attempt.scene,
+                                    engine=attempt.engine, model=attempt.model, duration=attempt.clip_seconds))
             s.commit()
 
     # -- reads ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 from projects import Project
 from reelflow.settings import get_settings
@@ -49,13 +49,18 @@ class RenderLog:
         except BaseException as exc:  # noqa: BLE001 - handed to the render at ready()/close()
             self._error = exc
         self._open.set()
-        while (item := self._rows.get()) is not None:
-            if self._error is None:
-                name, args, kwargs = item
-                try:
-                    getattr(catalog, name)(*args, **kwargs)
-                except BaseException as exc:  # noqa: BLE001
-                    self._error = exc
+        done = False
+        while not done:
+            batch = [self._rows.get()]
+            while not self._rows.empty():           # what queued up meanwhile: one transaction for
+                batch.append(self._rows.get())      # a run of attempts (a 200-clip render: a few)
+            done = batch[-1] is None
+            for name, args, kwargs in _runs([item for item in batch if item is not None]):
+                if self._error is None:
+                    try:
+                        getattr(catalog, name)(*args, **kwargs)
+                    except BaseException as exc:  # noqa: BLE001
+                        self._error = exc
 
     def start_render(self, *args: Any, **kwargs: Any) -> None:
         self._rows.put(("start_render", args, kwargs))
@@ -76,6 +81,21 @@ class RenderLog:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+
+def _runs(items: list[tuple]) -> Iterator[tuple]:
+    """``items`` in order, each run of ``add_attempt`` as one ``add_attempts``."""
+    attempts: list[dict] = []
+    for name, args, kwargs in items:
+        if name == "add_attempt":
+            attempts.append(kwargs)
+            continue
+        if attempts:
+            yield "add_attempts", (attempts,), {}
+            attempts = []
+        yield name, args, kwargs
+    if attempts:
+        yield "add_attempts", (attempts,), {}
 
 
 _LOGS: dict[str, RenderLog] = {}

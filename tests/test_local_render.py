@@ -172,3 +172,26 @@ def test_catalog_rows_of_an_in_process_render_are_all_written_when_it_returns(sm
     assert sorted(a.status for a in catalog.attempts(render_id=result.render_id)) == ["generated"] * 3
     again = render_local(str(small_project), force=True)
     assert sorted(a.status for a in catalog.attempts(render_id=again.render_id)) == ["reused"] * 3
+
+
+def test_a_render_log_writes_its_rows_in_order_and_attempts_in_few_transactions(tmp_path, monkeypatch):
+    from storage.catalog import Catalog
+    from tasks.catalog import RenderLog
+
+    url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    transactions = []
+    original = Catalog.record_attempts
+    monkeypatch.setattr(Catalog, "record_attempts", lambda self, rows: transactions.append(len(rows)) or
+                        original(self, rows))
+    log = RenderLog(url)
+    log.start_render("r1", "p", "P", str(tmp_path), "animatic", 50)
+    for i in range(50):
+        log.add_attempt(render_id="r1", project="p", scene=f"s{i}", status="generated", cost=0.5,
+                        clip_key=f"clips/{i}.mp4")
+    log.finish_render("r1", status="completed", generated=50)
+    log.close()
+    catalog = open_catalog(url)
+    row = catalog.renders("p")[0]
+    assert row.status == "completed" and row.cost == 25.0            # the attempts were in before it closed
+    assert [a.scene for a in catalog.attempts(render_id="r1")] == [f"s{i}" for i in range(50)]
+    assert sum(transactions) == 50 and len(transactions) < 50
