@@ -150,6 +150,11 @@ def prompt_problems(project: Project) -> list[tuple[tuple, str]]:
     from prompts import PromptError
     from tasks.plan import plan_project
 
+    try:
+        plan_project(project)               # all at once; scene by scene only to name a scene at fault
+        return []
+    except PromptError:
+        pass
     found = []
     for i, scene in enumerate(project.scenes):
         if scene.footage:

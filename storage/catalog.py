@@ -267,13 +267,18 @@ class Catalog:
 
     @_guarded
     def record_attempts(self, attempts: list[AttemptRow]) -> None:
+        """The attempts, and a clip row for each clip they made, in one transaction (the clip rows
+        known already are looked up in one query, not one each)."""
+        made = {a.clip_key: a for a in attempts if a.status in ("generated", "stored") and a.clip_key}
         with self._writes, self.session() as s:
+            known = set(s.exec(select(ClipRow.key).where(col(ClipRow.key).in_(list(made))))) if made else set()
             for attempt in attempts:
                 attempt.error = redact(attempt.error)[:4000] if attempt.error else None
                 s.add(attempt)
-                if attempt.status in ("generated", "stored") and attempt.clip_key:
-                    s.merge(ClipRow(key=attempt.clip_key, project=attempt.project, scene=attempt.scene,
-                                    engine=attempt.engine, model=attempt.model, duration=attempt.clip_seconds))
+            for key, a in made.items():
+                row = ClipRow(key=key, project=a.project, scene=a.scene, engine=a.engine, model=a.model,
+                              duration=a.clip_seconds)
+                s.merge(row) if key in known else s.add(row)
             s.commit()
 
     # -- reads ----------------------------------------------------------------------------
