@@ -10,6 +10,8 @@ from typing import Iterable
 
 from PIL import Image, ImageDraw, ImageFont
 
+from media.png_stream import PngBands
+
 
 def font_path() -> str | None:
     """Roboto from the font-roboto wheel: the same glyphs on every machine."""
@@ -95,13 +97,22 @@ def contact_sheet(frames: Iterable[tuple[str, Image.Image]], path: str | Path, *
     label_h = 28
     cols = min(columns, count)
     rows = -(-count // cols)
-    sheet = Image.new("RGB", (cols * tw, rows * (th + label_h)), (20, 20, 20))
-    draw = ImageDraw.Draw(sheet)
     font = load_font(16 if tw >= 160 else 11)
-    for i, (label, frame) in enumerate(frames):
-        x, y = (i % cols) * tw, (i // cols) * (th + label_h)
-        thumb = frame.convert("RGB")
-        sheet.paste(thumb if thumb.size == (tw, th) else thumb.resize((tw, th)), (x, y))
-        draw.text((x + 6, y + th + 5), label[:28], font=font, fill=(230, 230, 230))
-    sheet.save(path, compress_level=1)       # made per render: speed over a few KB
+    band = draw = None
+    # One row of thumbnails at a time (media.png_stream): the sheet is never held whole.
+    with PngBands(path, cols * tw, rows * (th + label_h)) as out:
+        for i, (label, frame) in enumerate(frames):
+            if i % cols == 0:
+                if band is not None:
+                    out.add(band)
+                band = Image.new("RGB", (cols * tw, th + label_h), (20, 20, 20))
+                draw = ImageDraw.Draw(band)
+            x = (i % cols) * tw
+            thumb = frame.convert("RGB")
+            band.paste(thumb if thumb.size == (tw, th) else thumb.resize((tw, th)), (x, 0))
+            draw.text((x + 6, th + 5), label[:28], font=font, fill=(230, 230, 230))
+        if band is not None:
+            out.add(band)
+        while out.rows < out.height:                                   # fewer frames than said
+            out.add(Image.new("RGB", (cols * tw, th + label_h), (20, 20, 20)))
     return Path(path)

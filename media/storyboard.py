@@ -20,6 +20,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from media.images import load_font
+from media.png_stream import PngBands
 
 PANEL_W, IMAGE_H, TEXT_H, GAP = 320, 300, 196, 12
 BACKGROUND, CARD, TEXT, DIM, WARN = (18, 18, 22), (34, 34, 40), (235, 235, 235), (160, 160, 170), (255, 190, 70)
@@ -94,33 +95,54 @@ def compact(image: Image.Image, side: int = KEPT) -> bytes:
 
 
 def draw_png(panels: list[Panel], title: str, summary: str, path: str | Path, *, columns: int = 4,
-             tiles: Path | None = None) -> Path:
+             tiles: Path | None = None, preview: int | None = None) -> Path:
     """Tile the panels into one PNG sheet under a title and a summary line.
 
     Past ``FULL_PANELS`` panels the sheet gets more columns of smaller panels (picture, number,
     id and timecode only), so its size, and the memory to draw it, stay about the same however
     long the production is; the HTML page keeps every panel's words. ``tiles``: a folder where
     drawn panels are kept by everything drawn on them, so a re-render draws only the panels
-    that changed."""
+    that changed. The sheet is written a row of panels at a time, never held whole; with
+    ``preview`` (a width) a small JPEG of it is kept at :func:`preview_path`, made on the way."""
     if not panels:
         raise ValueError("a storyboard needs at least one panel")
     if len(panels) > FULL_PANELS:
-        return _draw_overview(panels, title, summary, path)
+        return _draw_overview(panels, title, summary, path, preview)
     cols = min(columns, len(panels))
     rows = -(-len(panels) // cols)
-    header = 74
     width = GAP + cols * (PANEL_W + GAP)
-    height = header + rows * (IMAGE_H + TEXT_H + GAP) + GAP
-    sheet = Image.new("RGB", (width, height), BACKGROUND)
-    draw = ImageDraw.Draw(sheet)
+    with PngBands(path, width, HEADER + rows * (IMAGE_H + TEXT_H + GAP) + GAP, preview) as out:
+        out.add(_header(width, title, summary))
+        for top in range(0, len(panels), cols):           # a row of panels at a time (media.png_stream)
+            band = Image.new("RGB", (width, IMAGE_H + TEXT_H + GAP), BACKGROUND)
+            for i in range(top, min(top + cols, len(panels))):
+                tile = _kept_tile(panels[i], i + 1, tiles) if tiles else draw_tile(panels[i], i + 1)
+                band.paste(tile, (GAP + (i - top) * (PANEL_W + GAP), 0))
+            out.add(band)
+        out.add(Image.new("RGB", (width, GAP), BACKGROUND))
+    _keep_preview(out, path)
+    return Path(path)
+
+
+HEADER = 74
+
+
+def _header(width: int, title: str, summary: str) -> Image.Image:
+    band = Image.new("RGB", (width, HEADER), BACKGROUND)
+    draw = ImageDraw.Draw(band)
     draw.text((GAP, 12), title[:120], font=load_font(24), fill=TEXT)
     draw.text((GAP, 44), summary[:160], font=load_font(14), fill=DIM)
-    for i, panel in enumerate(panels):
-        x = GAP + (i % cols) * (PANEL_W + GAP)
-        y = header + (i // cols) * (IMAGE_H + TEXT_H + GAP)
-        sheet.paste(_kept_tile(panel, i + 1, tiles) if tiles else draw_tile(panel, i + 1), (x, y))
-    sheet.save(path, compress_level=1)       # drawn per render: speed over a few KB
-    return Path(path)
+    return band
+
+
+def preview_path(png: str | Path) -> Path:
+    """Where :func:`draw_png` keeps a small JPEG of the sheet when asked (``preview``)."""
+    return Path(png).with_suffix(".preview.jpg")
+
+
+def _keep_preview(out: PngBands, png: str | Path) -> None:
+    if out.thumbnail is not None:
+        out.thumbnail.save(preview_path(png), "JPEG", quality=72)
 
 
 TILE_VERSION = 1           # bump when draw_tile draws the same panel differently
@@ -181,7 +203,8 @@ def _kept_tile(panel: Panel, number: int, folder: Path) -> Image.Image:
     return tile
 
 
-def _draw_overview(panels: list[Panel], title: str, summary: str, path: str | Path) -> Path:
+def _draw_overview(panels: list[Panel], title: str, summary: str, path: str | Path,
+                   preview: int | None = None) -> Path:
     """Many panels on a sheet of about the area of ``FULL_PANELS`` full ones."""
     area = FULL_PANELS * (PANEL_W + GAP) * (IMAGE_H + TEXT_H + GAP)
     label = 22
@@ -190,18 +213,20 @@ def _draw_overview(panels: list[Panel], title: str, summary: str, path: str | Pa
     h = max(36, w * IMAGE_H // PANEL_W)
     cols = max(4, round((FULL_PANELS ** 0.5 * 2 * (PANEL_W + GAP)) / (w + 4)))
     rows = -(-len(panels) // cols)
-    header = 74
-    sheet = Image.new("RGB", (GAP * 2 + cols * (w + 4), header + rows * (h + label + 4) + GAP), BACKGROUND)
-    draw = ImageDraw.Draw(sheet)
-    big, small = load_font(24), load_font(11)
-    draw.text((GAP, 12), title[:120], font=big, fill=TEXT)
-    draw.text((GAP, 44), summary[:160], font=load_font(14), fill=DIM)
-    for i, panel in enumerate(panels):
-        x = GAP + (i % cols) * (w + 4)
-        y = header + (i // cols) * (h + label + 4)
-        sheet.paste(fit_image(panel.picture(), w, h), (x, y))
-        draw.text((x + 2, y + h + 3), f"{i + 1} {panel.scene_id}"[: max(4, w // 7)], font=small, fill=TEXT)
-    sheet.save(path, compress_level=1)       # drawn per render: speed over a few KB
+    width = GAP * 2 + cols * (w + 4)
+    small = load_font(11)
+    with PngBands(path, width, HEADER + rows * (h + label + 4) + GAP, preview) as out:
+        out.add(_header(width, title, summary))
+        for top in range(0, len(panels), cols):
+            band = Image.new("RGB", (width, h + label + 4), BACKGROUND)
+            draw = ImageDraw.Draw(band)
+            for i in range(top, min(top + cols, len(panels))):
+                x = GAP + (i - top) * (w + 4)
+                band.paste(fit_image(panels[i].picture(), w, h), (x, 0))
+                draw.text((x + 2, h + 3), f"{i + 1} {panels[i].scene_id}"[: max(4, w // 7)], font=small, fill=TEXT)
+            out.add(band)
+        out.add(Image.new("RGB", (width, GAP), BACKGROUND))
+    _keep_preview(out, path)
     return Path(path)
 
 

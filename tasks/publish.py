@@ -64,6 +64,13 @@ def inline_jpeg(store: ClipStore, key: str, width: int = 720, quality: int = 72)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _data_uri_of(jpeg: Path) -> str | None:
+    try:
+        return "data:image/jpeg;base64," + base64.b64encode(jpeg.read_bytes()).decode("ascii")
+    except OSError:
+        return None
+
+
 def _work_dir() -> Path:
     work = Path(get_settings().work_dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -78,14 +85,16 @@ def how_to_open(store: ClipStore, key: str, slug: str, render_id: str) -> str:
 
 
 def storyboard_markdown(spec: Project, plans: list[ClipPlan], summary: str, store: ClipStore,
-                        prefix: str, public_url: str | None) -> str:
+                        prefix: str, public_url: str | None, preview: str | None = None) -> str:
+    """The storyboard artifact; ``preview``: a data URI of the sheet made while it was drawn
+    (else, with no browser link to the PNG, the stored PNG is decoded for one)."""
     png, page = f"{prefix}/storyboard.png", f"{prefix}/storyboard.html"
     lines = [f"# {md(spec.title)} — storyboard", "", md(summary), ""]
     png_link, page_link = browser_link(store, png, public_url), browser_link(store, page, public_url)
     review = review_link(spec.slug, prefix.rsplit("/", 1)[-1], public_url)
     if page_link:
         lines.append(f"[Open the storyboard page]({page_link})" + (f" · [review page]({review})" if review else ""))
-    lines += ["", f"![storyboard]({png_link or inline_jpeg(store, png, width=960)})", ""]
+    lines += ["", f"![storyboard]({png_link or preview or inline_jpeg(store, png, width=960)})", ""]
     lines += ["| # | scene | engine | speech |", "| --- | --- | --- | --- |"]
     for i, plan in enumerate(plans):
         engine = " · ".join(x for x in (plan.engine or "footage", plan.model) if x)
@@ -101,6 +110,7 @@ def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict
     """Draw the storyboard, store it beside the render and show it as an artifact (before any clip)."""
     from storage.catalog import open_catalog
     from tasks.cost import estimate_chains
+    from media.storyboard import preview_path
     from tasks.storyboard import draw_storyboard, picked_chains, summary
 
     settings = get_settings()
@@ -108,10 +118,12 @@ def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict
     prefix = f"renders/{spec.slug}/{render_id}"
     try:
         costs = estimate_chains(chains, store, open_catalog(settings.database_url), settings)
+        shown_in_ui = in_prefect_run()
         with tempfile.TemporaryDirectory(dir=_work_dir()) as tmp:
-            png, page, items = draw_storyboard(spec, chains, costs, tmp, picked)
+            png, page, items = draw_storyboard(spec, chains, costs, tmp, picked, preview=960 if shown_in_ui else None)
             store.put_file(f"{prefix}/storyboard.html", page)
             store.put_file(f"{prefix}/storyboard.png", png)
+            preview = _data_uri_of(preview_path(png)) if shown_in_ui else None
         shown = picked_chains(chains, picked)
         line = summary(items, costs)
     except Exception as exc:  # noqa: BLE001 - a storyboard never costs the render itself
@@ -121,7 +133,7 @@ def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict
         return None          # stored beside the render; the artifact is for the Prefect UI
     from prefect.artifacts import create_markdown_artifact
 
-    text = storyboard_markdown(spec, [c[0] for c in shown], line, store, prefix, settings.public_url)
+    text = storyboard_markdown(spec, [c[0] for c in shown], line, store, prefix, settings.public_url, preview)
     return str(create_markdown_artifact(text, key=artifact_key(spec.slug, "storyboard"),
                                         description=f"Storyboard of {spec.slug}, render {render_id}"))
 

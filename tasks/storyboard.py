@@ -151,15 +151,17 @@ def write_storyboard(project: Project, chains: list[list[ClipPlan]], costs: list
 
 
 def draw_storyboard(project: Project, chains: list[list[ClipPlan]], costs: list[SceneCost],
-                    out_dir: str | Path, picked: dict[str, int] | None = None) -> tuple[Path, Path, list[board.Panel]]:
-    """:func:`write_storyboard`, and the panels it drew (for a caller that shows them again)."""
+                    out_dir: str | Path, picked: dict[str, int] | None = None,
+                    preview: int | None = None) -> tuple[Path, Path, list[board.Panel]]:
+    """:func:`write_storyboard`, and the panels it drew (for a caller that shows them again);
+    ``preview``: also keep a JPEG of the sheet that wide (``board.preview_path``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     costs = per_scene(costs)
     items = panels(project, picked_chains(chains, picked or {}), costs)
     title = f"{project.title} — storyboard"
     line = summary(items, costs)
-    png = board.draw_png(items, title, line, out_dir / PNG_NAME, tiles=cache_dir() / "tiles")
+    png = board.draw_png(items, title, line, out_dir / PNG_NAME, tiles=cache_dir() / "tiles", preview=preview)
     page = board.write_html(items, title, line, out_dir / HTML_NAME)
     return png, page, items
 

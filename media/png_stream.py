@@ -1,0 +1,96 @@
+"""A PNG written band by band, so a large sheet is never held whole in memory.
+
+Storyboards and contact sheets of long productions are 10-20 MB as a Pillow image; drawing
+them a row of panels at a time and writing each band as it is done keeps a render's memory
+flat in its length. The file is a plain 8-bit RGB PNG (each scanline with the Sub filter,
+deflated at level 1: drawn per render, so speed over a few KB). :class:`PngBands` can also
+keep a reduced copy of what went through it (``preview``), for a thumbnail without decoding
+the file again.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from pathlib import Path
+
+from PIL import Image
+
+SIGNATURE = b"\x89PNG\r\n\x1a\n"
+IDAT_SIZE = 1 << 16
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+class PngBands:
+    """Write a ``width`` x ``height`` RGB PNG to ``path`` from bands added top to bottom.
+
+    ``preview``: the width of a reduced copy kept as the bands go by (:attr:`thumbnail`).
+    Written to a part file and renamed into place on :meth:`close`; use as a context manager.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, preview: int | None = None):
+        self.path, self.width, self.height = Path(path), width, height
+        self.part = self.path.with_name(f".{self.path.name}.{os.getpid()}.part")
+        self.rows = 0
+        self._file = open(self.part, "wb")
+        self._file.write(SIGNATURE + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)))
+        self._deflate = zlib.compressobj(1)
+        self._pending = bytearray()
+        self.scale = min(1.0, preview / width) if preview else None
+        self.thumbnail = (Image.new("RGB", (max(1, round(width * self.scale)), max(1, round(height * self.scale))))
+                          if self.scale else None)
+
+    def add(self, band: Image.Image) -> None:
+        """The next ``band.height`` rows (``band`` is as wide as the sheet)."""
+        import numpy as np
+
+        if band.width != self.width or band.mode != "RGB":
+            raise ValueError(f"a band must be RGB and {self.width} px wide")
+        if self.rows + band.height > self.height:
+            raise ValueError("more rows than the PNG's height")
+        pixels = np.asarray(band, dtype=np.uint8).reshape(band.height, self.width * 3)
+        filtered = np.empty((band.height, self.width * 3 + 1), np.uint8)
+        filtered[:, 0] = 1                                            # Sub: each byte less the pixel's left
+        filtered[:, 1:4] = pixels[:, :3]
+        np.subtract(pixels[:, 3:], pixels[:, :-3], out=filtered[:, 4:])   # uint8 wraps, as PNG wants
+        self._pending += self._deflate.compress(filtered.tobytes())
+        self._flush_idat()
+        if self.thumbnail is not None:
+            top = round(self.rows * self.scale)
+            bottom = max(top + 1, round((self.rows + band.height) * self.scale))
+            small = band.resize((self.thumbnail.width, bottom - top), Image.Resampling.BILINEAR)
+            self.thumbnail.paste(small, (0, top))
+        self.rows += band.height
+
+    def _flush_idat(self, final: bool = False) -> None:
+        while len(self._pending) >= IDAT_SIZE or (final and self._pending):
+            data, self._pending = bytes(self._pending[:IDAT_SIZE]), self._pending[IDAT_SIZE:]
+            self._file.write(_chunk(b"IDAT", data))
+
+    def close(self) -> Path:
+        if self.rows != self.height:
+            self.abort()
+            raise ValueError(f"{self.rows} of {self.height} rows were written")
+        self._pending += self._deflate.flush()
+        self._flush_idat(final=True)
+        self._file.write(_chunk(b"IEND", b""))
+        self._file.close()
+        os.replace(self.part, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._file.close()
+        self.part.unlink(missing_ok=True)
+
+    def __enter__(self) -> "PngBands":
+        return self
+
+    def __exit__(self, kind, value, tb) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
