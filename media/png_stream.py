@@ -94,3 +94,66 @@ class PngBands:
             self.close()
         else:
             self.abort()
+
+
+def thumbnail(path: str | Path, width: int, band_rows: int = 256) -> Image.Image:
+    """``path`` reduced to ``width`` (keeping its shape), read a band at a time when it is a PNG
+    this module wrote (8-bit RGB, every scanline Sub-filtered); any other image is opened whole."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        return _banded_thumbnail(data, width, band_rows)
+    except _NotOurs:
+        with Image.open(path) as img:
+            img = img if img.mode == "RGB" else img.convert("RGB")
+            img.thumbnail((width, width * 4), Image.Resampling.BILINEAR)
+            return img
+
+
+class _NotOurs(ValueError):
+    pass
+
+
+def _banded_thumbnail(data: bytes, width: int, band_rows: int) -> Image.Image:
+    import numpy as np
+
+    w, h, chunks = _own_png(data)
+    scale = min(1.0, width / w)
+    out = Image.new("RGB", (max(1, round(w * scale)), max(1, round(h * scale))))
+    inflate, stride, pending, row = zlib.decompressobj(), w * 3 + 1, b"", 0
+    for chunk in chunks:
+        pending += inflate.decompress(chunk)
+        while len(pending) >= stride * band_rows or (pending and len(pending) % stride == 0
+                                                      and row + len(pending) // stride == h):
+            count = min(band_rows, len(pending) // stride)
+            raw = np.frombuffer(pending[:count * stride], np.uint8).reshape(count, stride)
+            pending = pending[count * stride:]
+            if not (raw[:, 0] == 1).all():
+                raise _NotOurs("a scanline filter other than Sub")
+            pixels = np.cumsum(raw[:, 1:].reshape(count, w, 3), axis=1, dtype=np.uint8)   # undo Sub (mod 256)
+            top = round(row * scale)
+            bottom = max(top + 1, round((row + count) * scale))
+            out.paste(Image.fromarray(pixels, "RGB").resize((out.width, bottom - top), Image.Resampling.BILINEAR),
+                      (0, top))
+            row += count
+    return out
+
+
+def _own_png(data: bytes) -> tuple[int, int, list[bytes]]:
+    """(width, height, IDAT payloads) of an 8-bit RGB PNG without interlacing, else _NotOurs."""
+    if not data.startswith(SIGNATURE):
+        raise _NotOurs("not a PNG")
+    at, width, height, idats = len(SIGNATURE), 0, 0, []
+    while at + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        body = data[at + 8:at + 8 + size]
+        if kind == b"IHDR":
+            width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", body)
+            if (depth, colour, interlace) != (8, 2, 0):
+                raise _NotOurs("not 8-bit RGB")
+        elif kind == b"IDAT":
+            idats.append(body)
+        at += 12 + size
+    if not (width and height and idats):
+        raise _NotOurs("no image data")
+    return width, height, idats

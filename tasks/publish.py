@@ -51,16 +51,13 @@ def storyboard_rows(clips: list[ClipRef], links: dict[str, str] | None = None) -
 
 def inline_jpeg(store: ClipStore, key: str, width: int = 720, quality: int = 72) -> str | None:
     """A stored image as a small JPEG data URI (Prefect's UI renders it inside the markdown)."""
-    from PIL import Image
+    from media.png_stream import thumbnail
 
     with tempfile.TemporaryDirectory(dir=_work_dir()) as tmp:
-        with Image.open(store.fetch(key, tmp)) as img:
-            # Our sheets are RGB already: converting would copy the whole decoded sheet (8-16 MB
-            # for a long cut) only to thumbnail it; the JPEG is the same either way.
-            img = img if img.mode == "RGB" else img.convert("RGB")
-            img.thumbnail((width, width * 4), Image.Resampling.BILINEAR)
-            buf = io.BytesIO()
-            img.save(buf, "JPEG", quality=quality)
+        # Our sheets are read a band at a time: a long cut's sheet (10-20 MB decoded) is never whole.
+        img = thumbnail(store.fetch(key, tmp), width)
+        buf = io.BytesIO()
+        img.save(buf, "JPEG", quality=quality)
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 

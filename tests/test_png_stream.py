@@ -35,3 +35,17 @@ def test_a_sheet_that_fails_half_drawn_leaves_no_file(tmp_path):
         with PngBands(tmp_path / "wide.png", 10, 20) as out:
             out.add(Image.new("RGB", (11, 5)))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_thumbnail_of_our_own_png_is_read_a_band_at_a_time_and_matches_pillows(tmp_path):
+    from media.png_stream import thumbnail
+
+    rng = np.random.default_rng(5)
+    drawn = Image.fromarray(np.repeat(rng.integers(0, 256, (300, 1, 3), dtype=np.uint8), 400, axis=1))
+    with PngBands(tmp_path / "ours.png", 400, 300) as out:
+        for top in range(0, 300, 100):
+            out.add(drawn.crop((0, top, 400, top + 100)))
+    drawn.save(tmp_path / "pillows.png")                       # another writer's filters: opened whole
+    ours, theirs = thumbnail(tmp_path / "ours.png", 100, band_rows=32), thumbnail(tmp_path / "pillows.png", 100)
+    assert ours.size == theirs.size == (100, 75)
+    assert np.abs(np.asarray(ours, float) - np.asarray(theirs, float)).mean() < 8
