@@ -23,14 +23,19 @@ def _source(path: Path, seconds: float) -> np.ndarray:
     return np.fromfile(path, "<i2").reshape(-1, 2).astype(float)
 
 
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """1.37 s chunks with 0.34 s of pre-roll: several joins in a few seconds of audio."""
+    monkeypatch.setattr(aac, "CHUNK_FRAMES", 64)
+    monkeypatch.setattr(aac, "PRE_ROLL", 16 * aac.FRAME)
+
+
 def _decode(path: Path, out: Path) -> np.ndarray:
     ffmpeg.run(["-i", str(path), "-f", "s16le", "-ac", "2", str(out)])
     return np.fromfile(out, "<i2").reshape(-1, 2).astype(float)
 
 
-def test_chunked_aac_is_exact_in_length_and_time_and_its_joins_are_clean(tmp_path, monkeypatch):
-    monkeypatch.setattr(aac, "CHUNK_FRAMES", 64)          # 1.37 s chunks: several joins in 6 s
-    monkeypatch.setattr(aac, "PRE_ROLL", 16 * aac.FRAME)
+def test_chunked_aac_is_exact_in_length_and_time_and_its_joins_are_clean(tmp_path, small_chunks):
     pcm = tmp_path / "a.raw"
     source = _source(pcm, 6.0)
     out = aac.encode(pcm, RATE, tmp_path / "a.m4a", folder=tmp_path / "cache")
@@ -49,9 +54,7 @@ def test_chunked_aac_is_exact_in_length_and_time_and_its_joins_are_clean(tmp_pat
     assert 20 * np.log10(rms(source) / rms(error)) > 15    # and the whole is a faithful encode
 
 
-def test_a_second_encode_reuses_every_chunk_and_an_edit_reencodes_only_its_own(tmp_path, monkeypatch):
-    monkeypatch.setattr(aac, "CHUNK_FRAMES", 64)
-    monkeypatch.setattr(aac, "PRE_ROLL", 16 * aac.FRAME)
+def test_a_second_encode_reuses_every_chunk_and_an_edit_reencodes_only_its_own(tmp_path, monkeypatch, small_chunks):
     pcm = tmp_path / "a.raw"
     source = _source(pcm, 8.0)
     cache = tmp_path / "cache"
@@ -93,9 +96,7 @@ def test_no_samples_is_an_error(tmp_path):
         aac.encode(pcm, RATE, tmp_path / "x.m4a", folder=tmp_path / "cache")
 
 
-def test_a_gain_is_applied_on_the_way_into_the_encoder_and_keys_its_own_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(aac, "CHUNK_FRAMES", 64)
-    monkeypatch.setattr(aac, "PRE_ROLL", 16 * aac.FRAME)
+def test_a_gain_is_applied_on_the_way_into_the_encoder_and_keys_its_own_chunks(tmp_path, small_chunks):
     pcm = tmp_path / "a.raw"
     source = _source(pcm, 4.0)
     cache = tmp_path / "cache"
