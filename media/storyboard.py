@@ -261,29 +261,28 @@ h1{font-size:1.3em;margin:0 0 4px}
 
 
 def write_html(panels: list[Panel], title: str, summary: str, path: str | Path) -> Path:
-    """One HTML file with every picture inlined (data URIs): it opens anywhere, phones included."""
+    """One HTML file with every picture inlined (data URIs): it opens anywhere, phones included.
+    Written a card at a time: a long production's page (megabytes of pictures) is never one string."""
     esc = html.escape
-    cards = []
-    for i, p in enumerate(panels):
-        meta = esc(p.engine_label) + (f" · {esc(p.cost)}" if p.cost else "")
-        parts = [
-            f'<div class="card" id="scene-{esc(p.scene_id)}">',
-            f'<img alt="{esc(p.scene_id)}" src="{_data_uri(p)}">',
-            '<div class="txt">',
-            f'<div class="head"><span>{i + 1}. {esc(p.scene_id)}</span><span class="tc">{esc(p.timecode)}</span></div>',
-            f'<div class="meta">{meta}</div>',
-            f"<div>{esc(p.action)}</div>" if p.action else "",
-            f'<p class="speech">“{esc(p.speech)}”</p>' if p.speech else "",
-            *[f'<p class="warn">⚠ {esc(w)}</p>' for w in p.warnings],
-            "</div></div>",
-        ]
-        cards.append("".join(parts))
-    page = (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width,initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
-        f'<h1>{esc(title)}</h1><p class="sum">{esc(summary)}</p>'
-        f'<div class="grid">{"".join(cards)}</div></body></html>\n'
-    )
-    Path(path).write_text(page, encoding="utf-8")
+    part = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.part")
+    with open(part, "w", encoding="utf-8") as out:
+        out.write('<!doctype html><html lang="en"><head><meta charset="utf-8">'
+                  '<meta name="viewport" content="width=device-width,initial-scale=1">'
+                  f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
+                  f'<h1>{esc(title)}</h1><p class="sum">{esc(summary)}</p><div class="grid">')
+        for i, p in enumerate(panels):
+            meta = esc(p.engine_label) + (f" · {esc(p.cost)}" if p.cost else "")
+            out.write("".join([
+                f'<div class="card" id="scene-{esc(p.scene_id)}">',
+                f'<img alt="{esc(p.scene_id)}" src="{_data_uri(p)}">',
+                '<div class="txt">',
+                f'<div class="head"><span>{i + 1}. {esc(p.scene_id)}</span><span class="tc">{esc(p.timecode)}</span></div>',
+                f'<div class="meta">{meta}</div>',
+                f"<div>{esc(p.action)}</div>" if p.action else "",
+                f'<p class="speech">“{esc(p.speech)}”</p>' if p.speech else "",
+                *[f'<p class="warn">⚠ {esc(w)}</p>' for w in p.warnings],
+                "</div></div>",
+            ]))
+        out.write("</div></body></html>\n")
+    os.replace(part, path)
     return Path(path)
