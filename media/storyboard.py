@@ -29,7 +29,8 @@ BACKGROUND, CARD, TEXT, DIM, WARN = (18, 18, 22), (34, 34, 40), (235, 235, 235),
 @dataclass
 class Panel:
     scene_id: str
-    image: Image.Image | bytes          # the picture, or the picture as JPEG bytes (:func:`compact`)
+    image: Image.Image | bytes | Path   # the picture, as JPEG bytes (:func:`compact`), or a JPEG file
+                                        # named by its content (kept on disk: a long storyboard holds none)
     start: float
     end: float
     engine: str
@@ -40,10 +41,16 @@ class Panel:
     warnings: list[str] = field(default_factory=list)
 
     def picture(self) -> Image.Image:
-        if isinstance(self.image, bytes):
-            with Image.open(io.BytesIO(self.image)) as img:
+        if isinstance(self.image, (bytes, Path)):
+            with Image.open(io.BytesIO(self.image) if isinstance(self.image, bytes) else self.image) as img:
                 return img.convert("RGB")
         return self.image
+
+    def jpeg(self) -> bytes | None:
+        """The picture as JPEG bytes, when it is kept as one."""
+        if isinstance(self.image, Path):
+            return self.image.read_bytes()
+        return self.image if isinstance(self.image, bytes) else None
 
     @property
     def timecode(self) -> str:
@@ -180,7 +187,10 @@ def draw_tile(panel: Panel, number: int) -> Image.Image:
 def _kept_tile(panel: Panel, number: int, folder: Path) -> Image.Image:
     """:func:`draw_tile`, kept in ``folder`` under a digest of everything it draws (raw RGB:
     loading one costs well under a millisecond)."""
-    picture = panel.image if isinstance(panel.image, bytes) else panel.image.convert("RGB").tobytes()
+    if isinstance(panel.image, Path):
+        picture = panel.image.name.encode()           # its name is its content's digest
+    else:
+        picture = panel.image if isinstance(panel.image, bytes) else panel.image.convert("RGB").tobytes()
     key = hashlib.sha256(repr((TILE_VERSION, number, panel.scene_id, panel.timecode, panel.engine_label,
                                panel.cost, panel.action, panel.speech, panel.warnings[:1])).encode())
     key.update(hashlib.sha256(picture).digest())
@@ -231,8 +241,8 @@ def _draw_overview(panels: list[Panel], title: str, summary: str, path: str | Pa
 
 
 def _data_uri(panel: Panel) -> str:
-    if isinstance(panel.image, bytes):       # already a JPEG of the HTML's size
-        return "data:image/jpeg;base64," + base64.b64encode(panel.image).decode("ascii")
+    if (jpeg := panel.jpeg()) is not None:   # already a JPEG of the HTML's size
+        return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
     return jpeg_data_uri(panel.image, KEPT, KEPT)
 
 

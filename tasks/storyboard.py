@@ -59,19 +59,18 @@ def cache_dir() -> Path:
 PICTURE_VERSION = 1        # bump when scene_picture or board.compact makes another picture
 
 
-def kept_picture(plan: ClipPlan, size: tuple[int, int]) -> tuple[bytes, str | None]:
+def kept_picture(plan: ClipPlan, size: tuple[int, int]) -> tuple[bytes | Path, str | None]:
     """:func:`scene_picture` as the panel keeps it (``board.compact``'s JPEG), kept under the
     plan's content key: the key names the footage or the still it starts from, so its picture
-    never changes. Placeholders and pictures that could not be read are not kept."""
+    never changes. The panel then holds the file, not its bytes. Placeholders and pictures
+    that could not be read are not kept (their bytes are)."""
     import hashlib
     import os
 
     name = hashlib.sha256(f"{PICTURE_VERSION}|{plan.key}|{size}".encode()).hexdigest()[:40]
     path = cache_dir() / f"{name}.jpg"
-    try:
-        return path.read_bytes(), None
-    except OSError:
-        pass
+    if path.is_file():
+        return path, None
     picture, problem = scene_picture(plan, size)
     data = board.compact(picture)
     if problem is None and (plan.kind == "footage" or (plan.request and plan.request.image)):
@@ -80,6 +79,7 @@ def kept_picture(plan: ClipPlan, size: tuple[int, int]) -> tuple[bytes, str | No
             part = path.with_name(f"{path.name}.{os.getpid()}.part")
             part.write_bytes(data)
             os.replace(part, path)
+            return path, None
         except OSError:
             pass
     return data, problem
