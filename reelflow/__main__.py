@@ -1,5 +1,5 @@
 """``python -m reelflow`` is the ``reelflow`` command."""
 
-from reelflow.cli import app
+from reelflow.cli import main
 
-app()
+main()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -332,5 +333,38 @@ from reelflow import cli_worker  # noqa: E402,F401  (registers worker)
 from reelflow import cli_takes  # noqa: E402,F401  (registers takes, pick and redo)
 
 
-def main() -> None:  # pragma: no cover
-    app()
+def main() -> None:
+    """The ``reelflow`` command: :data:`app`, then an exit without the interpreter's teardown.
+
+    Tearing down a render's modules (SQLAlchemy, PyAV, Pillow, numpy, ...) and collecting
+    their objects took about 0.25 s after the work was done, a tenth of an edit's re-render.
+    Everything an exit must do still happens: other threads are waited for, atexit handlers
+    (temporary folders, executors) run, logging and the standard streams are flushed; then the
+    process ends with the command's exit status."""
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+        code = 1
+    finish_process(0 if code is None else int(code))
+
+
+def finish_process(code: int) -> None:  # pragma: no cover - ends the process
+    import atexit
+    import logging
+    import threading
+
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)

@@ -91,3 +91,23 @@ def test_render_to_s3_with_out_copies_the_files_and_prints_the_local_path(small_
     names = {p.name for p in out.iterdir()}
     assert {"contact-sheet.png", "final.mp4", "final.srt", "final.otio", "final.edl"} <= names, names
     assert probe(out / "final.mp4").duration == pytest.approx(4.5, abs=0.1)
+
+
+def test_the_command_exits_with_its_status_after_its_exit_handlers(tmp_path):
+    """``reelflow`` skips the interpreter's teardown, not what an exit owes: atexit handlers run,
+    streams are flushed, the exit status is the command's."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print('handler ran', file=sys.stderr))\n"
+            "sys.argv = ['reelflow', 'render', sys.argv[1]]\n"
+            "from reelflow.cli import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing")], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                          timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"{tmp_path / 'missing'}: no such file; a project is a folder with project.yaml",
+                                        "handler ran"]
