@@ -13,7 +13,6 @@ import html
 import io
 import os
 import textwrap
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from PIL import Image, ImageDraw
 
 from media.images import load_font
 from media.png_stream import PngBands
+from storage.file_memo import keep_file
 
 PANEL_W, IMAGE_H, TEXT_H, GAP = 320, 300, 196, 12
 BACKGROUND, CARD, TEXT, DIM, WARN = (18, 18, 22), (34, 34, 40), (235, 235, 235), (160, 160, 170), (255, 190, 70)
@@ -203,13 +203,7 @@ def _kept_tile(panel: Panel, number: int, folder: Path) -> Image.Image:
     except OSError:
         pass
     tile = draw_tile(panel, number)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        part = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.part")
-        part.write_bytes(tile.tobytes())
-        os.replace(part, path)
-    except OSError:
-        pass                                  # a full disk costs the next render a redraw
+    keep_file(path, tile.tobytes())
     return tile
 
 

@@ -67,10 +67,18 @@ class FileMemo:
 
     @staticmethod
     def _write(target: Path, value: str) -> None:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            part = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.part")
-            part.write_text(value, encoding="utf-8")
-            os.replace(part, target)
-        except OSError:
-            pass                  # a read-only or full disk costs the next command the work, nothing else
+        keep_file(target, value.encode("utf-8"))
+
+
+def keep_file(target: Path, data: bytes) -> bool:
+    """Write derived data (a cache entry) whole or not at all: a part file named for this process
+    and thread, renamed into place. A read-only or full disk costs the next command the work,
+    nothing else: False, no error."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+        part.write_bytes(data)
+        os.replace(part, target)
+        return True
+    except OSError:
+        return False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from reelflow.process import lower_thread_priority
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
 from storage.batch import publish_all
+from storage.file_memo import keep_file
 from tasks import events
 from tasks.limits import cpu_slot, cpu_slots
 from tasks.models import ClipRef, NormalizedRef
@@ -264,14 +264,7 @@ def previous_gain(slug: str, profile: Output) -> tuple[float, float] | None:
 
 
 def remember_gain(slug: str, profile: Output, gains: tuple[float, float]) -> None:
-    target = _gain_file(slug, profile)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(f"{target.name}.{os.getpid()}.part")
-        part.write_text(f"{gains[0]:.2f} {gains[1]:.2f}")
-        os.replace(part, target)
-    except OSError:
-        pass                       # the next render measures afresh
+    keep_file(_gain_file(slug, profile), f"{gains[0]:.2f} {gains[1]:.2f}".encode())   # else measured afresh
 
 
 def contact_sheet(clips: list[NormalizedRef], paths: list[Path], profile: Output, out: Path) -> Path:

@@ -6,6 +6,7 @@ The CLI plans the project itself; a render hands in the chains it already planne
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from PIL import Image
@@ -15,6 +16,7 @@ from media.images import placeholder_image
 from projects import Project
 from reelflow.settings import Settings
 from storage import ClipStore
+from storage.file_memo import keep_file
 from tasks.cost import SceneCost, estimate_chains
 from tasks.models import ClipPlan
 
@@ -64,24 +66,15 @@ def kept_picture(plan: ClipPlan, size: tuple[int, int]) -> tuple[bytes | Path, s
     plan's content key: the key names the footage or the still it starts from, so its picture
     never changes. The panel then holds the file, not its bytes. Placeholders and pictures
     that could not be read are not kept (their bytes are)."""
-    import hashlib
-    import os
-
     name = hashlib.sha256(f"{PICTURE_VERSION}|{plan.key}|{size}".encode()).hexdigest()[:40]
     path = cache_dir() / f"{name}.jpg"
     if path.is_file():
         return path, None
     picture, problem = scene_picture(plan, size)
     data = board.compact(picture)
-    if problem is None and (plan.kind == "footage" or (plan.request and plan.request.image)):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            part = path.with_name(f"{path.name}.{os.getpid()}.part")
-            part.write_bytes(data)
-            os.replace(part, path)
-            return path, None
-        except OSError:
-            pass
+    if problem is None and (plan.kind == "footage" or (plan.request and plan.request.image)) \
+            and keep_file(path, data):
+        return path, None
     return data, problem
 
 
