@@ -11,9 +11,9 @@ under the SHA-256 of its own samples and the ``OVERLAP`` either side (the sample
 frames' MDCT windows reach; the rest of the pre-roll only lets the encoder's rate control settle,
 so a chunk kept from an encode whose pre-roll differed still joins cleanly: a test splices one)
 and the encoder settings. A re-render encodes only the chunks whose own audio changed, and the
-chunks of a cold render are encoded in parallel. The first chunk keeps the encoder's priming packet, so the file starts like any AAC
-encode (an edit list drops the priming) and the last keeps the encoder's shortened final
-packet: the track is exactly ``samples`` long.
+chunks of a cold render are encoded in parallel. The first chunk keeps the encoder's priming
+packet, so the file starts like any AAC encode (an edit list drops the priming) and the last
+keeps the encoder's shortened final packet: the track is exactly ``samples`` long.
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict
     except Exception as exc:  # noqa: BLE001 - a storyboard never costs the render itself
         run_logger().warning("no storyboard for %s: %s", spec.slug, exc)
         return None
-    if not in_prefect_run():
+    if not shown_in_ui:
         return None          # stored beside the render; the artifact is for the Prefect UI
     from prefect.artifacts import create_markdown_artifact
 
