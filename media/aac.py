@@ -24,7 +24,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from media import ffmpeg
 
@@ -77,43 +76,34 @@ def encode_chunks(pcm: str | Path, rate: int, bitrate: str = "192k", folder: Pat
     volume = f"{gain:.2f}dB"
     settings = f"aac-v{VERSION}|{ffmpeg.ffmpeg_binary_version()}|{rate}|{bitrate}|{volume}"
     jobs = []
-    for start, end in chunk_bounds(samples):
-        lo, hi = max(0, start - PRE_ROLL), min(samples, end + POST_ROLL)
-        digest = hashlib.sha256(f"{settings}|{start - lo}|{hi - end}|{end == samples}".encode())
-        for piece in _pieces(pcm, max(0, start - OVERLAP), min(samples, end + OVERLAP)):
-            digest.update(piece)
-        jobs.append((start, end, lo, hi, folder / f"{digest.hexdigest()[:40]}.m4a"))
+    with open(pcm, "rb") as handle:
+        for start, end in chunk_bounds(samples):
+            lo, hi = max(0, start - PRE_ROLL), min(samples, end + POST_ROLL)
+            digest = hashlib.sha256(f"{settings}|{start - lo}|{hi - end}|{end == samples}".encode())
+            # One read of a chunk's own samples (2 MB): its key, and nothing held that grows with length.
+            first, last = max(0, start - OVERLAP), min(samples, end + OVERLAP)
+            digest.update(os.pread(handle.fileno(), (last - first) * BYTES_PER_SAMPLE, first * BYTES_PER_SAMPLE))
+            jobs.append((start, end, lo, hi, folder / f"{digest.hexdigest()[:40]}.m4a"))
     missing = [job for job in jobs if not job[4].exists()]
     if missing:
         with ThreadPoolExecutor(max(1, min(len(missing), workers or os.cpu_count() or 1))) as pool:
-            list(pool.map(lambda job: _encode_chunk(_pieces(pcm, job[2], job[3]), rate, bitrate, job[4], volume),
-                          missing))
+            list(pool.map(lambda job: _encode_chunk(pcm, job[2], job[3], rate, bitrate, job[4], volume), missing))
     return jobs
 
 
-PIECE = 1 << 16            # bytes read from the PCM at a time: a chunk (3 MB with its rolls) is
-                           # never held whole, so neither hashing nor encoding grows with length
-
-
-def _pieces(pcm: str | Path, lo: int, hi: int) -> Iterator[bytes]:
-    """The bytes of samples [lo, hi) of ``pcm``, ``PIECE`` bytes at a time."""
-    with open(pcm, "rb") as handle:
-        handle.seek(lo * BYTES_PER_SAMPLE)
-        left = (hi - lo) * BYTES_PER_SAMPLE
-        while left > 0 and (piece := handle.read(min(PIECE, left))):
-            left -= len(piece)
-            yield piece
-
-
-def _encode_chunk(pieces: Iterable[bytes], rate: int, bitrate: str, dest: Path, volume: str = "0.00dB") -> None:
-    """One chunk, written atomically (two renders may make the same chunk at once)."""
+def _encode_chunk(pcm: str | Path, lo: int, hi: int, rate: int, bitrate: str, dest: Path,
+                  volume: str = "0.00dB") -> None:
+    """Samples [lo, hi) of ``pcm`` as one chunk, written atomically (two renders may make the same
+    chunk at once). ffmpeg reads them from the file itself (skipping to ``lo``, trimming at
+    ``hi``): nothing passes through this process, whose other threads would slow the feed."""
     fd, part = tempfile.mkstemp(dir=dest.parent, suffix=".part.m4a")
     os.close(fd)
-    gain = [] if volume == "0.00dB" else ["-af", f"volume={volume}"]
+    shape = f"atrim=end_sample={hi - lo}" + ("" if volume == "0.00dB" else f",volume={volume}")
     try:
-        ffmpeg.run_piped(["-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS), "-i", "pipe:0", *gain,
-                          "-c:a", "aac", "-b:a", bitrate, "-map_metadata", "-1", "-fflags", "+bitexact",
-                          "-f", "mp4", "-y", part], pieces)
+        ffmpeg.run(["-f", "s16le", "-ar", str(rate), "-ac", str(CHANNELS), "-skip_initial_bytes",
+                    str(lo * BYTES_PER_SAMPLE), "-t", f"{(hi - lo) / rate + 1:.3f}", "-i", str(pcm), "-af", shape,
+                    "-c:a", "aac", "-b:a", bitrate, "-map_metadata", "-1", "-fflags", "+bitexact",
+                    "-f", "mp4", "-y", part])
         os.replace(part, dest)
     finally:
         Path(part).unlink(missing_ok=True)
