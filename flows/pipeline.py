@@ -39,7 +39,8 @@ from tasks.project import load_spec, plan_clips, reuse_stored
 from tasks.publish import publish_artifacts, publish_storyboard
 from tasks.review import ask, publish_review, scenes_for_review
 from tasks.speech import synthesize_speech
-from tasks.stitch import NormalizeAhead, colour_reference, normalize_clips, stitch_clips
+from tasks.ahead import NormalizeAhead
+from tasks.stitch import colour_reference, normalize_clips, stitch_clips
 from tasks.take_steps import plan_takes, record_picks
 from tasks.takes import TakeBook, apply_review, changed_picks, cut_of, take_refs
 
@@ -107,31 +108,15 @@ def _render(runner: Runner, spec, chains: list[list[ClipPlan]], book: TakeBook, 
             review: bool = False) -> RenderResult:
     """Clips, normalisation, stitching: the part of a render that can fail after it started."""
     names = spec.speaker_names() if spec.lower_third else {}
-    # Normalising can start as clips land when the cut is already known (no review to change
-    # the picks) and no clip waits for another (colour matching needs the reference first).
+    # Normalising (and mixing the audio) can start as clips land when the cut is already known
+    # (no review to change the picks) and no clip waits for another (colour matching needs the
+    # reference first).
     ahead = None if review or spec.color_match else NormalizeAhead(spec.output, book.picked, names, spec.lower_third)
     try:
-        made = produce_all(runner, chains, render_id, spec.slug, ahead)
+        made, book, clips, normalized, outputs = _cut(runner, spec, chains, book, render_id, review, names, ahead)
     finally:
         if ahead is not None:
-            ahead.wait()
-    actions = {s.id: s.action for s in spec.scenes}
-    while review:
-        scenes = scenes_for_review(cut_of(made, book.picked), take_refs(made, book.stored), actions)
-        publish_review(scenes, spec.slug)
-        answer = ask(scenes, spec.slug)
-        book, redo_chains = apply_review(book, made, answer.picks, answer.redo)
-        if redo_chains:
-            made += produce_all(runner, redo_chains, render_id, None)
-        review = answer.again and bool(redo_chains)
-    if picks := changed_picks(book, spec):
-        record_picks(spec, picks)
-    clips = cut_of(made, book.picked)
-    match = colour_reference(clips, spec.color_match) if spec.color_match else None
-    normalized = normalize_clips(clips, spec.output, match, [names.get(c.scene_id) for c in clips], spec.lower_third)
-    catalog_ready(render_id)                     # nothing is published that the catalog cannot record
-    outputs = stitch_clips(normalized, spec.output, spec.slug, render_id, spec.edit())
-
+            ahead.close()
     store = open_store(get_settings().storage)
     result = RenderResult(
         slug=spec.slug,
@@ -152,6 +137,35 @@ def _render(runner: Runner, spec, chains: list[list[ClipPlan]], book: TakeBook, 
         scenes=scene_cuts(spec, clips, normalized, take_refs(made, book.stored), outputs.get("timeline")),
     )
     return publish_manifest(result)
+
+
+def _cut(runner: Runner, spec, chains: list[list[ClipPlan]], book: TakeBook, render_id: str, review: bool,
+         names: dict, ahead: NormalizeAhead | None) -> tuple:
+    """The clips, the review, the normalisation and the stitch: (every clip made or found, the
+    take book after the review, the cut, its normalised clips, the stitch's outputs)."""
+    try:
+        made = produce_all(runner, chains, render_id, spec.slug, ahead)
+        if ahead is not None:
+            ahead.mix(cut_of(made, book.picked), spec.edit(), spec.slug)
+    finally:
+        if ahead is not None:
+            ahead.wait()
+    actions = {s.id: s.action for s in spec.scenes}
+    while review:
+        scenes = scenes_for_review(cut_of(made, book.picked), take_refs(made, book.stored), actions)
+        publish_review(scenes, spec.slug)
+        answer = ask(scenes, spec.slug)
+        book, redo_chains = apply_review(book, made, answer.picks, answer.redo)
+        if redo_chains:
+            made += produce_all(runner, redo_chains, render_id, None)
+        review = answer.again and bool(redo_chains)
+    if picks := changed_picks(book, spec):
+        record_picks(spec, picks)
+    clips = cut_of(made, book.picked)
+    match = colour_reference(clips, spec.color_match) if spec.color_match else None
+    normalized = normalize_clips(clips, spec.output, match, [names.get(c.scene_id) for c in clips], spec.lower_third)
+    catalog_ready(render_id)                     # nothing is published that the catalog cannot record
+    return made, book, clips, normalized, stitch_clips(normalized, spec.output, spec.slug, render_id, spec.edit())
 
 
 def produce_all(runner: Runner, chains: list[list[ClipPlan]], render_id: str, slug: str | None,

@@ -84,11 +84,12 @@ def run(
     timeout: float | None = None,
     capture_stdout: bool = False,
     loglevel: str = "error",
+    nice: int = 0,
 ) -> subprocess.CompletedProcess:
     """Run ``ffmpeg <BASE_ARGS> <args>``; return the completed process or raise FFmpegError.
 
     ffmpeg's stderr goes to a temporary file, of which the returned process carries the last
-    ``STDERR_TAIL`` bytes."""
+    ``STDERR_TAIL`` bytes. ``nice``: run it at that much lower a CPU priority (Linux)."""
     import tempfile
 
     cmd = [ffmpeg_binary(), *BASE_ARGS, "-loglevel", loglevel, *args]
@@ -103,7 +104,7 @@ def run(
                 stderr=err,
                 timeout=limit,
                 check=False,
-                **child_options(),
+                **child_options(nice),
             )
         except subprocess.TimeoutExpired as exc:
             raise FFmpegError(f"ffmpeg timed out after {limit:.0f}s: {shlex.join(cmd)}", cmd,

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from media import ffmpeg
+from media import ffmpeg, gating, mov_pcm
 from media.probe import MediaInfo, probe
 from media.profile import OutputProfile
 from media.whitelist import OPEN_OPTIONS, input_args
@@ -38,63 +39,117 @@ def filter_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'").replace(":", "\\:").replace(",", "\\,")
 
 
-def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: int, out: str,
-                   look: str | None = None, overlay: tuple[str, float] | None = None,
-                   meter: bool = False) -> list[str]:
-    """ffmpeg arguments that bring one clip to the profile with exact lengths (pure).
+def _fit(profile: OutputProfile) -> str:
+    w, h = profile.width, profile.height
+    if profile.fit == "crop":
+        return f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h}"
+    return f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black"
 
-    ``look`` is a video filter applied to the clip's own picture before it is scaled and
-    padded (colour matching); ``overlay`` is (a full-frame RGBA PNG we drew, seconds) laid
-    over the first seconds of the clip (a lower third). ``meter``: the same run also measures
-    the finished audio's true peak (``ebur128``'s summary, at log level info).
-    """
-    w, h, r = profile.width, profile.height, _rate(profile)
+
+def _sound_source(src: str, info: MediaInfo, profile: OutputProfile) -> tuple[list[str], str]:
+    """Input arguments and the label of the clip's audio: its own, or silence when it has none."""
+    args = input_args(src)
+    if info.has_audio:
+        return args, "[0:a:0]"
+    return [*args, "-f", "lavfi", "-i", f"anullsrc=r={profile.audio_rate}:cl=stereo"], "[1:a]"
+
+
+def _sound_chain(profile: OutputProfile, frames: int) -> str:
+    """The clip's audio at the profile's rate, exactly ``samples_for(frames)`` long, faded at its ends.
+
+    Both streams keep their times from the file's start (ffmpeg subtracts the earliest stream's
+    start, whichever streams a run reads): audio that starts late gets silence before it
+    (aresample's first_pts), so footage whose streams start at different times stays in sync."""
     samples = profile.samples_for(frames)
     fade = round(EDGE_FADE * profile.audio_rate)
     edges = (f",afade=t=in:nb_samples={fade},afade=t=out:start_sample={samples - fade}:nb_samples={fade}"
              if samples > 4 * fade else "")
-    if profile.fit == "crop":
-        fit = f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h}"
-    else:
-        fit = f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black"
-    args = input_args(src)
-    if info.has_audio:
-        audio_src = "[0:a:0]"
-    else:
-        args += ["-f", "lavfi", "-i", f"anullsrc=r={profile.audio_rate}:cl=stereo"]
-        audio_src = "[1:a]"
-    # Both streams keep their times from the file's start (ffmpeg subtracts the earliest stream's
-    # start): video that starts after its audio gets its first frame held from t=0 (fps's
-    # start_time), audio that starts late gets silence before it (aresample's first_pts), so
-    # footage whose streams start at different times stays in sync.
-    picture = f"[0:v:0]fps={r}:start_time=0,{look + ',' if look else ''}{fit},setsar=1,"
+    return (f"aresample={profile.audio_rate}:async=1:first_pts=0,"
+            f"aformat=sample_fmts=s16:channel_layouts=stereo,apad,atrim=end_sample={samples}{edges}")
+
+
+def _picture(args: list[str], profile: OutputProfile, look: str | None, overlay: tuple[str, float] | None) -> str:
+    """The clip's picture graph ending in ``[v]`` (adds the overlay's input to ``args``): video
+    that starts after its audio gets its first frame held from t=0 (fps's start_time)."""
+    picture = f"[0:v:0]fps={_rate(profile)}:start_time=0,{look + ',' if look else ''}{_fit(profile)},setsar=1,"
     if overlay:
         index = args.count("-i")
         args += ["-f", "image2", "-loop", "1", "-i", overlay[0]]
         picture += (f"format=yuva420p[base];[{index}:v]format=rgba[over];"
                     f"[base][over]overlay=0:0:enable='lt(t,{overlay[1]:.3f})',")
-    graph = (
-        f"{picture}format=yuv420p,tpad=stop=-1:stop_mode=clone[v];"
-        f"{audio_src}aresample={profile.audio_rate}:async=1:first_pts=0,"
-        f"aformat=sample_fmts=s16:channel_layouts=stereo,apad,atrim=end_sample={samples}{edges}"
-        + (",asplit=2[a][tap];[tap]ebur128=peak=true:framelog=verbose[meter]" if meter else "[a]")
-    )
-    return [
-        *args, "-filter_complex", graph, "-map", "[v]", "-map", "[a]",
-        "-frames:v", str(frames), "-r", r, *X264, "-g", str(max(1, round(profile.rate))),
-        "-c:a", "pcm_s16le", "-ar", str(profile.audio_rate), "-ac", "2",
-        "-map_metadata", "-1", "-fflags", "+bitexact", "-f", "mov", out,
-        *(["-map", "[meter]", "-f", "null", "-"] if meter else []),
-    ]
+    return f"{picture}format=yuv420p,tpad=stop=-1:stop_mode=clone[v]"
+
+
+def _video_out(profile: OutputProfile, frames: int) -> list[str]:
+    r = _rate(profile)
+    return ["-frames:v", str(frames), "-r", r, *X264, "-g", str(max(1, round(profile.rate))),
+            "-c:a", "pcm_s16le", "-ar", str(profile.audio_rate), "-ac", "2",
+            "-map_metadata", "-1", "-fflags", "+bitexact", "-f", "mov"]
+
+
+def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: int, out: str,
+                   look: str | None = None, overlay: tuple[str, float] | None = None) -> list[str]:
+    """ffmpeg arguments that bring one clip to the profile with exact lengths in one run (pure).
+
+    ``look`` is a video filter applied to the clip's own picture before it is scaled and
+    padded (colour matching); ``overlay`` is (a full-frame RGBA PNG we drew, seconds) laid
+    over the first seconds of the clip (a lower third). :func:`normalize_clip` makes the same
+    clip in two runs, its sound first (:func:`sound_args`, :func:`picture_args`).
+    """
+    args, audio_src = _sound_source(src, info, profile)
+    graph = f"{_picture(args, profile, look, overlay)};{audio_src}{_sound_chain(profile, frames)}[a]"
+    return [*args, "-filter_complex", graph, "-map", "[v]", "-map", "[a]", *_video_out(profile, frames), out]
+
+
+def sound_args(src: str, info: MediaInfo, profile: OutputProfile, frames: int, out: str,
+               blocks: str | None = None) -> list[str]:
+    """ffmpeg arguments for a clip's normalised audio alone, as :func:`normalize_args` makes it:
+    raw PCM (s16le stereo at the profile's rate, ``samples_for(frames)`` long) in ``out``, its true
+    peak measured in the same run (``ebur128``'s summary, at log level info) and, with ``blocks``
+    (a file), its loudness blocks (``media.gating``)."""
+    args, audio_src = _sound_source(src, info, profile)
+    graph = (f"{audio_src}{_sound_chain(profile, frames)},asplit=2[a][tap];"
+             f"[tap]{gating.meter(blocks, profile.audio_rate) if blocks else 'ebur128=peak=true:framelog=verbose'}[meter]")
+    return [*args, "-filter_complex", graph, "-map", "[a]", "-c:a", "pcm_s16le", "-f", "s16le", out,
+            "-map", "[meter]", "-f", "null", "-"]
+
+
+def picture_args(src: str, profile: OutputProfile, frames: int, pcm: str, out: str,
+                 look: str | None = None, overlay: tuple[str, float] | None = None) -> list[str]:
+    """ffmpeg arguments that encode a clip's picture as :func:`normalize_args` does and mux it with
+    ``pcm`` (raw s16le from :func:`sound_args`), whose samples go in as they are."""
+    args = input_args(src)
+    picture = _picture(args, profile, look, overlay)
+    sound = args.count("-i")
+    args += ["-f", "s16le", "-ar", str(profile.audio_rate), "-ac", "2", "-i", pcm]
+    return [*args, "-filter_complex", picture, "-map", "[v]", "-map", f"{sound}:a:0", *_video_out(profile, frames), out]
+
+
+@dataclass
+class Sound:
+    """A normalised clip's sound, made before its picture: raw PCM (s16le stereo), its true peak
+    (dBTP), the clip's frames, and its loudness blocks (``media.gating``; None if not measured)."""
+    pcm: Path
+    true_peak: float
+    frames: int
+    blocks: gating.ClipBlocks | None
+
+
+PICTURE_NICE = 5     # the picture encode yields the cores to the sound work of a cut being mixed beside it
+_PLAIN_PATH = re.compile(r"[\w/.+@-]+")    # a path that goes into a filter graph as it is
 
 
 def normalize_clip(src: str | Path, out: str | Path, profile: OutputProfile, duration: float | None = None,
-                   match=None, overlay: tuple[str, float] | None = None) -> tuple[MediaInfo, float]:
+                   match=None, overlay: tuple[str, float] | None = None,
+                   heard: Callable[[Sound], None] | None = None) -> tuple[MediaInfo, Sound]:
     """Normalise ``src`` to ``profile``; ``duration`` (default: the clip's own) sets the frame count.
 
     ``match`` (``media.color.ColorStats``) moves the clip's colour to those statistics;
-    ``overlay`` (PNG, seconds) is drawn over its first seconds. Returns the normalised clip's
-    probe and the true peak of its audio (dBTP, measured in the same run; see :func:`join_audio`).
+    ``overlay`` (PNG, seconds) is drawn over its first seconds. The sound is made first (a quick
+    run, which also measures its true peak and loudness blocks) and ``heard(sound)`` called with
+    it before the picture is encoded, so the audio of a cut can be mixed while its pictures are
+    still being encoded. Returns the normalised clip's probe and its :class:`Sound` (whose PCM
+    is left beside ``out``).
     """
     info = probe(src)
     if not info.has_video:
@@ -106,9 +161,24 @@ def normalize_clip(src: str | Path, out: str | Path, profile: OutputProfile, dur
         from media.color import match_filter, measure
 
         look = match_filter(measure(src), match)
-    proc = ffmpeg.run(normalize_args(str(src), info, profile, frames, str(out), look, overlay, meter=True),
+    pcm, blocks = Path(out).with_suffix(".pcm"), Path(out).with_suffix(".blocks")
+    metered = (_PLAIN_PATH.fullmatch(str(blocks)) is not None
+               and gating.aligned(profile.samples_for(frames), profile.audio_rate))
+    proc = ffmpeg.run(sound_args(str(src), info, profile, frames, str(pcm), str(blocks) if metered else None),
                       loglevel="info")
-    return probe(out), _peak(_ebur128_summary(proc.stderr.decode(errors="replace"))["input_tp"])
+    sound = Sound(pcm, _peak(_ebur128_summary(proc.stderr.decode(errors="replace"))["input_tp"]), frames,
+                  _blocks(blocks, profile, frames) if metered else None)
+    if heard is not None:
+        heard(sound)
+    ffmpeg.run(picture_args(str(src), profile, frames, str(pcm), str(out), look, overlay), nice=PICTURE_NICE)
+    return probe(out), sound
+
+
+def _blocks(path: Path, profile: OutputProfile, frames: int) -> gating.ClipBlocks | None:
+    try:
+        return gating.read_blocks(path, profile.audio_rate, profile.samples_for(frames))
+    except (OSError, ValueError):
+        return None                       # the cut's loudness is then measured on the joined audio
 
 
 def concat_list(paths: list[str | Path]) -> str:
@@ -229,29 +299,13 @@ def _peak(value: str) -> float:
 
 
 def join_audio(list_file: str, profile: OutputProfile, total_samples: int, out: str | Path,
-               audio_inputs: list[str] | None = None, audio_graph: str | None = None,
-               peaks: list[float | None] | None = None, joined: Callable[[Path], None] | None = None) -> dict:
+               audio_inputs: list[str] | None = None, audio_graph: str | None = None) -> dict:
     """Write the joined audio as raw PCM (s16le stereo at the profile's rate, exactly
-    ``total_samples`` long) and measure its loudness: the ``ebur128`` summary ``loudness_filter``
-    takes. By default the audio is the concat list's own; with ``audio_graph`` (over
-    ``audio_inputs``, ending in ``[joined]``: crossfades, music) it is that graph's output.
-
-    ``peaks``: the true peak of each clip of a plain concat list (hard cuts), measured when it was
-    normalised. Its audio is then copied out without decoding and only its integrated loudness is
-    measured: each clip's audio fades in and out over a few milliseconds, so no join adds a peak
-    and the joined true peak is the largest clip's. ``joined(out)`` is called as soon as the PCM
-    is written, before its loudness is measured.
+    ``total_samples`` long) and measure its loudness and true peak, decoding: the ``ebur128``
+    summary ``loudness_filter`` takes. By default the audio is the concat list's own; with
+    ``audio_graph`` (over ``audio_inputs``, ending in ``[joined]``: crossfades, music) it is that
+    graph's output. Hard cuts whose clips' true peaks are known join faster by :func:`join_parts`.
     """
-    if audio_graph is None and peaks and None not in peaks:
-        ffmpeg.run(["-f", "concat", "-safe", "0", "-i", list_file, "-map", "0:a:0", "-c:a", "copy",
-                    "-f", "s16le", str(out)])
-        # Clips round their own sample counts (1601.6 a frame at 29.97 fps): the sum can differ
-        # from the timeline's by a few samples, which the end gains (silence) or loses.
-        os.truncate(out, total_samples * 4)
-        if joined is not None:
-            joined(Path(out))
-        # Measured apart: one run that copies and decodes for the meter takes longer than both.
-        return {**measure_loudness(raw_input(out, profile), profile, peak=False), "input_tp": f"{max(peaks):.2f}"}
     shape = (f"aresample={profile.audio_rate},aformat=sample_fmts=s16:channel_layouts=stereo,"
              f"apad,atrim=end_sample={total_samples},asplit=2[pcm][tap];[tap]ebur128=peak=true[meter]")
     graph = f"{audio_graph};[joined]{shape}" if audio_graph else f"[0:a:0]{shape}"
@@ -259,6 +313,63 @@ def join_audio(list_file: str, profile: OutputProfile, total_samples: int, out: 
             "-map", "[pcm]", "-c:a", "pcm_s16le", "-f", "s16le", str(out), "-map", "[meter]", "-f", "null", "-"]
     proc = ffmpeg.run(args, loglevel="info")
     return _ebur128_summary(proc.stderr.decode(errors="replace"))
+
+
+def _copied(out: Path, profile: OutputProfile, total_samples: int, peaks: list[float],
+            joined: Callable[[Path], None] | None, blocks: list[gating.ClipBlocks | None] | None) -> dict:
+    # Clips round their own sample counts (1601.6 a frame at 29.97 fps): the sum can differ
+    # from the timeline's by a few samples, which the end gains (silence) or loses.
+    os.truncate(out, total_samples * BYTES_PER_SAMPLE)
+    if joined is not None:
+        joined(out)
+    if blocks and None not in blocks:
+        level = gating.cut_loudness(blocks)
+        return {"input_i": f"{level:.2f}", "input_tp": f"{max(peaks):.2f}"}
+    # Measured apart: one run that copies and decodes for the meter takes longer than both.
+    return {**measure_loudness(raw_input(out, profile), profile, peak=False), "input_tp": f"{max(peaks):.2f}"}
+
+
+BYTES_PER_SAMPLE = 4      # s16le stereo
+
+
+def join_parts(parts: list[tuple[str | Path, int]], profile: OutputProfile, total_samples: int, out: str | Path,
+               peaks: list[float], joined: Callable[[Path], None] | None = None,
+               blocks: list[gating.ClipBlocks | None] | None = None) -> dict:
+    """The joined audio of hard cuts whose true peaks are known, copied rather than decoded, and
+    its loudness: what :func:`join_audio` returns. ``parts``: (a normalised clip, or a clip's sound
+    as raw PCM from :func:`sound_args` (``.pcm``); its length in samples), in order.
+
+    Each clip's audio fades in and out over a few milliseconds, so no join adds a peak: the
+    joined true peak is the largest clip's (``peaks``), and only the integrated loudness is
+    measured: from each clip's loudness ``blocks`` when every clip has them (``media.gating``),
+    else on the joined audio. A clip's PCM is read straight from its sample tables
+    (``media.mov_pcm``), or decoded by ffmpeg when they are not plain. ``joined(out)`` is called
+    as soon as the PCM is written, before its loudness is measured."""
+    out = Path(out)
+    with open(out, "wb") as sink:
+        for path, samples in parts:
+            path = Path(path)
+            if path.suffix == ".pcm":
+                _append(sink, path, samples)
+                continue
+            start = sink.tell()
+            try:
+                mov_pcm.copy_pcm(path, sink, samples)
+            except mov_pcm.NotPlainPcm:
+                sink.seek(start)
+                sink.truncate()
+                piece = out.with_name(f"{out.stem}-{start}.part")
+                ffmpeg.run(["-i", str(path), "-map", "0:a:0", "-c:a", "pcm_s16le", "-f", "s16le", str(piece)])
+                _append(sink, piece, samples)
+                piece.unlink()
+    return _copied(out, profile, total_samples, peaks, joined, blocks)
+
+
+def _append(sink, path: Path, samples: int) -> None:
+    data = path.read_bytes()           # a clip's sound, read and written whole (see media.mov_pcm)
+    if len(data) != samples * BYTES_PER_SAMPLE:
+        raise ffmpeg.FFmpegError(f"{path}: {len(data) // BYTES_PER_SAMPLE} audio samples where {samples} were expected")
+    sink.write(data)
 
 
 def raw_input(path: str | Path, profile: OutputProfile) -> list[str]:

@@ -27,9 +27,19 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
-def child_options() -> dict:
-    """``subprocess`` keyword arguments for a helper that must not outlive us."""
-    return {"preexec_fn": die_with_parent} if _LIBC is not None else {}
+def child_options(nice: int = 0) -> dict:
+    """``subprocess`` keyword arguments for a helper that must not outlive us; ``nice``: run it at
+    that much lower a CPU priority (Linux)."""
+    if _LIBC is None:
+        return {}
+    if not nice:
+        return {"preexec_fn": die_with_parent}
+
+    def prepare() -> None:
+        die_with_parent()
+        os.nice(nice)
+
+    return {"preexec_fn": prepare}
 
 
 BACKGROUND_NICE = 10

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
-
-from media import aac, ffmpeg, images, stitch, transitions
+from media import ffmpeg, images, stitch, transitions
 from media.frame_cache import cached_middle_frame
 from media.images import font_dir
 from media.karaoke import SpokenLine, read_words, words_key
@@ -25,8 +24,7 @@ from reelflow.process import lower_thread_priority
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
 from storage.batch import publish_all
-from storage.file_memo import keep_file
-from tasks import events
+from tasks import audio_mix, events
 from tasks.limits import cpu_slot, cpu_slots
 from tasks.models import ClipRef, NormalizedRef
 from tasks.step import step
@@ -48,16 +46,25 @@ def normalized_key(ref: ClipRef, profile: Output, frames: int | None, match: Col
 
 def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: Path,
                      match: ColorStats | None = None, lower_third: tuple[str, LowerThird] | None = None,
-                     ) -> NormalizedRef:
+                     heard: Callable[[NormalizedRef, stitch.Sound], None] | None = None) -> NormalizedRef:
     """Normalise one stored clip to ``profile`` (cached in the store under its own key).
 
     A clip kept at its own length (footage without a duration) is keyed ``-auto``; the frame
     count it came out with is kept in the object's metadata, so a cache hit needs no download.
     ``match``: the colour statistics to match (the reference scene's); ``lower_third``: (name,
-    style) drawn over the clip's first seconds. Both are part of the key.
+    style) drawn over the clip's first seconds. Both are part of the key. ``heard(normalised,
+    sound)``: called when a clip being normalised has its sound (``media.stitch.Sound``; its PCM
+    is deleted once the clip is stored) and its picture is still to be encoded. The sound's
+    loudness blocks are kept on this machine (``tasks.audio_mix.keep_blocks``).
     """
     frames = profile.frames_for(ref.duration) if ref.duration else None
     key = normalized_key(ref, profile, frames, match, lower_third)
+    words = stored_words(ref.key, store, work_dir) if ref.speech else None
+
+    def normalized(frames: int, peak: float | None) -> NormalizedRef:
+        return NormalizedRef(scene_id=ref.scene_id, index=ref.index, key=key, frames=frames, speech=ref.speech,
+                             words=words, true_peak=peak)
+
     peak = None
     if store.exists(key):
         meta = store.metadata(key)
@@ -72,14 +79,19 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
                 name, style = lower_third
                 png = lower_third_png(name, style, profile.width, profile.height, Path(tmp) / "lower-third.png")
                 overlay = (str(png), style.duration)
-            info, peak = stitch.normalize_clip(store.fetch(ref.key, tmp), out, profile, ref.duration,
-                                               match=match, overlay=overlay)
-            frames = info.video_frames or profile.frames_for(info.duration)
+
+            def made(sound: stitch.Sound) -> None:
+                audio_mix.keep_blocks(key, sound.blocks)
+                if heard is not None:
+                    heard(normalized(sound.frames, sound.true_peak), sound)
+
+            info, sound = stitch.normalize_clip(store.fetch(ref.key, tmp), out, profile, ref.duration,
+                                                match=match, overlay=overlay, heard=made)
+            frames, peak = info.video_frames or profile.frames_for(info.duration), sound.true_peak
             store.put_file(key, out, {"scene": ref.scene_id, "source": ref.key, "frames": str(frames),
                                       "true_peak": f"{peak:.2f}"})
     events.emit("normalized", scene=ref.scene_id)
-    return NormalizedRef(scene_id=ref.scene_id, index=ref.index, key=key, frames=frames, speech=ref.speech,
-                         words=stored_words(ref.key, store, work_dir) if ref.speech else None, true_peak=peak)
+    return normalized(frames, peak)
 
 
 def _float_or_none(value: str | None) -> float | None:
@@ -144,6 +156,7 @@ def stitch_render(
     clips = sorted(clips, key=lambda c: c.index)
     work_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="stitch-", dir=work_dir))
+    mix = None
     try:
         edit, items = with_cards(edit, clips, profile, store, tmp)
         timeline = timeline_for(items, profile.rate, profile.audio_rate, edit)
@@ -189,19 +202,22 @@ def stitch_render(
         sheet_future = side.submit(contact_sheet, clips, scene_paths, profile, tmp / "contact-sheet.png")
         handoff_future = side.submit(write_handoff, timeline, slug, store.url, tmp)
         side.shutdown(wait=False)
-        joined = tmp / "joined.pcm"
-        previous = previous_gain(slug, profile)
-        ahead = EncodeAhead(profile, previous)
-        measured = stitch.join_audio(str(list_file), profile, timeline.samples, joined,
-                                     audio_inputs=audio_inputs, audio_graph=graph,
-                                     peaks=[c.true_peak for c in items], joined=ahead)
-        measured = stitch.steady_gain(measured, profile, previous)
-        pcm, gain, left = stitch.apply_loudness(joined, measured, profile, tmp / "audio.pcm")
-        if gain is not None:
-            remember_gain(slug, profile, (float(measured["base"]), gain))
+        peaks = [c.true_peak for c in items]
+        plain = graph is None and None not in peaks          # hard cuts, no music: can be mixed ahead
+        mix = audio_mix.take(slug, audio_mix.mix_key(items, timeline.samples, profile) if plain else "")
+        if mix is not None:
+            track = mix.track
+        elif plain:
+            parts = [(path, profile.samples_for(item.frames)) for item, path in zip(items, paths)]
+            blocks = [audio_mix.kept_blocks(item.key, item.true_peak, samples, profile.audio_rate)
+                      for item, (_, samples) in zip(items, parts)]
+            track = audio_mix.audio_track(lambda out, joined: stitch.join_parts(
+                parts, profile, timeline.samples, out, peaks, joined, blocks), profile, slug, tmp)
+        else:
+            track = audio_mix.audio_track(lambda out, joined: stitch.join_audio(
+                str(list_file), profile, timeline.samples, out, audio_inputs=audio_inputs, audio_graph=graph),
+                profile, slug, tmp)
         events.emit("stitch", stage="encode")
-        ahead.wait()
-        track = aac.encode(pcm, profile.audio_rate, tmp / "audio.m4a", gain=left)
         final = tmp / "final.mp4"
         ffmpeg.run(stitch.finish_args(
             str(list_file), str(track), profile, str(final),
@@ -224,47 +240,8 @@ def stitch_render(
         return keys
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-class EncodeAhead:
-    """The AAC chunks encoded with the last render's gain while this render's loudness is still
-    being measured. An edit nearly always keeps that gain (``steady_gain``), so its new chunks are
-    made beside the measurement instead of after it; a gain that moved (or a limiter, which
-    rewrites the PCM) leaves them unused in the cache. Called with the joined PCM."""
-
-    def __init__(self, profile: Output, previous: tuple[float, float] | None):
-        plain = previous is not None and abs(previous[1] - previous[0]) < 0.005   # no limiter last time
-        self.rate, self.gain = profile.audio_rate, previous[1] if plain else None
-        self.future = None
-
-    def __call__(self, pcm: Path) -> None:
-        if self.gain is None:
-            return
-        pool = ThreadPoolExecutor(1, thread_name_prefix="reelflow-aac-ahead")
-        self.future = pool.submit(aac.encode_chunks, pcm, self.rate, gain=self.gain)
-        pool.shutdown(wait=False)
-
-    def wait(self) -> None:
-        if self.future is not None:
-            self.future.exception()        # a failure here costs only the head start: encode() redoes it
-
-
-def _gain_file(slug: str, profile: Output) -> Path:
-    key = hashlib.sha256(f"{slug}|{profile.loudness}|{profile.true_peak}|{profile.audio_rate}".encode()).hexdigest()
-    return Path(get_settings().work_dir) / "cache" / "loudness" / f"{key[:32]}.txt"
-
-
-def previous_gain(slug: str, profile: Output) -> tuple[float, float] | None:
-    """This machine's last render of ``slug``: (its gain to the target, the gain it applied), dB."""
-    try:
-        base, applied = _gain_file(slug, profile).read_text().split()
-        return float(base), float(applied)
-    except (OSError, ValueError):
-        return None
-
-
-def remember_gain(slug: str, profile: Output, gains: tuple[float, float]) -> None:
-    keep_file(_gain_file(slug, profile), f"{gains[0]:.2f} {gains[1]:.2f}".encode())   # else measured afresh
+        if mix is not None:
+            mix.discard()
 
 
 def contact_sheet(clips: list[NormalizedRef], paths: list[Path], profile: Output, out: Path) -> Path:
@@ -277,12 +254,13 @@ def contact_sheet(clips: list[NormalizedRef], paths: list[Path], profile: Output
 
 
 def normalize_in_slot(ref: ClipRef, profile: Output, match: ColorStats | None = None, name: str | None = None,
-                      style: LowerThird | None = None) -> NormalizedRef:
+                      style: LowerThird | None = None,
+                      heard: Callable[[NormalizedRef, stitch.Sound], None] | None = None) -> NormalizedRef:
     """``normalize_stored`` with this render's store and work folder, holding one CPU slot."""
     settings = get_settings()
     with cpu_slot():
         return normalize_stored(ref, profile, open_store(settings.storage), Path(settings.work_dir) / "normalize",
-                                match, (name, style) if name and style else None)
+                                match, (name, style) if name and style else None, heard)
 
 
 @step(task_run_name="normalize-clips")
@@ -300,29 +278,6 @@ def normalize_clips(clips: list[ClipRef], profile: Output, match: ColorStats | N
         return [one(ref, name) for ref, name in zip(clips, names)]
     with ThreadPoolExecutor(min(len(clips), cpu_slots()), thread_name_prefix="reelflow-normalize") as pool:
         return list(pool.map(one, clips, names))
-
-
-class NormalizeAhead:
-    """Normalise each clip of the cut as it lands, while the engines make the rest; the
-    ``normalize_clips`` step then finds them in the store. Only the picked take of a scene is
-    normalised (the cut is known unless a review may change it), and a failure here is left for
-    ``normalize_clips`` to meet and report."""
-
-    def __init__(self, profile: Output, picked: dict[str, int], lower_thirds: dict[str, str | None],
-                 lower_style: LowerThird | None = None):
-        self.profile, self.picked, self.names, self.style = profile, picked, lower_thirds, lower_style
-        self.pool = ThreadPoolExecutor(cpu_slots(), thread_name_prefix="reelflow-normalize-ahead")
-        self.futures: list = []
-
-    def __call__(self, ref: ClipRef) -> None:
-        if ref.take == self.picked.get(ref.scene_id, 1):
-            self.futures.append(self.pool.submit(normalize_in_slot, ref, self.profile, None,
-                                                 self.names.get(ref.scene_id), self.style))
-
-    def wait(self) -> None:
-        for future in self.futures:
-            future.exception()
-        self.pool.shutdown(wait=True)
 
 
 @step(task_run_name="colour-reference-{scene_id}")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+
+from media import ffmpeg
 
 from media.probe import audio_samples, probe
 from media.whitelist import DEMUXERS
@@ -236,32 +239,138 @@ def test_streams_that_start_at_different_times_come_out_in_sync(tmp_path, video_
 
 
 @pytest.mark.slow
-def test_joining_by_copy_matches_the_decoding_join_sample_for_sample(stitched, tmp_path):
+def test_joining_by_copy_matches_the_decoding_join_sample_for_sample(stitched, mixed_clips, tmp_path):
     """With each clip's true peak kept from its normalisation, the audio is copied out of the
-    clips and only its loudness measured: the same samples, the same loudness and (clips fade at
-    their ends, so no join adds a peak) the same true peak as decoding and measuring the join."""
-    from media.stitch import join_audio
+    clips (read from their sample tables, one clip's sound still raw PCM from its first run) and
+    only its loudness measured: the same samples, the same loudness and (clips fade at their
+    ends, so no join adds a peak) the same true peak as decoding and measuring the join."""
+    from media.probe import probe
+    from media.stitch import join_audio, join_parts, sound_args
 
     store, normalized, _keys = stitched
     assert all(n.true_peak is not None for n in normalized)
+    paths = [store.path(n.key) for n in normalized]
     listing = tmp_path / "clips.ffconcat"
-    listing.write_text(concat_list([store.path(n.key) for n in normalized]))
+    listing.write_text(concat_list(paths))
     total = sum(PROFILE.samples_for(n.frames) for n in normalized)
     decoded = join_audio(str(listing), PROFILE, total, tmp_path / "decoded.pcm")
-    copied = join_audio(str(listing), PROFILE, total, tmp_path / "copied.pcm", peaks=[n.true_peak for n in normalized])
+    raw = tmp_path / "second.pcm"         # the second clip's sound as its first run makes it
+    ffmpeg.run(sound_args(str(mixed_clips[1]), probe(mixed_clips[1]), PROFILE, normalized[1].frames, str(raw)))
+    parts = [(p, PROFILE.samples_for(n.frames)) for p, n in zip(paths, normalized)]
+    parts[1] = (raw, parts[1][1])
+    copied = join_parts(parts, PROFILE, total, tmp_path / "copied.pcm", [n.true_peak for n in normalized])
     assert (tmp_path / "copied.pcm").read_bytes() == (tmp_path / "decoded.pcm").read_bytes()
     assert (tmp_path / "copied.pcm").stat().st_size == total * 4
     assert float(copied["input_i"]) == pytest.approx(float(decoded["input_i"]), abs=0.05)
     assert float(copied["input_tp"]) == pytest.approx(float(decoded["input_tp"]), abs=0.05)
 
 
-def test_a_clip_normalised_before_its_peak_was_kept_is_measured_in_the_join(stitched, tmp_path):
-    """An unknown peak (a store from before) takes the decoding join, which measures it."""
+@pytest.mark.slow
+def test_the_sound_made_first_is_the_one_run_normalisation_s(mixed_clips, tmp_path):
+    """normalize_clip makes a clip's sound in a first run and hands it over before encoding the
+    picture: that PCM is the finished clip's, sample for sample, and the same as one run of
+    normalize_args makes (sound and picture together)."""
+    from media.mov_pcm import copy_pcm
+    from media.stitch import normalize_args, normalize_clip
+
+    src = mixed_clips[0]
+    heard = []
+    info, made = normalize_clip(src, tmp_path / "two.mov", PROFILE,
+                                heard=lambda sound: heard.append((sound.pcm.read_bytes(), sound.true_peak, sound.frames)))
+    [(sound, tp, frames)] = heard
+    assert (tp, frames) == (made.true_peak, info.video_frames)
+    ffmpeg.run(normalize_args(str(src), probe(src), PROFILE, frames, str(tmp_path / "one.mov")))
+    two, one = io.BytesIO(), io.BytesIO()
+    copy_pcm(tmp_path / "two.mov", two, PROFILE.samples_for(frames))
+    copy_pcm(tmp_path / "one.mov", one, PROFILE.samples_for(frames))
+    assert sound == two.getvalue() == one.getvalue()
+    assert probe(tmp_path / "one.mov", count_frames=True).video_frames == frames
+
+
+@pytest.mark.slow
+def test_a_cut_s_loudness_from_its_clips_blocks_is_the_measured_one(stitched, mixed_clips, tmp_path):
+    """Each clip's loudness blocks, measured when its sound is made (a silent clip has none over
+    the gate), give the cut's integrated loudness without measuring the joined audio: within
+    0.1 LU of ebur128 on the join, though each of these clips' sound is a beep at its very start
+    (the blocks across the joins decide it)."""
+    from media import gating
+    from media.stitch import SILENT_PEAK, join_audio, join_parts, sound_args
+
+    store, normalized, _keys = stitched
+    blocks = []
+    for i, (src, n) in enumerate(zip(mixed_clips, normalized)):
+        kept = tmp_path / f"{i}.blocks"
+        ffmpeg.run(sound_args(str(src), probe(src), PROFILE, n.frames, str(tmp_path / f"{i}.pcm"), str(kept)))
+        blocks.append(gating.read_blocks(kept, 48000, PROFILE.samples_for(n.frames)))
+        assert len(blocks[-1].blocks) == PROFILE.samples_for(n.frames) // 4800 - 3
+        if n.true_peak <= SILENT_PEAK:
+            assert max(blocks[-1].head + blocks[-1].blocks + blocks[-1].tail) < gating.ABSOLUTE_GATE
+    paths = [store.path(n.key) for n in normalized]
+    listing = tmp_path / "clips.ffconcat"
+    listing.write_text(concat_list(paths))
+    total = sum(PROFILE.samples_for(n.frames) for n in normalized)
+    measured = join_audio(str(listing), PROFILE, total, tmp_path / "decoded.pcm")
+    parts = [(p, PROFILE.samples_for(n.frames)) for p, n in zip(paths, normalized)]
+    computed = join_parts(parts, PROFILE, total, tmp_path / "copied.pcm", [n.true_peak for n in normalized],
+                          blocks=blocks)
+    assert float(computed["input_i"]) == pytest.approx(float(measured["input_i"]), abs=0.1)
+
+
+def test_gating_blocks_give_ebur128_s_integrated_loudness(tmp_path):
+    """media.gating on a tone that gets quieter and then falls silent: the same integrated
+    loudness as ebur128's own (the quiet part under the relative gate, silence under the absolute)."""
+    from media import gating
+    from media.stitch import measure_loudness
+
+    shape = "volume='if(lt(t,3),0.5,if(lt(t,4.5),0.02,0))':eval=frame"
+    pcm, kept = tmp_path / "tone.pcm", tmp_path / "tone.blocks"
+    ffmpeg.run(["-f", "lavfi", "-i", "sine=f=997:r=48000:d=6", "-filter_complex",
+                f"[0:a]{shape},asplit=2[a][t];[t]{gating.meter(str(kept), 48000)}[m]",
+                "-map", "[a]", "-f", "s16le", "-ac", "2", str(pcm), "-map", "[m]", "-f", "null", "-"])
+    blocks = gating.read_blocks(kept, 48000, 6 * 48000)
+    assert (len(blocks.head), len(blocks.blocks), len(blocks.tail)) == (3, 57, 3)
+    assert blocks.blocks[-1] < gating.ABSOLUTE_GATE
+    expected = float(measure_loudness(["-f", "s16le", "-ar", "48000", "-ac", "2", "-i", str(pcm)], PROFILE)["input_i"])
+    assert gating.cut_loudness([blocks]) == pytest.approx(expected, abs=0.1)
+    assert gating.cut_loudness([gating.ClipBlocks.silent(10)]) == float("-inf")
+    assert gating.ClipBlocks.loads(blocks.dumps()).blocks[:5] == pytest.approx(blocks.blocks[:5], abs=0.001)
+    with pytest.raises(ValueError):
+        gating.read_blocks(kept, 48000, 6 * 48000 + 1)       # not whole hops: measured on the join instead
+
+
+def test_a_clip_whose_sound_is_not_plain_pcm_is_copied_by_ffmpeg(stitched, tmp_path):
+    """A clip the sample-table reader does not take (here: AAC sound, and a file cut short) is
+    refused before anything is written, and the join copies it with ffmpeg instead."""
+    from media.mov_pcm import NotPlainPcm, copy_pcm
+    from media.stitch import join_parts
+
+    store, normalized, _keys = stitched
+    first = store.path(normalized[0].key)
+    aac = tmp_path / "aac.mov"
+    ffmpeg.run(["-i", str(first), "-c:v", "copy", "-c:a", "aac", "-f", "mov", str(aac)])
+    short = tmp_path / "short.mov"
+    short.write_bytes(first.read_bytes()[: first.stat().st_size // 2])
+    for broken in (aac, short):
+        sink = io.BytesIO()
+        with pytest.raises(NotPlainPcm):
+            copy_pcm(broken, sink)
+        assert sink.getvalue() == b""
+    samples = PROFILE.samples_for(normalized[0].frames)
+    twos = tmp_path / "twos.mov"          # big-endian PCM: the reader refuses it, ffmpeg decodes it
+    ffmpeg.run(["-i", str(first), "-c:v", "copy", "-c:a", "pcm_s16be", "-f", "mov", str(twos)])
+    join_parts([(first, samples)], PROFILE, samples, tmp_path / "plain.pcm", [0.0])
+    join_parts([(twos, samples)], PROFILE, samples, tmp_path / "twos.pcm", [0.0])
+    assert (tmp_path / "twos.pcm").read_bytes() == (tmp_path / "plain.pcm").read_bytes()
+    assert (tmp_path / "plain.pcm").stat().st_size == samples * 4
+
+
+def test_the_decoding_join_measures_the_true_peak(stitched, tmp_path):
+    """A clip whose peak was not kept (a store from before) takes the decoding join, which measures it."""
     from media.stitch import join_audio
 
     store, normalized, _keys = stitched
     listing = tmp_path / "clips.ffconcat"
     listing.write_text(concat_list([store.path(n.key) for n in normalized[:2]]))
     total = sum(PROFILE.samples_for(n.frames) for n in normalized[:2])
-    measured = join_audio(str(listing), PROFILE, total, tmp_path / "j.pcm", peaks=[normalized[0].true_peak, None])
+    measured = join_audio(str(listing), PROFILE, total, tmp_path / "j.pcm")
     assert float(measured["input_tp"]) < 0 and (tmp_path / "j.pcm").stat().st_size == total * 4

@@ -4,6 +4,7 @@ around it encoded again; media checks and frames are remembered across commands.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -77,3 +78,48 @@ def test_footage_digests_are_kept_until_the_file_changes(tmp_path, monkeypatch):
     footage.write_bytes(b"other take" * 1000)                    # same size
     os.utime(footage, ns=(stat.st_atime_ns, stat.st_mtime_ns))   # and the same mtime
     assert base.file_digest(footage) == hashlib.sha256(b"other take" * 1000).hexdigest() and len(calls) == 2
+
+
+@pytest.mark.slow
+def test_the_audio_is_mixed_while_the_pictures_are_encoded_and_comes_out_the_same(small_project, monkeypatch):
+    """With the cut known up front, the audio is mixed on its own thread as soon as every clip has
+    its sound, and the stitch takes that mix: the same AAC track as a stitch that mixes it
+    itself, and nothing of the mix left in the work folder afterwards."""
+    from media import ffmpeg
+    from reelflow.settings import get_settings
+    from tasks import audio_mix
+    from tasks.ahead import NormalizeAhead
+
+    threads, original = [], audio_mix.audio_track
+    monkeypatch.setattr(audio_mix, "audio_track",
+                        lambda *a, **k: threads.append(__import__("threading").current_thread().name) or original(*a, **k))
+    ahead = render_local(str(small_project))
+    assert len(threads) == 1 and threads[0].startswith("reelflow-mix-ahead")
+    assert not list((Path(get_settings().work_dir) / "stitch").iterdir())
+
+    monkeypatch.setattr(NormalizeAhead, "mix", lambda self, *a: None)       # the stitch mixes it itself
+    itself = render_local(str(small_project), force=True)
+    assert len(threads) == 2 and threads[1] == "MainThread"
+
+    def track(video: str) -> bytes:
+        out = Path(video).with_name("track.adts")
+        ffmpeg.run(["-i", video, "-map", "0:a:0", "-c:a", "copy", "-f", "adts", str(out)])
+        return out.read_bytes()
+
+    assert track(ahead.video) == track(itself.video)
+
+
+def test_a_mix_is_taken_only_under_its_own_key(tmp_path):
+    """A mix offered for a cut that is not the one being stitched is discarded, its folder with it."""
+    from tasks import audio_mix
+
+    folders = [tmp_path / "a", tmp_path / "b"]
+    for folder in folders:
+        folder.mkdir()
+    audio_mix.offer("slug", lambda: audio_mix.Mix("key-a", folders[0] / "audio.m4a", folders[0]))
+    assert audio_mix.take("slug", "key-b") is None
+    assert not folders[0].exists()
+    audio_mix.offer("slug", lambda: audio_mix.Mix("key-b", folders[1] / "audio.m4a", folders[1]))
+    audio_mix.offer("slug", lambda: 1 / 0)                                 # a mix that failed: ignored
+    assert audio_mix.take("slug", "key-b").folder == folders[1]
+    assert audio_mix.take("slug", "key-b") is None                         # taken once

@@ -1,0 +1,172 @@
+"""A cut's sound: joined, brought to the target loudness and encoded as the final AAC track.
+
+``stitch_render`` makes it while it stitches, unless the mix was made ahead: when the cut is
+known before the clips are normalised (no review to change the picks), ``tasks.ahead`` mixes
+the audio as soon as every clip's sound is known, beside the encoding of their pictures, and
+offers it here under a key naming what went into it (the clips' normalised keys and lengths,
+the loudness target). ``stitch_render`` takes it only when its own
+key is the same; otherwise it mixes afresh, so a mix made ahead can be late or wrong but never
+used in the wrong place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from media import aac, gating, stitch
+from projects.schema import Output
+from reelflow.settings import get_settings
+from storage.file_memo import keep_file
+
+
+@dataclass
+class Mix:
+    key: str
+    track: Path          # the AAC track, in ``folder``
+    folder: Path         # the mix's own working folder: removed by whoever takes the mix
+
+    def discard(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def audio_track(join: Callable[[Path, Callable[[Path], None]], dict], profile: Output, slug: str,
+                folder: Path) -> Path:
+    """The final AAC track in ``folder``. ``join(out, joined)`` writes the cut's PCM to ``out``, calls
+    ``joined(out)`` as soon as it is written and returns its loudness (``media.stitch.join_audio``)."""
+    joined = folder / "joined.pcm"
+    previous = previous_gain(slug, profile)
+    ahead = EncodeAhead(profile, previous)
+    measured = stitch.steady_gain(join(joined, ahead), profile, previous)
+    pcm, gain, left = stitch.apply_loudness(joined, measured, profile, folder / "audio.pcm")
+    if gain is not None:
+        remember_gain(slug, profile, (float(measured["base"]), gain))
+    ahead.wait()
+    return aac.encode(pcm, profile.audio_rate, folder / "audio.m4a", gain=left)
+
+
+def mix_key(items: list, samples: int, profile: Output) -> str:
+    """What a hard-cut mix of ``items`` (normalised clips and cards, in order) depends on. Not the
+    last render's gain: a mix is taken only by the stitch of the render that made it."""
+    what = {"items": [[i.key, i.frames] for i in items], "samples": samples, "rate": profile.audio_rate,
+            "loudness": profile.loudness, "true_peak": profile.true_peak, "aac": aac.VERSION}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
+
+
+_offered: dict[str, list[Future]] = {}
+_lock = threading.Lock()
+
+
+def offer(slug: str, make: Callable[[], Mix | None]) -> Future:
+    """Make a mix on a thread of its own and offer it to this process's next stitch of ``slug``."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="reelflow-mix-ahead")
+    future = pool.submit(make)
+    pool.shutdown(wait=False)
+    with _lock:
+        _offered.setdefault(slug, []).append(future)
+    return future
+
+
+def take(slug: str, key: str) -> Mix | None:
+    """The mix offered for ``slug`` under ``key`` (waiting for it to finish), or None. Mixes offered
+    under other keys are discarded: this stitch is the one they were made for."""
+    with _lock:
+        futures = _offered.pop(slug, [])
+    found = None
+    for future in futures:
+        mix = _result(future)
+        if mix is not None and mix.key == key and found is None:
+            found = mix
+        elif mix is not None:
+            mix.discard()
+    return found
+
+
+def withdraw(future: Future) -> None:
+    """A mix no stitch will take (the render failed before it stitched): wait for it and discard it."""
+    with _lock:
+        for futures in _offered.values():
+            if future in futures:
+                futures.remove(future)
+    mix = _result(future)
+    if mix is not None:
+        mix.discard()
+
+
+def _result(future: Future) -> Mix | None:
+    try:
+        return future.result()
+    except Exception:       # noqa: BLE001 - a mix ahead that failed costs only its head start
+        return None
+
+
+class EncodeAhead:
+    """The AAC chunks encoded with the last render's gain while this render's loudness is still
+    being measured. An edit nearly always keeps that gain (``steady_gain``), so its new chunks are
+    made beside the measurement instead of after it; a gain that moved (or a limiter, which
+    rewrites the PCM) leaves them unused in the cache. Called with the joined PCM."""
+
+    def __init__(self, profile: Output, previous: tuple[float, float] | None):
+        plain = previous is not None and abs(previous[1] - previous[0]) < 0.005   # no limiter last time
+        self.rate, self.gain = profile.audio_rate, previous[1] if plain else None
+        self.future = None
+
+    def __call__(self, pcm: Path) -> None:
+        if self.gain is None:
+            return
+        pool = ThreadPoolExecutor(1, thread_name_prefix="reelflow-aac-ahead")
+        self.future = pool.submit(aac.encode_chunks, pcm, self.rate, gain=self.gain)
+        pool.shutdown(wait=False)
+
+    def wait(self) -> None:
+        if self.future is not None:
+            self.future.exception()        # a failure here costs only the head start: encode() redoes it
+
+
+def _gain_file(slug: str, profile: Output) -> Path:
+    key = hashlib.sha256(f"{slug}|{profile.loudness}|{profile.true_peak}|{profile.audio_rate}".encode()).hexdigest()
+    return Path(get_settings().work_dir) / "cache" / "loudness" / f"{key[:32]}.txt"
+
+
+def previous_gain(slug: str, profile: Output) -> tuple[float, float] | None:
+    """This machine's last render of ``slug``: (its gain to the target, the gain it applied), dB."""
+    try:
+        base, applied = _gain_file(slug, profile).read_text().split()
+        return float(base), float(applied)
+    except (OSError, ValueError):
+        return None
+
+
+def _blocks_file(key: str) -> Path:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return Path(get_settings().work_dir) / "cache" / "blocks" / f"{digest}.txt"
+
+
+def keep_blocks(key: str, blocks: gating.ClipBlocks | None) -> None:
+    """Keep the loudness blocks (``media.gating``) of the normalised clip ``key`` on this machine."""
+    if blocks is not None:
+        keep_file(_blocks_file(key), blocks.dumps().encode())
+
+
+def kept_blocks(key: str, true_peak: float | None, samples: int, rate: int) -> gating.ClipBlocks | None:
+    """The loudness blocks kept for ``key`` (``samples`` long): silence for a clip whose true peak
+    is silence (a card), None when they were not kept here (the cut's loudness is then measured)."""
+    if not gating.aligned(samples, rate):
+        return None
+    if true_peak is not None and true_peak <= stitch.SILENT_PEAK:
+        return gating.ClipBlocks.silent(samples // gating.hop(rate))
+    try:
+        blocks = gating.ClipBlocks.loads(_blocks_file(key).read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return blocks if len(blocks.blocks) == samples // gating.hop(rate) - gating.EDGE else None
+
+
+def remember_gain(slug: str, profile: Output, gains: tuple[float, float]) -> None:
+    keep_file(_gain_file(slug, profile), f"{gains[0]:.2f} {gains[1]:.2f}".encode())   # else measured afresh
