@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from media import aac, gating, stitch
+from media import aac, gating, loudness
 from projects.schema import Output
 from reelflow.settings import get_settings
 from storage.file_memo import keep_file
@@ -43,8 +43,8 @@ def audio_track(join: Callable[[Path, Callable[[Path], None]], dict], profile: O
     joined = folder / "joined.pcm"
     previous = previous_gain(slug, profile)
     ahead = EncodeAhead(profile, previous)
-    measured = stitch.steady_gain(join(joined, ahead), profile, previous)
-    pcm, gain, left = stitch.apply_loudness(joined, measured, profile, folder / "audio.pcm")
+    measured = loudness.steady_gain(join(joined, ahead), profile, previous)
+    pcm, gain, left = loudness.apply_loudness(joined, measured, profile, folder / "audio.pcm")
     if gain is not None:
         remember_gain(slug, profile, (float(measured["base"]), gain))
     ahead.wait()
@@ -159,7 +159,7 @@ def kept_blocks(key: str, true_peak: float | None, samples: int, rate: int) -> g
     is silence (a card), None when they were not kept here (the cut's loudness is then measured)."""
     if not gating.aligned(samples, rate):
         return None
-    if true_peak is not None and true_peak <= stitch.SILENT_PEAK:
+    if true_peak is not None and true_peak <= loudness.SILENT_PEAK:
         return gating.ClipBlocks.silent(samples // gating.hop(rate))
     try:
         blocks = gating.ClipBlocks.loads(_blocks_file(key).read_text())

@@ -11,6 +11,7 @@ from typing import Callable
 from media import ffmpeg, images, stitch, transitions
 from media.frame_cache import cached_middle_frame
 from media.images import font_dir
+from media.loudness import SILENT_PEAK
 from media.karaoke import SpokenLine, read_words, words_key
 from media.subtitles import build_karaoke, build_subtitles, write_subtitles
 from media.chapters import write_ffmetadata
@@ -130,7 +131,7 @@ def card_ref(card: Card, name: str, profile: Output, store: ClipStore, work: Pat
     if not store.exists(key):
         out = render_card(png, profile, frames, png.with_suffix(".mov"))
         store.put_file(key, out, {"scene": name, "frames": str(frames)})
-    return NormalizedRef(scene_id=name, index=-1, key=key, frames=frames, true_peak=stitch.SILENT_PEAK)
+    return NormalizedRef(scene_id=name, index=-1, key=key, frames=frames, true_peak=SILENT_PEAK)
 
 
 def with_cards(edit: Edit | None, clips: list[NormalizedRef], profile: Output, store: ClipStore,

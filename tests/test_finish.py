@@ -45,7 +45,7 @@ def _band_db(pcm, rate: int, start: float, end: float, freq: float) -> float:
 def test_music_is_mixed_under_speech_ducked_and_loudness_normalised(tmp_path):
     from media import ffmpeg
     from media.music import Music
-    from media.stitch import measure_loudness
+    from media.loudness import measure_loudness
 
     bed = tmp_path / "bed.wav"           # 3 s of a 4 kHz tone: looped under a 6 s cut
     ffmpeg.run(["-f", "lavfi", "-i", "sine=f=4000:sample_rate=44100:d=3", "-ac", "2", str(bed)])
@@ -277,7 +277,7 @@ def test_a_finished_cut_through_the_cli(small_project, tmp_path, prefect_harness
     import opentimelineio as otio
     from media import ffmpeg
     from media.chapters import read_chapters
-    from media.stitch import integrated_loudness
+    from media.loudness import integrated_loudness
     from reelflow.cli import app
 
     (small_project / "audio").mkdir()

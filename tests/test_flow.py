@@ -41,7 +41,7 @@ def test_demo_renders_to_the_profile_with_cues_and_contact_sheet(demo_copy, coun
     assert abs(info.video_frames - 720) <= 1
     assert info.audio_duration == pytest.approx(30, abs=1 / 24)
     # Measured on the delivered AAC file (ebur128=peak=true): the encode must not overshoot the ceiling.
-    from media.stitch import integrated_loudness, true_peak
+    from media.loudness import integrated_loudness, true_peak
 
     assert true_peak(video) <= -1.0
     assert integrated_loudness(video) == pytest.approx(-14, abs=1.0)

@@ -11,7 +11,8 @@ from media import ffmpeg
 
 from media.probe import audio_samples, probe
 from media.whitelist import DEMUXERS
-from media.stitch import concat_list, filter_escape, integrated_loudness, loudnorm_filter, normalize_args
+from media.loudness import integrated_loudness, loudnorm_filter
+from media.stitch import concat_list, filter_escape, normalize_args
 from media.probe import MediaInfo
 from projects.schema import Output
 from storage import LocalStore
@@ -186,7 +187,7 @@ def test_footage_at_its_own_length_is_normalised_once(mixed_clips, tmp_path, mon
 def test_peaky_audio_is_limited_to_the_true_peak_ceiling_at_the_target_loudness(tmp_path):
     """Quiet tone with full-scale bursts: the gain to -14 LUFS would put peaks near +15 dBFS."""
     from media import ffmpeg
-    from media.stitch import true_peak
+    from media.loudness import true_peak
 
     src = tmp_path / "peaky.mp4"
     tone = "if(lt(mod(t\\,1)\\,0.02)\\,0.99*sin(2*PI*1000*t)\\,0.05*sin(2*PI*300*t))"
@@ -205,7 +206,7 @@ def test_peaky_audio_is_limited_to_the_true_peak_ceiling_at_the_target_loudness(
 
 
 def test_loudness_filter_is_a_gain_and_limits_only_when_peaks_would_pass_the_ceiling():
-    from media.stitch import loudness_filter
+    from media.loudness import loudness_filter
 
     assert loudness_filter({"input_i": "-20.0", "input_tp": "-12.0"}, PROFILE) == "volume=6.00dB"
     # the ceiling, -1 dBTP, less a 1.5 dB margin for the AAC encode: -2.5 dBFS
@@ -294,7 +295,8 @@ def test_a_cut_s_loudness_from_its_clips_blocks_is_the_measured_one(stitched, mi
     0.1 LU of ebur128 on the join, though each of these clips' sound is a beep at its very start
     (the blocks across the joins decide it)."""
     from media import gating
-    from media.stitch import SILENT_PEAK, join_audio, join_parts, sound_args
+    from media.loudness import SILENT_PEAK
+    from media.stitch import join_audio, join_parts, sound_args
 
     store, normalized, _keys = stitched
     blocks = []
@@ -320,7 +322,7 @@ def test_gating_blocks_give_ebur128_s_integrated_loudness(tmp_path):
     """media.gating on a tone that gets quieter and then falls silent: the same integrated
     loudness as ebur128's own (the quiet part under the relative gate, silence under the absolute)."""
     from media import gating
-    from media.stitch import measure_loudness
+    from media.loudness import measure_loudness
 
     shape = "volume='if(lt(t,3),0.5,if(lt(t,4.5),0.02,0))':eval=frame"
     pcm, kept = tmp_path / "tone.pcm", tmp_path / "tone.blocks"

@@ -82,7 +82,7 @@ def test_ffmpeg_keeps_only_the_tail_of_a_long_stderr(monkeypatch):
     loudness summary at its end is still read."""
     from media import ffmpeg
     from media.profile import OutputProfile
-    from media.stitch import measure_loudness
+    from media.loudness import measure_loudness
 
     monkeypatch.setattr(ffmpeg, "STDERR_TAIL", 4096)
     proc = ffmpeg.run(["-f", "lavfi", "-i", "sine=r=48000:d=30", "-af", "ebur128", "-f", "null", "-"],
