@@ -164,7 +164,6 @@ def _cut(runner: Runner, spec, chains: list[list[ClipPlan]], book: TakeBook, ren
     clips = cut_of(made, book.picked)
     match = colour_reference(clips, spec.color_match) if spec.color_match else None
     normalized = normalize_clips(clips, spec.output, match, [names.get(c.scene_id) for c in clips], spec.lower_third)
-    catalog_ready(render_id)                     # nothing is published that the catalog cannot record
     return made, book, clips, normalized, stitch_clips(normalized, spec.output, spec.slug, render_id, spec.edit())
 
 

@@ -15,6 +15,7 @@ import threading
 from typing import Any, Iterator, Protocol
 
 from projects import Project
+from reelflow.process import lower_thread_priority
 from reelflow.settings import get_settings
 from tasks.models import RenderResult
 from tasks.step import in_prefect_run, step
@@ -42,6 +43,7 @@ class RenderLog:
         self._thread.start()
 
     def _write(self) -> None:
+        lower_thread_priority()      # bookkeeping: the render's clips and media come first
         try:
             from storage.catalog import open_catalog
 

@@ -114,7 +114,7 @@ def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict
     store = open_store(settings.storage)
     prefix = f"renders/{spec.slug}/{render_id}"
     try:
-        costs = estimate_chains(chains, store, open_catalog(settings.database_url), settings)
+        costs = estimate_chains(chains, store, lambda: open_catalog(settings.database_url), settings)
         shown_in_ui = in_prefect_run()
         with tempfile.TemporaryDirectory(dir=_work_dir()) as tmp:
             png, page, items = draw_storyboard(spec, chains, costs, tmp, picked, preview=960 if shown_in_ui else None)

@@ -26,6 +26,7 @@ from reelflow.settings import get_settings
 from storage import ClipStore, open_store
 from storage.batch import publish_all
 from tasks import audio_mix, events
+from tasks.catalog import catalog_ready
 from tasks.limits import cpu_slot, cpu_slots
 from tasks.models import ClipRef, NormalizedRef
 from tasks.step import step
@@ -151,9 +152,10 @@ def with_cards(edit: Edit | None, clips: list[NormalizedRef], profile: Output, s
 
 def stitch_render(
     clips: list[NormalizedRef], profile: Output, store: ClipStore, work_dir: Path, dest_prefix: str,
-    edit: Edit | None = None,
+    edit: Edit | None = None, ready: Callable[[], None] | None = None,
 ) -> dict:
-    """Join normalised clips into ``<dest_prefix>/final.mp4`` (+ subtitles, contact sheet)."""
+    """Join normalised clips into ``<dest_prefix>/final.mp4`` (+ subtitles, contact sheet);
+    ``ready()`` is called before anything is published (and may raise to stop it)."""
     clips = sorted(clips, key=lambda c: c.index)
     work_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="stitch-", dir=work_dir))
@@ -235,6 +237,8 @@ def stitch_render(
             keys["subtitles"] = f"{dest_prefix}/final.{sub_fmt}"
             files.append((keys["subtitles"], sub_path))
         files += [(keys["contact_sheet"], sheet), (keys["video"], final)]
+        if ready is not None:
+            ready()
         publish_all(store, files)   # all or none; the video last: its presence means the render is complete
         keys["duration"] = timeline.duration
         keys["timeline"] = timeline
@@ -293,5 +297,7 @@ def stitch_clips(clips: list[NormalizedRef], profile: Output, slug: str, render_
                  edit: Edit | None = None) -> dict:
     """Join the clips, normalise loudness, write subtitles and a contact sheet, publish."""
     settings = get_settings()
+    # Nothing is published that the catalog cannot record: its opening (SQLAlchemy's import, on a
+    # thread of lower priority) is waited for only now, not before the stitch's work.
     return stitch_render(clips, profile, open_store(settings.storage), Path(settings.work_dir) / "stitch",
-                         f"renders/{slug}/{render_id}", edit)
+                         f"renders/{slug}/{render_id}", edit, ready=lambda: catalog_ready(render_id))

@@ -195,5 +195,5 @@ def make_storyboard(project: Project, store: ClipStore, settings: Settings, out_
     from storage.catalog import open_catalog
 
     chains, picked = plan_for_storyboard(project, store, settings, engine)
-    costs = estimate_chains(chains, store, open_catalog(settings.database_url), settings)
+    costs = estimate_chains(chains, store, lambda: open_catalog(settings.database_url), settings)
     return write_storyboard(project, chains, costs, out_dir, picked)

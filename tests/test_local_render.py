@@ -164,6 +164,27 @@ def test_an_unreachable_catalog_stops_an_in_process_render_before_any_engine_cal
     assert not (Path(get_settings().storage) / "renders").exists()
 
 
+def test_an_unreachable_catalog_stops_a_footage_render_before_its_video_is_published(tmp_path, monkeypatch):
+    """No engine to pay: the catalog is waited for only before the stitch publishes, and then
+    stops the render all the same: exit 3, no video, nothing in the render index."""
+    from typer.testing import CliRunner
+
+    from bench.workload import footage_production
+    from reelflow.cli import app
+    from reelflow.settings import get_settings
+    from tests.servers import free_port
+
+    folder = footage_production(tmp_path / "projects" / "cuts", clips=2, seconds=1.0, width=64, height=96,
+                                fps=12, small=True)
+    monkeypatch.setenv("REELFLOW_DATABASE_URL", f"postgresql+psycopg://reel:hunter2@127.0.0.1:{free_port()}/c")
+    reload_settings()
+    result = CliRunner().invoke(app, ["render", "--local", str(folder)])
+    assert result.exit_code == 3, result.output
+    assert "hunter2" not in result.output
+    renders = Path(get_settings().storage) / "renders"
+    assert not list(renders.rglob("final.mp4")) and not (renders / "index").exists()
+
+
 def test_catalog_rows_of_an_in_process_render_are_all_written_when_it_returns(small_project):
     result = render_local(str(small_project))
     catalog = open_catalog()
