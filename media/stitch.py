@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from media import ffmpeg, gating, mov_pcm
+from media.aac import BYTES_PER_SAMPLE
 from media.loudness import ebur128_summary, measure_loudness, peak_of, raw_input
 from media.probe import MediaInfo, probe
 from media.profile import OutputProfile
@@ -234,9 +235,6 @@ def _copied(out: Path, profile: OutputProfile, total_samples: int, peaks: list[f
         return {"input_i": f"{level:.2f}", "input_tp": f"{max(peaks):.2f}"}
     # Measured apart: one run that copies and decodes for the meter takes longer than both.
     return {**measure_loudness(raw_input(out, profile), profile, peak=False), "input_tp": f"{max(peaks):.2f}"}
-
-
-BYTES_PER_SAMPLE = 4      # s16le stereo
 
 
 def join_parts(parts: list[tuple[str | Path, int]], profile: OutputProfile, total_samples: int, out: str | Path,
