@@ -26,6 +26,7 @@ from tasks.clip import generate_clip
 from tasks.limits import ensure_engine_limits, pool_size
 from tasks.models import ClipPlan, RenderResult
 from tasks.project import find_projects
+from tasks.review import ReviewCancelled
 
 
 # The deployment form offers the registered engines as a dropdown; the value stays a plain
@@ -109,7 +110,12 @@ def render_project(project: str, engine: EngineChoice = None, scenes: list[str] 
         review: Once every take has landed, pause for a person to pick a take per scene or ask
             for a redo (a form on this run in the Prefect UI), then cut.
     """
-    return render(PrefectRunner(), project, engine, scenes, takes, redo, force, review)
+    try:
+        return render(PrefectRunner(), project, engine, scenes, takes, redo, force, review)
+    except ReviewCancelled as exc:       # cancelled in the UI while the review waited: it stays so
+        from prefect.states import Cancelled
+
+        return Cancelled(message=str(exc))
 
 
 @flow(name="render-batch", log_prints=True)

@@ -30,6 +30,10 @@ class ReviewTimeout(RenderError):
     """Nobody answered the review in time and REELFLOW_REVIEW_ON_TIMEOUT=fail."""
 
 
+class ReviewCancelled(RenderError):
+    """The run was cancelled (in the UI or the API) while its review waited for an answer."""
+
+
 class ReviewUnanswerable(InputError):
     """A review was asked for where neither a terminal nor a Prefect run can answer it."""
 
@@ -146,7 +150,8 @@ def ask(scenes: list[SceneReview], slug: str) -> Review:
 
 
 def _pause_for(scenes: list[SceneReview], timeout: float) -> Review | None:
-    """Pause the flow run until the form is answered; None on timeout (the run is set running again)."""
+    """Pause the flow run until the form is answered; None on timeout (the run is set running
+    again). A run cancelled while it waited stays cancelled: :class:`ReviewCancelled`."""
     from prefect.client.orchestration import get_client
     from prefect.context import FlowRunContext
     from prefect.exceptions import FlowPauseTimeout
@@ -159,7 +164,11 @@ def _pause_for(scenes: list[SceneReview], timeout: float) -> Review | None:
                                 poll_interval=max(1, int(get_settings().review_poll)))
     except FlowPauseTimeout:
         run = FlowRunContext.get().flow_run
-        with get_client(sync_client=True) as client:  # the pause expired: take the run back to go on
+        with get_client(sync_client=True) as client:
+            state = client.read_flow_run(run.id).state
+            if state is not None and not state.is_paused():   # cancelled meanwhile: never take it back
+                raise ReviewCancelled(f"review of {run.name}: the run was {state.name.lower()} while it "
+                                      "waited for an answer") from None
             client.set_flow_run_state(run.id, Running(message="review timed out"), force=True)
         return None
     return answer_of(scenes, answer)

@@ -72,30 +72,76 @@ def test_flow_pauses_for_the_form_and_resumes_with_a_redo(small_project, countin
     from flows.render import render_project
 
     monkeypatch.setenv("REELFLOW_REVIEW_POLL", "1")
+    monkeypatch.setenv("REELFLOW_REVIEW_TIMEOUT", "60")         # a failed check below ends the wait
     reload_settings()
     outcome = {}
-    runner = threading.Thread(target=lambda: outcome.update(result=render_project(str(small_project), review=True)))
+    runner = threading.Thread(target=lambda: outcome.update(result=render_project(str(small_project), review=True)),
+                              daemon=True)
     runner.start()
+    run = None
     try:
         run = paused_run("render-small")
         assert sorted(counting.calls) == ["s0", "s1", "s2"]
         with get_client(sync_client=True) as client:
             schema = client.read_flow_run_input(run.id, keyset_from_paused_state(run.state)["schema"])
         assert "s1" in str(schema) and "redo" in str(schema)
-        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+        from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, ArtifactFilterKey
 
-        with get_client(sync_client=True) as client:
+        with get_client(sync_client=True) as client:       # this run's table: other tests render "small" too
             [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["render-small-review"])), limit=1)
+                key=ArtifactFilterKey(any_=["render-small-review"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
         assert "| s1 | Line 1. | 1 | take 1 (seed 1, animatic) |" in artifact.data
         resume_flow_run(run.id, run_input={"scenes": {"s1": {"take": 1, "redo": True}}, "again": False})
         runner.join(timeout=120)
     finally:
-        runner.join(timeout=1)
+        if runner.is_alive() and run is not None:       # a failed check: end the paused run, not the harness
+            from prefect.states import Cancelled
+
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(run.id, Cancelled(), force=True)
+        runner.join(timeout=90)
     result = outcome["result"]
     assert sorted(counting.calls) == ["s0", "s1", "s1", "s2"]
     assert {c.scene_id: c.take for c in result.clips} == {"s0": 1, "s1": 2, "s2": 1}
     assert picks_of(small_project) == {"s1": 2}
+
+
+@pytest.mark.slow
+def test_a_review_cancelled_while_it_waits_stays_cancelled(small_project, counting, monkeypatch, isolated_storage):
+    """Cancelling a paused run (the UI's Cancel) must not be undone when the pause runs out:
+    the render ends with ReviewCancelled, the run stays Cancelled and nothing is published."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import CancelledRun
+    from prefect.states import Cancelled
+
+    from flows.render import render_project
+
+    for name, value in {"REELFLOW_REVIEW_TIMEOUT": "3", "REELFLOW_REVIEW_POLL": "1",
+                        "REELFLOW_REVIEW_ON_TIMEOUT": "proceed"}.items():
+        monkeypatch.setenv(name, value)
+    reload_settings()
+    outcome = {}
+
+    def render():
+        try:
+            outcome["result"] = render_project(str(small_project), review=True)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=render, daemon=True)
+    runner.start()
+    run = paused_run("render-small")
+    with get_client(sync_client=True) as client:
+        client.set_flow_run_state(run.id, Cancelled(message="cancelled in the UI"), force=True)
+    runner.join(timeout=60)
+    assert not runner.is_alive()
+    assert isinstance(outcome.get("error"), CancelledRun), outcome
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(run.id).state
+    assert state.is_cancelled() and "render-small: the run was cancelled while it waited" in state.message
+    assert sorted(counting.calls) == ["s0", "s1", "s2"]             # the takes were made before the review
+    assert not list(isolated_storage.glob("renders/small/*/*.mp4"))   # no video published
 
 
 @pytest.mark.slow
