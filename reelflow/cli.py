@@ -308,13 +308,13 @@ def cost(
 
     from reelflow.settings import get_settings
     from storage import open_store
-    from storage.catalog import open_catalog
+    from storage.history import open_history
     from tasks.cost import estimate
 
     _check_engine(engine)
     spec = _load_or_exit(project)
     settings = get_settings()
-    rows = estimate(spec, open_store(settings.storage), open_catalog(settings.database_url), settings,
+    rows = estimate(spec, open_store(settings.storage), lambda: open_history(settings.database_url), settings,
                     engine, scene or None)
     table = Table(title=f"estimated cost of {spec.slug}")
     for column in ("scene", "engine", "clip s", "status", "engine s", "$"):

@@ -27,7 +27,8 @@ class SceneCost(BaseModel):
     dollars: float
 
 
-def estimate(project: Project, store: ClipStore, catalog: Catalog, settings: Settings,
+def estimate(project: Project, store: ClipStore, catalog: Catalog | Callable[[], Catalog | None] | None,
+             settings: Settings,
              engine: str | None = None, scenes: list[str] | None = None) -> list[SceneCost]:
     """Per scene: a clip already stored costs 0; otherwise the engine's measured speed (from the
     catalog's history, else the engine's declared speed or the ``speed`` setting) times its price per second."""
@@ -37,11 +38,12 @@ def estimate(project: Project, store: ClipStore, catalog: Catalog, settings: Set
     return estimate_chains(chains, store, catalog, settings)
 
 
-def estimate_chains(chains: list[list[ClipPlan]], store: ClipStore, catalog: Catalog | Callable[[], Catalog],
-                    settings: Settings) -> list[SceneCost]:
+def estimate_chains(chains: list[list[ClipPlan]], store: ClipStore,
+                    catalog: Catalog | Callable[[], Catalog | None] | None, settings: Settings) -> list[SceneCost]:
     """The estimate of chains already planned (speech given, stored plans first). ``catalog`` may
     be a function that opens it: it is then opened only if some clip is still to be made (opening
-    it imports SQLAlchemy, 0.4 s of CPU a render of stored clips does not need to spend)."""
+    it imports SQLAlchemy, 0.4 s of CPU a render of stored clips does not need to spend). No
+    catalog (None, or a function giving None) means no history: the declared speeds are used."""
     rows = []
     speeds: dict[str, float] = {}
     for chain in chains:
@@ -55,7 +57,7 @@ def estimate_chains(chains: list[list[ClipPlan]], store: ClipStore, catalog: Cat
         if name not in speeds:
             if callable(catalog):
                 catalog = catalog()
-            speeds[name] = catalog.engine_speed(name) or registry.speed(name)
+            speeds[name] = (catalog.engine_speed(name) if catalog is not None else None) or registry.speed(name)
         engine_seconds = seconds * speeds[name]
         rows.append(SceneCost(scene_id=plan.scene_id, engine=name, cached=False, clip_seconds=seconds,
                               engine_seconds=round(engine_seconds, 1),

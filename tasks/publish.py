@@ -105,7 +105,7 @@ def storyboard_markdown(spec: Project, plans: list[ClipPlan], summary: str, stor
 @step(task_run_name="storyboard-{spec.slug}")
 def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict[str, int], render_id: str) -> str | None:
     """Draw the storyboard, store it beside the render and show it as an artifact (before any clip)."""
-    from storage.catalog import open_catalog
+    from storage.history import open_history
     from tasks.cost import estimate_chains
     from media.storyboard import preview_path
     from tasks.storyboard import draw_storyboard, picked_chains, summary
@@ -114,7 +114,7 @@ def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict
     store = open_store(settings.storage)
     prefix = f"renders/{spec.slug}/{render_id}"
     try:
-        costs = estimate_chains(chains, store, lambda: open_catalog(settings.database_url), settings)
+        costs = estimate_chains(chains, store, lambda: open_history(settings.database_url), settings)
         shown_in_ui = in_prefect_run()
         with tempfile.TemporaryDirectory(dir=_work_dir()) as tmp:
             png, page, items = draw_storyboard(spec, chains, costs, tmp, picked, preview=960 if shown_in_ui else None)

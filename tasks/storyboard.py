@@ -192,8 +192,8 @@ def plan_for_storyboard(project: Project, store: ClipStore, settings: Settings,
 def make_storyboard(project: Project, store: ClipStore, settings: Settings, out_dir: str | Path,
                     engine: str | None = None) -> tuple[Path, Path]:
     """Plan, estimate and draw a production's storyboard; no engine is called."""
-    from storage.catalog import open_catalog
+    from storage.history import open_history
 
     chains, picked = plan_for_storyboard(project, store, settings, engine)
-    costs = estimate_chains(chains, store, lambda: open_catalog(settings.database_url), settings)
+    costs = estimate_chains(chains, store, lambda: open_history(settings.database_url), settings)
     return write_storyboard(project, chains, costs, out_dir, picked)
