@@ -50,7 +50,7 @@ def test_render_of_an_invalid_project_exits_2_before_any_work(tmp_path):
 
 
 @pytest.mark.slow
-def test_cost_before_and_after_a_render_and_history(small_project, monkeypatch):
+def test_cost_before_and_after_a_render_and_history(small_project, monkeypatch, tmp_path):
     from reelflow.settings import reload_settings
 
     monkeypatch.setenv("REELFLOW_PRICES", '{"animatic": 0.01}')
@@ -61,10 +61,13 @@ def test_cost_before_and_after_a_render_and_history(small_project, monkeypatch):
     assert before.exit_code == 0, before.output
     # 3 clips x 1.5 s x 2 engine-s per clip-s x $0.01
     assert before.output.strip().splitlines()[-1] == "total: 3 clip(s) to generate, 9.0 engine-seconds, $0.0900"
+    assert not (tmp_path / "catalog.db").exists()      # an estimate creates no catalog
 
     assert runner.invoke(app, ["render", str(small_project), "--scene", "s1"]).exit_code == 0
     after = runner.invoke(app, ["cost", str(small_project)])
     assert after.output.strip().splitlines()[-1].startswith("total: 2 clip(s) to generate")
+    # the 2 clips left are estimated at the speed the catalog learned, not the setting's 2.0
+    assert not after.output.strip().splitlines()[-1].startswith("total: 2 clip(s) to generate, 6.0 engine-seconds")
     assert "stored" in after.output
 
     history = runner.invoke(app, ["history", str(small_project)])

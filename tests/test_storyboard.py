@@ -164,3 +164,19 @@ def test_a_redrawn_storyboard_draws_only_the_panels_that_changed(tmp_path, monke
     assert drawn == [1, 2, 3, 2]
     fresh = board.draw_png(panels, "t", "s", tmp_path / "4.png")          # no kept tiles at all
     assert edited.read_bytes() == fresh.read_bytes() != first.read_bytes()
+
+
+def test_history_is_read_only_from_a_catalog_that_can_hold_some(tmp_path):
+    from storage.history import open_history, sqlite_file
+
+    assert sqlite_file("sqlite:///./.reelflow/catalog.db") == Path("./.reelflow/catalog.db")
+    assert sqlite_file(f"sqlite+pysqlite:///{tmp_path}/c.db?timeout=5") == tmp_path / "c.db"
+    assert sqlite_file("sqlite://") is None and sqlite_file("sqlite:///:memory:") is None
+    assert sqlite_file("postgresql+psycopg://u:p@127.0.0.1:1/db") is None
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    assert open_history(url) is None and open_history("sqlite:///:memory:") is None
+    assert not (tmp_path / "c.db").exists()                            # nothing created by looking
+    from storage.catalog import open_catalog
+
+    open_catalog(url)
+    assert open_history(url) is open_catalog(url)
