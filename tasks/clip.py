@@ -9,7 +9,7 @@ from contextlib import nullcontext
 from typing import Callable, ContextManager
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from engines import EngineError, EngineInputError, InvalidClip, QuotaExceeded, get_engine, is_retryable, registry
@@ -60,9 +60,11 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Atte
         if catalog is None:
             return
         seconds = round(time.monotonic() - since, 3)
+        finished = datetime.now(timezone.utc)
         catalog.add_attempt(
             render_id=render_id, project=plan.project, scene=plan.scene_id, engine=plan.engine, model=plan.model,
-            status=status, finished=datetime.now(timezone.utc), seconds=seconds, clip_seconds=plan.duration,
+            status=status, started=finished - timedelta(seconds=seconds), finished=finished, seconds=seconds,
+            clip_seconds=plan.duration,
             clip_key=plan.key, cost=0.0 if status == "reused" else round(seconds * price_of(plan.engine), 6),
             error_class=type(exc).__name__ if exc else None, error=str(exc) if exc else None,
             worker=worker_id(plan.engine))
