@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import os
-import socket
 import threading
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
@@ -21,16 +20,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
-from reelflow.errors import InfrastructureError, InputError
+from reelflow.errors import InputError
 from reelflow.secrets import redact
 from reelflow.urls import mask_url
-
-HINT = "check REELFLOW_DATABASE_URL and that the database server is running"
-
-
-class CatalogError(InfrastructureError):
-    """The catalog database cannot be reached, or refuses us."""
-
+from storage.catalog_errors import HINT, CatalogError
+from storage.lease import HOST, same_process_alive
 
 @contextmanager
 def database_boundary(url: str) -> Iterator[None]:
@@ -63,26 +57,6 @@ def _guarded(method):
             return method(self, *args, **kwargs)
 
     return wrapper
-
-
-HOST = socket.gethostname()
-
-
-def _same_process_alive(pid: int, started: datetime) -> bool:
-    """Is ``pid`` alive and not a newer process that reused the number (it started after the render)?"""
-    from storage.lease import pid_alive
-
-    if not pid_alive(pid):
-        return False
-    try:
-        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
-                    if line.startswith("btime "))
-    except (OSError, ValueError, IndexError, StopIteration):
-        return True                       # no /proc: trust the pid
-    began = boot + ticks / os.sysconf("SC_CLK_TCK")
-    when = started if started.tzinfo else started.replace(tzinfo=timezone.utc)
-    return began <= when.timestamp() + 1
 
 
 def _now() -> datetime:
@@ -232,7 +206,7 @@ class Catalog:
             stmt = select(RenderRow).where(RenderRow.status == "running", RenderRow.host == HOST)
             if slug:
                 stmt = stmt.where(RenderRow.project == slug)
-            dead = [r for r in s.exec(stmt) if r.pid is not None and not _same_process_alive(r.pid, r.started)]
+            dead = [r for r in s.exec(stmt) if r.pid is not None and not same_process_alive(r.pid, r.started)]
             for row in dead:
                 row.status, row.finished = "crashed", _now()
                 row.error = f"the render's process ({HOST} pid {row.pid}) ended without finishing it"

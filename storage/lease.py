@@ -16,6 +16,8 @@ import socket
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable, TypeVar
 
 from storage.base import TransientStorageError
@@ -55,6 +57,21 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def same_process_alive(pid: int, started: datetime) -> bool:
+    """Is ``pid`` alive and not a newer process that reused the number (it started after ``started``)?"""
+    if not pid_alive(pid):
+        return False
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True                       # no /proc: trust the pid
+    began = boot + ticks / os.sysconf("SC_CLK_TCK")
+    when = started if started.tzinfo else started.replace(tzinfo=timezone.utc)
+    return began <= when.timestamp() + 1
 
 
 def is_stale(record: dict, now: float | None = None) -> bool:

@@ -195,15 +195,24 @@ def test_catalog_rows_of_an_in_process_render_are_all_written_when_it_returns(sm
     assert sorted(a.status for a in catalog.attempts(render_id=again.render_id)) == ["reused"] * 3
 
 
-def test_a_render_log_writes_its_rows_in_order_and_attempts_in_few_transactions(tmp_path, monkeypatch):
+@pytest.mark.parametrize("catalog_file", ["new", "existing"])
+def test_a_render_log_writes_its_rows_in_order_and_attempts_in_few_transactions(tmp_path, monkeypatch, catalog_file):
+    """A new catalog file is created by the ORM; an existing one is written with sqlite3."""
     from storage.catalog import Catalog
+    from storage.catalog_sqlite import LiteCatalog
     from tasks.catalog import RenderLog
 
     url = f"sqlite:///{tmp_path / 'catalog.db'}"
     transactions = []
-    original = Catalog.record_attempts
-    monkeypatch.setattr(Catalog, "record_attempts", lambda self, rows: transactions.append(len(rows)) or
-                        original(self, rows))
+    if catalog_file == "existing":
+        Catalog(url)
+        original = LiteCatalog.add_attempts
+        monkeypatch.setattr(LiteCatalog, "add_attempts", lambda self, rows: transactions.append(len(rows)) or
+                            original(self, rows))
+    else:
+        original = Catalog.record_attempts
+        monkeypatch.setattr(Catalog, "record_attempts", lambda self, rows: transactions.append(len(rows)) or
+                            original(self, rows))
     log = RenderLog(url)
     log.start_render("r1", "p", "P", str(tmp_path), "animatic", 50)
     for i in range(50):

@@ -177,6 +177,9 @@ def test_history_is_read_only_from_a_catalog_that_can_hold_some(tmp_path):
     assert open_history(url) is None and open_history("sqlite:///:memory:") is None
     assert not (tmp_path / "c.db").exists()                            # nothing created by looking
     from storage.catalog import open_catalog
+    from storage.catalog_sqlite import LiteCatalog
 
-    open_catalog(url)
-    assert open_history(url) is open_catalog(url)
+    open_catalog(url)                                      # the tables: read with sqlite3 from now on
+    history = open_history(url)
+    assert isinstance(history, LiteCatalog) and history.engine_speed("animatic") is None
+    history.close()
