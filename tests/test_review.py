@@ -72,7 +72,7 @@ def test_flow_pauses_for_the_form_and_resumes_with_a_redo(small_project, countin
     from flows.render import render_project
 
     monkeypatch.setenv("REELFLOW_REVIEW_POLL", "1")
-    monkeypatch.setenv("REELFLOW_REVIEW_TIMEOUT", "60")         # a failed check below ends the wait
+    monkeypatch.setenv("REELFLOW_REVIEW_TIMEOUT", "120")        # a failed check below ends the wait
     reload_settings()
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.update(result=render_project(str(small_project), review=True)),
@@ -100,7 +100,7 @@ def test_flow_pauses_for_the_form_and_resumes_with_a_redo(small_project, countin
 
             with get_client(sync_client=True) as client:
                 client.set_flow_run_state(run.id, Cancelled(), force=True)
-        runner.join(timeout=90)
+        runner.join(timeout=150)
     result = outcome["result"]
     assert sorted(counting.calls) == ["s0", "s1", "s1", "s2"]
     assert {c.scene_id: c.take for c in result.clips} == {"s0": 1, "s1": 2, "s2": 1}
@@ -117,7 +117,9 @@ def test_a_review_cancelled_while_it_waits_stays_cancelled(small_project, counti
 
     from flows.render import render_project
 
-    for name, value in {"REELFLOW_REVIEW_TIMEOUT": "3", "REELFLOW_REVIEW_POLL": "1",
+    # The pause must outlast finding it paused on a slow machine; the render notices the cancel
+    # when the pause runs out (Prefect's wait looks only for a resume).
+    for name, value in {"REELFLOW_REVIEW_TIMEOUT": "15", "REELFLOW_REVIEW_POLL": "1",
                         "REELFLOW_REVIEW_ON_TIMEOUT": "proceed"}.items():
         monkeypatch.setenv(name, value)
     reload_settings()
