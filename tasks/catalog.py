@@ -4,9 +4,10 @@ Inside a Prefect run every row is written at once, by whichever process runs the
 in this process (``flows.local``) writes its rows in order on a thread of its own instead
 (:class:`RenderLog`), through ``storage.catalog_sqlite`` where the catalog is a SQLite file that
 already has its tables (no SQLAlchemy: 0.4 s of import and the ORM's work saved), else through
-the catalog itself; either overlaps the render's own work. Before anything is paid for or published
-the render waits for the catalog to be open (:func:`catalog_ready`), so an unreachable database
-still stops it before an engine is called, and closing waits for every row.
+the catalog itself; either overlaps the render's own work. Before anything is paid for or
+published the render waits for the catalog to be open and its row written
+(:func:`catalog_ready`), so a database that is unreachable or refuses the row stops it before
+an engine is called; closing waits for every row.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ class RenderLog:
     """One in-process render's catalog writes, applied in order on a thread of their own.
 
     The methods mirror the catalog's writes and return at once; :meth:`ready` waits for the
-    catalog to be open (and raises its error), :meth:`close` for every row (and raises the
-    first error)."""
+    catalog to be open and the render's row written (and raises their error), :meth:`close`
+    for every row (and raises the first error)."""
 
     def __init__(self, url: str):
         self.url = url
         self._rows: queue.SimpleQueue = queue.SimpleQueue()
         self._open = threading.Event()
+        self._started = threading.Event()       # the render's own row is written (or failed)
+        self._start_queued = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._write, name="reelflow-catalog", daemon=True)
         self._thread.start()
@@ -56,6 +59,7 @@ class RenderLog:
         try:
             self._apply(catalog)
         finally:
+            self._started.set()
             if hasattr(catalog, "close"):
                 catalog.close()
 
@@ -72,8 +76,11 @@ class RenderLog:
                         getattr(catalog, name)(*args, **kwargs)
                     except BaseException as exc:  # noqa: BLE001
                         self._error = exc
+                if name == "start_render":
+                    self._started.set()
 
     def start_render(self, *args: Any, **kwargs: Any) -> None:
+        self._start_queued = True
         self._rows.put(("start_render", args, kwargs))
 
     def add_attempt(self, **fields: Any) -> None:
@@ -83,7 +90,11 @@ class RenderLog:
         self._rows.put(("finish_render", args, kwargs))
 
     def ready(self) -> None:
+        """Wait until the catalog is open and the render's row is in: a catalog that cannot take
+        it (locked, refusing, full) stops the render before an engine is paid or anything published."""
         self._open.wait()
+        if self._start_queued:
+            self._started.wait()
         if self._error is not None:
             raise self._error
 

@@ -185,6 +185,33 @@ def test_an_unreachable_catalog_stops_a_footage_render_before_its_video_is_publi
     assert not list(renders.rglob("final.mp4")) and not (renders / "index").exists()
 
 
+def test_a_catalog_that_refuses_the_renders_row_stops_it_before_any_engine_call(small_project, monkeypatch):
+    """Opening is not enough: the render's own row must be in (here a SQLite catalog with every
+    table, written with sqlite3, whose trigger refuses it). Exit 3, no clip made, no video."""
+    import sqlite3
+
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+    from reelflow.settings import get_settings
+    from storage.catalog import Catalog
+
+    Catalog(get_settings().database_url)
+    with sqlite3.connect(get_settings().database_url.removeprefix("sqlite:///")) as db:
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON renders BEGIN SELECT RAISE(ABORT, 'renders are closed'); END")
+    spy = FaultyEngine("spy", transient(), fail_times=0)
+    engines.register("spy", lambda model=None, params=None: spy)
+    try:
+        result = CliRunner().invoke(app, ["render", "--local", "--engine", "spy", str(small_project)])
+    finally:
+        engines.unregister("spy")
+    assert result.exit_code == 3, result.output
+    assert "renders are closed" in result.stderr and "Traceback" not in result.output
+    assert spy.calls == []
+    renders = Path(get_settings().storage) / "renders"            # the storyboard, drawn first, may be there
+    assert not list(renders.rglob("final.mp4")) and not (renders / "index").exists()
+
+
 def test_catalog_rows_of_an_in_process_render_are_all_written_when_it_returns(small_project):
     result = render_local(str(small_project))
     catalog = open_catalog()
