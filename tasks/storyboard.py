@@ -180,7 +180,7 @@ def plan_for_storyboard(project: Project, store: ClipStore, settings: Settings,
     folder = speech_folder()
     chains = [[with_speech(p, folder) for p in chain] for chain in chains]
     if any((s.takes or 1) > 1 for s in project.scenes) or project.picks:
-        from tasks.takes import book_takes      # imports Prefect (~2 s): only when there are takes
+        from tasks.takes import book_takes      # only when there are takes or picks
 
         book = book_takes(chains, project, store.exists)
         chains, picked = book.chains, book.picked
