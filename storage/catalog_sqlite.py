@@ -5,7 +5,8 @@ the ORM (``storage.catalog``) that costs about 0.4 s of SQLAlchemy import and 0.
 a seventh of an edit's CPU on two cores. When the catalog is a SQLite file that already holds
 the ORM's tables, with exactly the columns ``storage.catalog`` declares (a test holds
 :data:`COLUMNS` and the models together), :func:`open_lite` gives a :class:`LiteCatalog` that
-makes the same rows with plain SQL, and reads the one figure an estimate needs (engine speed). Otherwise (no file yet, a catalog from an older version,
+makes the same rows with plain SQL, and reads the one figure an estimate needs (engine speed).
+It never changes the file's set-up: a file not yet in WAL mode is the catalog's to set up. Otherwise (no file yet, a catalog from an older version,
 PostgreSQL, a URL with options) it gives the catalog itself, which creates and migrates tables.
 """
 
@@ -61,8 +62,7 @@ class LiteCatalog:
     def __init__(self, path: Path, url: str):
         self.url = url
         self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")      # per connection; the file is WAL already
 
     def matches_schema(self) -> bool:
         """The tables hold exactly today's columns (in any order: every statement names them)."""
@@ -173,11 +173,23 @@ class LiteCatalog:
         return sum(ratios) / len(ratios) if ratios else None
 
 
+def _set_up(path: Path) -> bool:
+    """Has the catalog set this file up: a SQLite database in WAL mode (its header says so)?
+    A file it is still creating is left to it: switching a file's journal mode while another
+    connection reads it fails with "database is locked"."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(100)
+    except OSError:
+        return False
+    return len(head) == 100 and head.startswith(b"SQLite format 3\x00") and head[18] == head[19] == 2
+
+
 def open_lite(url: str):
     """A :class:`LiteCatalog` on a SQLite catalog file whose tables are as ``storage.catalog``
     makes them, else the catalog itself (where an in-process render writes its rows)."""
     path = sqlite_file(url) if url.startswith("sqlite:///") and "?" not in url else None
-    if path is not None and path.is_file():
+    if path is not None and _set_up(path):
         writer = None
         try:
             writer = LiteCatalog(path, url)
