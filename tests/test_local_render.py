@@ -139,24 +139,30 @@ def test_machine_slot_threads_of_one_process_queue_too():
     assert most[0] == 2
 
 
-def test_an_unreachable_catalog_stops_an_in_process_render_before_any_engine_call(small_project, monkeypatch):
-    """The catalog is opened beside the render (tasks.catalog.RenderLog), but the render waits
-    for it before paying an engine: exit 3, the password masked, no clip made, nothing published."""
+def render_with_spy(project: Path):
+    """``reelflow render --local`` with every scene on a "spy" engine: (the CLI's result, the spy)."""
     from typer.testing import CliRunner
 
     from reelflow.cli import app
+
+    spy = FaultyEngine("spy", transient(), fail_times=0)
+    engines.register("spy", lambda model=None, params=None: spy)
+    try:
+        return CliRunner().invoke(app, ["render", "--local", "--engine", "spy", str(project)]), spy
+    finally:
+        engines.unregister("spy")
+
+
+def test_an_unreachable_catalog_stops_an_in_process_render_before_any_engine_call(small_project, monkeypatch):
+    """The catalog is opened beside the render (tasks.catalog.RenderLog), but the render waits
+    for it before paying an engine: exit 3, the password masked, no clip made, nothing published."""
     from reelflow.settings import get_settings
     from tests.servers import free_port
 
     url = f"postgresql+psycopg://reel:hunter2-db-password@127.0.0.1:{free_port()}/catalog"
     monkeypatch.setenv("REELFLOW_DATABASE_URL", url)
     reload_settings()
-    spy = FaultyEngine("spy", transient(), fail_times=0)
-    engines.register("spy", lambda model=None, params=None: spy)
-    try:
-        result = CliRunner().invoke(app, ["render", "--local", "--engine", "spy", str(small_project)])
-    finally:
-        engines.unregister("spy")
+    result, spy = render_with_spy(small_project)
     assert result.exit_code == 3, result.output
     assert "catalog database postgresql+psycopg://reel:***@127.0.0.1:" in result.stderr
     assert "hunter2" not in result.output
@@ -190,21 +196,13 @@ def test_a_catalog_that_refuses_the_renders_row_stops_it_before_any_engine_call(
     table, written with sqlite3, whose trigger refuses it). Exit 3, no clip made, no video."""
     import sqlite3
 
-    from typer.testing import CliRunner
-
-    from reelflow.cli import app
     from reelflow.settings import get_settings
     from storage.catalog import Catalog
 
     Catalog(get_settings().database_url)
     with sqlite3.connect(get_settings().database_url.removeprefix("sqlite:///")) as db:
         db.execute("CREATE TRIGGER refuse BEFORE INSERT ON renders BEGIN SELECT RAISE(ABORT, 'renders are closed'); END")
-    spy = FaultyEngine("spy", transient(), fail_times=0)
-    engines.register("spy", lambda model=None, params=None: spy)
-    try:
-        result = CliRunner().invoke(app, ["render", "--local", "--engine", "spy", str(small_project)])
-    finally:
-        engines.unregister("spy")
+    result, spy = render_with_spy(small_project)
     assert result.exit_code == 3, result.output
     assert "renders are closed" in result.stderr and "Traceback" not in result.output
     assert spy.calls == []
