@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from media import stitch
 from media.cards import LowerThird
 from media.timeline import Edit, timeline_for
 from projects.schema import Output
+from reelflow.context_pool import ContextPool
 from reelflow.settings import get_settings
 from storage import open_store
 from tasks import audio_mix
@@ -39,7 +40,7 @@ class NormalizeAhead:
     def __init__(self, profile: Output, picked: dict[str, int], lower_thirds: dict[str, str | None],
                  lower_style: LowerThird | None = None):
         self.profile, self.picked, self.names, self.style = profile, picked, lower_thirds, lower_style
-        self.pool = ThreadPoolExecutor(cpu_slots(), thread_name_prefix="reelflow-normalize-ahead")
+        self.pool = ContextPool(cpu_slots(), thread_name_prefix="reelflow-normalize-ahead")
         self.futures: list[Future] = []
         self.sounds: dict[str, Future] = {}
         self.work = Path(get_settings().work_dir) / "stitch"

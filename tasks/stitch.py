@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -21,6 +20,7 @@ from media.otio_export import write_handoff
 from media.music import music_graph, music_inputs, timeline_speech
 from media.timeline import Edit, timeline_for
 from projects.schema import Output
+from reelflow.context_pool import ContextPool
 from reelflow.process import lower_thread_priority
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
@@ -201,7 +201,7 @@ def stitch_render(
         # The contact sheet and the edit hand-off are made while ffmpeg works on the audio
         # (frames are cached per clip).
         slug = dest_prefix.rsplit("/", 2)[-2]
-        side = ThreadPoolExecutor(1, thread_name_prefix="reelflow-sheet", initializer=lower_thread_priority)
+        side = ContextPool(1, thread_name_prefix="reelflow-sheet", initializer=lower_thread_priority)
         sheet_future = side.submit(contact_sheet, clips, scene_paths, profile, tmp / "contact-sheet.png")
         handoff_future = side.submit(write_handoff, timeline, slug, store.url, tmp)
         side.shutdown(wait=False)
@@ -281,7 +281,7 @@ def normalize_clips(clips: list[ClipRef], profile: Output, match: ColorStats | N
 
     if len(clips) <= 1:
         return [one(ref, name) for ref, name in zip(clips, names)]
-    with ThreadPoolExecutor(min(len(clips), cpu_slots()), thread_name_prefix="reelflow-normalize") as pool:
+    with ContextPool(min(len(clips), cpu_slots()), thread_name_prefix="reelflow-normalize") as pool:
         return list(pool.map(one, clips, names))
 
 
