@@ -30,7 +30,7 @@ from reelflow.settings import get_settings
 from storage import open_store
 from tasks import events
 from tasks.board import plan_rows, scene_table
-from tasks.catalog import catalog_ready, close_render, open_render, render_catalog
+from tasks.catalog import catalog_ready, close_render, drain_render, open_render, render_catalog
 from tasks.clip import produce_clip
 from tasks.finished import find_finished_render, remember_render
 from tasks.manifest import publish_manifest, scene_cuts
@@ -93,6 +93,9 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
         result = _render(runner, spec, chains, book, render_id, review)
     except Exception as exc:
         close_render(render_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    except BaseException:                # interrupted or cancelled: keep its attempts
+        drain_render(render_id)
         raise
     finally:
         table.close()

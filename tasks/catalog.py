@@ -1,13 +1,13 @@
 """Catalog bookkeeping for a render: open it, record its attempts, close it (completed or failed).
 
-Inside a Prefect run every row is written at once, by whichever process runs the step. A render
-in this process (``flows.local``) writes its rows in order on a thread of its own instead
-(:class:`RenderLog`), through ``storage.catalog_sqlite`` where the catalog is a SQLite file that
+The process that runs a render (``flows.local`` or the Prefect flow ``render_project``) writes
+its rows in order on a thread of its own (:class:`RenderLog`), through ``storage.catalog_sqlite`` where the catalog is a SQLite file that
 already has its tables (no SQLAlchemy: 0.4 s of import and the ORM's work saved), else through
 the catalog itself; either overlaps the render's own work. Before anything is paid for or
 published the render waits for the catalog to be open and its row written
 (:func:`catalog_ready`), so a database that is unreachable or refuses the row stops it before
-an engine is called; closing waits for every row.
+an engine is called; closing waits for every row. A clip task that runs in another process
+(a ``reelflow worker`` task worker) writes its attempts to the catalog itself, at once.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from projects import Project
 from reelflow.process import lower_thread_priority
 from reelflow.settings import get_settings
 from tasks.models import RenderResult
-from tasks.step import in_prefect_run, step
+from tasks.step import step
 
 
 class AttemptLog(Protocol):
@@ -125,8 +125,8 @@ _LOCK = threading.Lock()
 
 
 def render_catalog(render_id: str):
-    """Where ``render_id``'s rows go: its :class:`RenderLog` when it runs in this process
-    without Prefect, else the catalog itself."""
+    """Where ``render_id``'s rows go: its :class:`RenderLog` when the render runs in this
+    process, else (a task worker's clip) the catalog itself."""
     with _LOCK:
         log = _LOGS.get(render_id)
     if log is not None:
@@ -148,9 +148,6 @@ def catalog_ready(render_id: str) -> None:
 def open_render(spec: Project, render_id: str, engine: str | None, scenes: int) -> None:
     """Record that a render of ``spec`` started."""
     args = (render_id, spec.slug, spec.title, spec.root, engine or spec.engine.name, scenes)
-    if in_prefect_run():
-        render_catalog(render_id).start_render(*args)
-        return
     log = RenderLog(get_settings().database_url)
     with _LOCK:
         _LOGS[render_id] = log
@@ -170,3 +167,15 @@ def close_render(render_id: str, result: RenderResult | None = None, error: str 
         log = _LOGS.pop(render_id, None)
     if log is not None:
         log.close()
+
+
+def drain_render(render_id: str) -> None:
+    """Write what ``render_id`` queued, leaving the render open: a render stopped by a signal or
+    cancelled (the next render marks it crashed). Errors are not raised; the render's own is."""
+    with _LOCK:
+        log = _LOGS.pop(render_id, None)
+    if log is not None:
+        try:
+            log.close()
+        except BaseException:  # noqa: BLE001 - the render's own error is the one to report
+            pass
