@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 from engines import EngineInputError, falls_back
 from projects import Project
 from reelflow.errors import RenderError, one_line
-from reelflow.process import return_large_buffers
+from reelflow.heap import freeze_heap, return_large_buffers
 from reelflow.secrets import install_log_redaction, redact
 from reelflow.settings import get_settings
 from storage import open_store
@@ -73,6 +73,7 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
     ``spec``: the production already loaded and checked from ``project`` (the CLI's)."""
     install_log_redaction()
     return_large_buffers()
+    freeze_heap()
     logger = runner.logger
     spec = spec if spec is not None else load_spec(project)
     book = plan_takes(synthesize_speech(plan_clips(spec, engine, scenes)), spec, takes, redo)

@@ -63,22 +63,3 @@ def lower_thread_priority() -> None:
     except OSError:
         pass
 
-
-M_MMAP_THRESHOLD = -3          # glibc's mallopt parameter
-LARGE_BUFFER = 1 << 20
-
-
-def return_large_buffers() -> None:
-    """Serve allocations of 1 MB and more from their own mappings, given back when freed (glibc).
-
-    glibc raises its mmap threshold after the first large free, so later image and audio
-    buffers (8-16 MB: a storyboard sheet, a decoded contact sheet) come from arenas that keep
-    the memory after it is freed, and a long render's peak grows with its length (see
-    docs/benchmarks.md, memory). A fixed threshold stops that. Process-wide and idempotent;
-    elsewhere (musl, macOS) a no-op."""
-    if _LIBC is None:
-        return
-    try:
-        _LIBC.mallopt(M_MMAP_THRESHOLD, LARGE_BUFFER)
-    except AttributeError:
-        pass

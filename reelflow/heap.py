@@ -1,0 +1,57 @@
+"""How a render uses the heap: large buffers given back when freed, and a collector that does
+not scan what was alive before the render started.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import sys
+import threading
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform.startswith("linux") else None
+M_MMAP_THRESHOLD = -3          # glibc's mallopt parameter
+LARGE_BUFFER = 1 << 20
+
+
+def return_large_buffers() -> None:
+    """Serve allocations of 1 MB and more from their own mappings, given back when freed (glibc).
+
+    glibc raises its mmap threshold after the first large free, so later image and audio
+    buffers (8-16 MB: a storyboard sheet, a decoded contact sheet) come from arenas that keep
+    the memory after it is freed, and a long render's peak grows with its length (see
+    docs/benchmarks.md, memory). A fixed threshold stops that. Process-wide and idempotent;
+    elsewhere (musl, macOS) a no-op."""
+    if _LIBC is None:
+        return
+    try:
+        _LIBC.mallopt(M_MMAP_THRESHOLD, LARGE_BUFFER)
+    except AttributeError:
+        pass
+
+
+_renders = 0
+_lock = threading.Lock()
+
+
+def freeze_heap() -> None:
+    """Keep the cyclic garbage collector off the objects that exist when a render starts.
+
+    A render process holds hundreds of thousands of long-lived objects before its first step
+    (Prefect, pydantic's schemas, SQLAlchemy): every full collection walks all of them, and the
+    render's own allocations set one off every few hundred milliseconds of work; in a Prefect
+    flow that was 0.3 s of loading a 24-scene production (docs/benchmarks.md, issue 10, sixth
+    pass). ``gc.freeze()`` moves them out of the collector's generations (O(1)); reference
+    counting still frees them when they go. They are not unfrozen when the render ends: that
+    would make the next allocation pay a full collection of everything, at the render's end.
+
+    A process that renders again (``render_batch``, a test session) first collects what its
+    earlier renders left behind, then freezes the rest: only cyclic garbage that already
+    existed before its first render is never collected."""
+    global _renders
+    with _lock:
+        if _renders:
+            gc.collect()
+        gc.freeze()
+        _renders += 1
