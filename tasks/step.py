@@ -36,6 +36,17 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter:
     return logging.getLogger("reelflow")
 
 
+def uncached() -> dict[str, Any]:
+    """Steps are neither cached nor their results persisted by Prefect: what a render makes is
+    kept content-addressed in the store (a clip is found by its key before an engine is called),
+    and Prefect's default (hash the inputs and the task's source, open a transaction, write a
+    result file) costs every task run milliseconds for nothing. A ``reelflow worker`` task
+    worker persists the results of the clips it serves (Prefect does so for served tasks)."""
+    from prefect.cache_policies import NO_CACHE
+
+    return dict(cache_policy=NO_CACHE, persist_result=False)
+
+
 class Step:
     """A function that is a Prefect task inside a flow run and a plain call everywhere else.
 
@@ -55,7 +66,7 @@ class Step:
             from prefect import task
 
             options = self._options() if callable(self._options) else self._options
-            self._task = task(self.fn, **options)
+            self._task = task(self.fn, **{**uncached(), **options})
         return self._task
 
     def __call__(self, *args, **kwargs):
