@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from media.glyphs import draw_line
 from media.images import load_font
 from media.png_stream import PngBands
 from storage.file_memo import keep_file
@@ -137,8 +138,8 @@ HEADER = 74
 def _header(width: int, title: str, summary: str) -> Image.Image:
     band = Image.new("RGB", (width, HEADER), BACKGROUND)
     draw = ImageDraw.Draw(band)
-    draw.text((GAP, 12), title[:120], font=load_font(24), fill=TEXT)
-    draw.text((GAP, 44), summary[:160], font=load_font(14), fill=DIM)
+    draw_line(draw, (GAP, 12), title[:120], load_font(24), TEXT)
+    draw_line(draw, (GAP, 44), summary[:160], load_font(14), DIM)
     return band
 
 
@@ -152,7 +153,7 @@ def _keep_preview(out: PngBands, png: str | Path) -> None:
         out.thumbnail.save(preview_path(png), "JPEG", quality=72)
 
 
-TILE_VERSION = 1           # bump when draw_tile draws the same panel differently
+TILE_VERSION = 2           # bump when draw_tile draws the same panel differently
 
 
 def draw_tile(panel: Panel, number: int) -> Image.Image:
@@ -162,24 +163,24 @@ def draw_tile(panel: Panel, number: int) -> Image.Image:
     bold, small = load_font(17), load_font(14)
     tile.paste(fit_image(panel.picture(), PANEL_W, IMAGE_H), (0, 0))
     ty = IMAGE_H + 8
-    draw.text((10, ty), f"{number}. {panel.scene_id}"[:30], font=bold, fill=TEXT)
+    draw_line(draw, (10, ty), f"{number}. {panel.scene_id}"[:30], bold, TEXT)
     tc = panel.timecode
-    draw.text((PANEL_W - 10 - draw.textlength(tc, font=small), ty + 3), tc, font=small, fill=DIM)
+    draw_line(draw, (PANEL_W - 10 - draw.textlength(tc, font=small), ty + 3), tc, small, DIM)
     ty += 24
     meta = f"{panel.engine_label} · {panel.cost}" if panel.cost else panel.engine_label
     for line in _wrap(meta, 42, 1):
-        draw.text((10, ty), line, font=small, fill=DIM)
+        draw_line(draw, (10, ty), line, small, DIM)
         ty += 19
     for line in _wrap(panel.action, 42, 2):
-        draw.text((10, ty), line, font=small, fill=TEXT)
+        draw_line(draw, (10, ty), line, small, TEXT)
         ty += 19
     if panel.speech:
         for line in _wrap(f"“{panel.speech}”", 42, 3):
-            draw.text((10, ty), line, font=small, fill=(200, 220, 255))
+            draw_line(draw, (10, ty), line, small, (200, 220, 255))
             ty += 19
     for warning in panel.warnings[:1]:
         for line in _wrap(f"⚠ {warning}", 42, 3):
-            draw.text((10, ty), line, font=small, fill=WARN)
+            draw_line(draw, (10, ty), line, small, WARN)
             ty += 19
     return tile
 
@@ -227,7 +228,7 @@ def _draw_overview(panels: list[Panel], title: str, summary: str, path: str | Pa
             for i in range(top, min(top + cols, len(panels))):
                 x = GAP + (i - top) * (w + 4)
                 band.paste(fit_image(panels[i].picture(), w, h), (x, 0))
-                draw.text((x + 2, h + 3), f"{i + 1} {panels[i].scene_id}"[: max(4, w // 7)], font=small, fill=TEXT)
+                draw_line(draw, (x + 2, h + 3), f"{i + 1} {panels[i].scene_id}"[: max(4, w // 7)], small, TEXT)
             out.add(band)
         out.add(Image.new("RGB", (width, GAP), BACKGROUND))
     _keep_preview(out, path)
