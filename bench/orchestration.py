@@ -128,6 +128,34 @@ def in_process(folder: Path, state: Path) -> float:
     return time.perf_counter() - started
 
 
+def prefect_floor(clips: int) -> float:
+    """Prefect's own cost per task run on this machine, in ms: a flow mapping a task that does
+    nothing over ``clips`` items (no cache, no persisted result, as our steps), against a plain
+    pool of the same size doing nothing. What the flow's per-clip figure cannot go below."""
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from tasks.limits import pool_size
+
+    @task(cache_policy=NO_CACHE, persist_result=False)
+    def nothing(i: int) -> int:
+        return i
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=pool_size()))
+    def bare(n: int) -> list[int]:
+        return [f.result() for f in nothing.map(range(n))]
+
+    bare(2)
+    started = time.perf_counter()
+    bare(clips)
+    took = time.perf_counter() - started
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=pool_size()) as pool:
+        list(pool.map(lambda i: i, range(clips)))
+    return (took - (time.perf_counter() - started)) / clips * 1000
+
+
 ARMS = {"local": ("render_local", in_process), "prefect": ("render_project", through_prefect)}
 
 
@@ -156,6 +184,9 @@ def overhead(args, root: Path, source: Path) -> None:
             rows[arm].append((pool, took))
             print(f"repeat {rep}: plain pool {pool:.2f} s, {name} {took:.2f} s, "
                   f"{(took - pool) / args.clips * 1000:+.1f} ms per clip")
+    if "prefect" in which:
+        print(f"Prefect's own cost, a flow of {args.clips} tasks that do nothing: "
+              f"{prefect_floor(args.clips):+.1f} ms per task run")
     print()
     for arm in which:
         pool, took = min(r[0] for r in rows[arm]), min(r[1] for r in rows[arm])
