@@ -16,6 +16,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.annotations import quote
 from pydantic import WithJsonSchema
 
 from engines.registry import names as engine_names
@@ -63,7 +64,9 @@ class PrefectRunner:
     def submit_clips(self, plans: list[ClipPlan], render_id: str) -> list:
         if get_settings().clip_workers == "task-workers":
             return [generate_clip.delay(plan, render_id) for plan in plans]
-        return generate_clip.map(plans, render_id=unmapped(render_id))
+        # quote: a plan holds no futures, so Prefect need not walk each one looking for them
+        # (walked several times per task run, on the flow thread).
+        return generate_clip.map([quote(plan) for plan in plans], render_id=unmapped(render_id))
 
     def as_completed(self, futures: list):
         return as_completed(futures)
