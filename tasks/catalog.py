@@ -1,9 +1,10 @@
 """Catalog bookkeeping for a render: open it, record its attempts, close it (completed or failed).
 
 The process that runs a render (``flows.local`` or the Prefect flow ``render_project``) writes
-its rows in order on a thread of its own (:class:`RenderLog`), through ``storage.catalog_sqlite`` where the catalog is a SQLite file that
-already has its tables (no SQLAlchemy: 0.4 s of import and the ORM's work saved), else through
-the catalog itself; either overlaps the render's own work. Before anything is paid for or
+its rows in order on a thread of its own (:class:`RenderLog`), through ``storage.catalog_sqlite``
+where the catalog is a SQLite file that already has its tables (no SQLAlchemy: 0.4 s of import
+and the ORM's work saved), else through the catalog itself; either overlaps the render's own
+work. Before anything is paid for or
 published the render waits for the catalog to be open and its row written
 (:func:`catalog_ready`), so a database that is unreachable or refuses the row stops it before
 an engine is called; closing waits for every row. A clip task that runs in another process
