@@ -53,7 +53,7 @@ def freeze_heap() -> None:
     flow that was 0.3 s of loading a 24-scene production (docs/benchmarks.md, issue 10, sixth
     pass). ``gc.freeze()`` moves them out of the collector's generations (O(1)); reference
     counting still frees them when they go. They are not unfrozen when the render ends: that
-    would make the next allocation pay a full collection of everything, at the render's end.
+    would hand all of them back to the next full collection.
 
     A process that renders again (``render_batch``, a test session) first collects what its
     earlier renders left behind, then freezes the rest: only cyclic garbage that already

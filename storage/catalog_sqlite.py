@@ -6,8 +6,9 @@ a seventh of an edit's CPU on two cores. When the catalog is a SQLite file that 
 the ORM's tables, with exactly the columns ``storage.catalog`` declares (a test holds
 :data:`COLUMNS` and the models together), :func:`open_lite` gives a :class:`LiteCatalog` that
 makes the same rows with plain SQL, and reads the one figure an estimate needs (engine speed).
-It never changes the file's set-up: a file not yet in WAL mode is the catalog's to set up. Otherwise (no file yet, a catalog from an older version,
-PostgreSQL, a URL with options) it gives the catalog itself, which creates and migrates tables.
+It never changes the file's set-up: a file not yet in WAL mode is the catalog's to set up.
+Otherwise (no file yet, a catalog from an older version, PostgreSQL, a URL with options) it
+gives the catalog itself, which creates and migrates tables.
 """
 
 from __future__ import annotations
