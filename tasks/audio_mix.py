@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -24,6 +25,8 @@ from media import aac, gating, loudness
 from projects.schema import Output
 from reelflow.settings import get_settings
 from storage.file_memo import keep_file
+
+_log = logging.getLogger("reelflow")
 
 
 @dataclass
@@ -102,7 +105,8 @@ def withdraw(future: Future) -> None:
 def _result(future: Future) -> Mix | None:
     try:
         return future.result()
-    except Exception:       # noqa: BLE001 - a mix ahead that failed costs only its head start
+    except Exception as exc:  # noqa: BLE001 - a mix ahead that failed costs only its head start
+        _log.warning("the audio mixed ahead failed (%s: %s); the stitch mixes it again", type(exc).__name__, exc)
         return None
 
 
@@ -125,8 +129,10 @@ class EncodeAhead:
         pool.shutdown(wait=False)
 
     def wait(self) -> None:
-        if self.future is not None:
-            self.future.exception()        # a failure here costs only the head start: encode() redoes it
+        if self.future is not None and (exc := self.future.exception()) is not None:
+            # A failure here costs only the head start: encode() makes the missing chunks again.
+            _log.warning("AAC chunks encoded ahead failed (%s: %s); encoding them again",
+                         type(exc).__name__, exc)
 
 
 def _gain_file(slug: str, profile: Output) -> Path:

@@ -109,8 +109,9 @@ def test_the_audio_is_mixed_while_the_pictures_are_encoded_and_comes_out_the_sam
     assert track(ahead.video) == track(itself.video)
 
 
-def test_a_mix_is_taken_only_under_its_own_key(tmp_path):
-    """A mix offered for a cut that is not the one being stitched is discarded, its folder with it."""
+def test_a_mix_is_taken_only_under_its_own_key(tmp_path, caplog):
+    """A mix offered for a cut that is not the one being stitched is discarded, its folder with it;
+    one that failed is passed over, with a warning that names the failure."""
     from tasks import audio_mix
 
     folders = [tmp_path / "a", tmp_path / "b"]
@@ -121,5 +122,7 @@ def test_a_mix_is_taken_only_under_its_own_key(tmp_path):
     assert not folders[0].exists()
     audio_mix.offer("slug", lambda: audio_mix.Mix("key-b", folders[1] / "audio.m4a", folders[1]))
     audio_mix.offer("slug", lambda: 1 / 0)                                 # a mix that failed: ignored
-    assert audio_mix.take("slug", "key-b").folder == folders[1]
+    with caplog.at_level("WARNING", logger="reelflow"):
+        assert audio_mix.take("slug", "key-b").folder == folders[1]
+    assert "the audio mixed ahead failed (ZeroDivisionError" in caplog.text
     assert audio_mix.take("slug", "key-b") is None                         # taken once
