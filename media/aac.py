@@ -11,7 +11,8 @@ under the SHA-256 of its own samples and the ``OVERLAP`` either side (the sample
 frames' MDCT windows reach; the rest of the pre-roll only lets the encoder's rate control settle,
 so a chunk kept from an encode whose pre-roll differed still joins cleanly: a test splices one)
 and the encoder settings. A re-render encodes only the chunks whose own audio changed, and the
-chunks of a cold render are encoded in parallel. The first chunk keeps the encoder's priming
+chunks of a cold render are encoded in parallel. The track is spliced in order as each chunk is
+ready, while later ones are still being encoded. The first chunk keeps the encoder's priming
 packet, so the file starts like any AAC encode (an edit list drops the priming) and the last
 keeps the encoder's shortened final packet: the track is exactly ``samples`` long.
 """
@@ -21,9 +22,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable
 
 from media import ffmpeg
 
@@ -54,20 +57,62 @@ def cache_dir() -> Path:
 
 
 def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", folder: Path | None = None,
-           workers: int | None = None, gain: float = 0.0) -> Path:
+           workers: int | None = None, gain: float = 0.0, running: dict[Path, Future] | None = None) -> Path:
     """Encode ``pcm`` (raw s16le stereo at ``rate``) to an AAC ``.m4a`` at ``out``, reusing the
     chunks encoded before from the same samples. ``gain`` (dB, to 0.01) is applied on the way
-    into the encoder, in floating point: no pass over the PCM, no second rounding to 16 bits."""
-    jobs = encode_chunks(pcm, rate, bitrate, folder, workers, gain)
-    _splice(jobs, Path(pcm).stat().st_size // BYTES_PER_SAMPLE, rate, Path(out))
+    into the encoder, in floating point: no pass over the PCM, no second rounding to 16 bits.
+
+    The chunks are spliced in order as they are ready, while the later ones are still being
+    encoded. ``running``: chunk encodes already under way (:func:`start` of an encode made ahead,
+    by path); those this track needs are waited for instead of started again, the others cancelled
+    where they have not begun."""
+    encoding = start(pcm, rate, bitrate, folder, workers, gain, running)
+    for path, future in (running or {}).items():
+        if path not in encoding.running:
+            future.cancel()                      # made ahead for samples this track does not have
+    _splice(encoding, Path(pcm).stat().st_size // BYTES_PER_SAMPLE, rate, Path(out))
     return Path(out)
+
+
+@dataclass
+class Encoding:
+    """The chunks of one PCM at one gain (``jobs``, in order) and their encodes still under way."""
+    jobs: list[tuple]
+    running: dict[Path, Future]
+    redo: Callable[[tuple], None]            # encodes one job's chunk here and now
+
+    def ready(self, job: tuple) -> Path:
+        """The chunk of ``job``, waiting for its encode; one whose encode failed (or was cancelled)
+        is encoded again here, once, and that failure is raised."""
+        future = self.running.get(job[4])
+        if future is not None:
+            try:
+                future.result()
+            except (Exception, CancelledError):  # noqa: BLE001 - encoded again just below
+                pass
+        if not job[4].exists():
+            self.redo(job)
+        return job[4]
+
+    def wait(self) -> list[tuple]:
+        for job in self.jobs:
+            self.ready(job)
+        return self.jobs
 
 
 def encode_chunks(pcm: str | Path, rate: int, bitrate: str = "192k", folder: Path | None = None,
                   workers: int | None = None, gain: float = 0.0) -> list[tuple]:
     """Make sure every chunk of ``pcm`` at ``gain`` is in the cache (encoding the missing ones in
-    parallel); the chunks, for :func:`_splice`. On its own: an encode made ahead of need (a render
-    encodes with the last gain while it measures whether that gain still holds)."""
+    parallel); the chunks, for :func:`_splice`."""
+    return start(pcm, rate, bitrate, folder, workers, gain).wait()
+
+
+def start(pcm: str | Path, rate: int, bitrate: str = "192k", folder: Path | None = None,
+          workers: int | None = None, gain: float = 0.0, running: dict[Path, Future] | None = None) -> Encoding:
+    """Key every chunk of ``pcm`` at ``gain`` and start encoding the missing ones in parallel, in
+    order (a chunk in ``running`` is already under way); returns at once. On its own: an encode
+    made ahead of need (a render encodes with the last gain while it measures whether that gain
+    still holds)."""
     folder = folder or cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     samples = Path(pcm).stat().st_size // BYTES_PER_SAMPLE
@@ -77,18 +122,26 @@ def encode_chunks(pcm: str | Path, rate: int, bitrate: str = "192k", folder: Pat
     settings = f"aac-v{VERSION}|{ffmpeg.ffmpeg_binary_version()}|{rate}|{bitrate}|{volume}"
     jobs = []
     with open(pcm, "rb") as handle:
-        for start, end in chunk_bounds(samples):
-            lo, hi = max(0, start - PRE_ROLL), min(samples, end + POST_ROLL)
-            digest = hashlib.sha256(f"{settings}|{start - lo}|{hi - end}|{end == samples}".encode())
+        for start_at, end in chunk_bounds(samples):
+            lo, hi = max(0, start_at - PRE_ROLL), min(samples, end + POST_ROLL)
+            digest = hashlib.sha256(f"{settings}|{start_at - lo}|{hi - end}|{end == samples}".encode())
             # One read of a chunk's own samples (2 MB): its key, and nothing held that grows with length.
-            first, last = max(0, start - OVERLAP), min(samples, end + OVERLAP)
+            first, last = max(0, start_at - OVERLAP), min(samples, end + OVERLAP)
             digest.update(os.pread(handle.fileno(), (last - first) * BYTES_PER_SAMPLE, first * BYTES_PER_SAMPLE))
-            jobs.append((start, end, lo, hi, folder / f"{digest.hexdigest()[:40]}.m4a"))
-    missing = [job for job in jobs if not job[4].exists()]
+            jobs.append((start_at, end, lo, hi, folder / f"{digest.hexdigest()[:40]}.m4a"))
+
+    def redo(job: tuple) -> None:
+        _encode_chunk(pcm, job[2], job[3], rate, bitrate, job[4], volume)
+
+    under_way = {job[4]: (running or {})[job[4]] for job in jobs if job[4] in (running or {})}
+    missing = [job for job in jobs if job[4] not in under_way and not job[4].exists()]
     if missing:
-        with ThreadPoolExecutor(max(1, min(len(missing), workers or os.cpu_count() or 1))) as pool:
-            list(pool.map(lambda job: _encode_chunk(pcm, job[2], job[3], rate, bitrate, job[4], volume), missing))
-    return jobs
+        pool = ThreadPoolExecutor(max(1, min(len(missing), workers or os.cpu_count() or 1)),
+                                  thread_name_prefix="reelflow-aac")
+        for job in missing:
+            under_way[job[4]] = pool.submit(redo, job)
+        pool.shutdown(wait=False)
+    return Encoding(jobs, under_way, redo)
 
 
 def _encode_chunk(pcm: str | Path, lo: int, hi: int, rate: int, bitrate: str, dest: Path,
@@ -109,20 +162,23 @@ def _encode_chunk(pcm: str | Path, lo: int, hi: int, rate: int, bitrate: str, de
         Path(part).unlink(missing_ok=True)
 
 
-def _splice(jobs: list, samples: int, rate: int, out: Path) -> None:
+def _splice(encoding: Encoding, samples: int, rate: int, out: Path) -> None:
     """Keep each chunk's own packets (global pts in [start, end); the first chunk also its priming
-    packet, the last every packet to the end) and mux them into one track."""
+    packet, the last every packet to the end) and mux them into one track, each chunk as soon as
+    its encode is done."""
     import av
 
+    jobs = encoding.jobs
     base = Fraction(1, rate)
-    with av.open(str(jobs[0][4])) as first:
+    with av.open(str(encoding.ready(jobs[0]))) as first:
         template = first.streams.audio[0]
         with av.open(str(out), "w", format="mp4", options={"movie_timescale": str(rate)}) as output:
             stream = output.add_stream_from_template(template)
             stream.time_base = base
             last = len(jobs) - 1
-            for index, (start, end, lo, _hi, path) in enumerate(jobs):
-                with av.open(str(path)) as chunk:
+            for index, job in enumerate(jobs):
+                start, end, lo = job[0], job[1], job[2]
+                with av.open(str(encoding.ready(job))) as chunk:
                     source = chunk.streams.audio[0]
                     scale = source.time_base * rate          # pts units -> samples
                     num, den = scale.numerator, scale.denominator   # integers: no Fraction per packet

@@ -50,8 +50,7 @@ def audio_track(join: Callable[[Path, Callable[[Path], None]], dict], profile: O
     pcm, gain, left = loudness.apply_loudness(joined, measured, profile, folder / "audio.pcm")
     if gain is not None:
         remember_gain(slug, profile, (float(measured["base"]), gain))
-    ahead.wait()
-    return aac.encode(pcm, profile.audio_rate, folder / "audio.m4a", gain=left)
+    return aac.encode(pcm, profile.audio_rate, folder / "audio.m4a", gain=left, running=ahead.running())
 
 
 def mix_key(items: list, samples: int, profile: Output) -> str:
@@ -113,26 +112,33 @@ def _result(future: Future) -> Mix | None:
 class EncodeAhead:
     """The AAC chunks encoded with the last render's gain while this render's loudness is still
     being measured. An edit nearly always keeps that gain (``steady_gain``), so its new chunks are
-    made beside the measurement instead of after it; a gain that moved (or a limiter, which
-    rewrites the PCM) leaves them unused in the cache. Called with the joined PCM."""
+    made beside the measurement instead of after it, and the track is spliced from them as they
+    land; a gain that moved (or a limiter, which rewrites the PCM) leaves them unused (those not
+    begun are cancelled). Called with the joined PCM."""
 
     def __init__(self, profile: Output, previous: tuple[float, float] | None):
         plain = previous is not None and abs(previous[1] - previous[0]) < 0.005   # no limiter last time
         self.rate, self.gain = profile.audio_rate, previous[1] if plain else None
-        self.future = None
+        self.future: Future | None = None
 
     def __call__(self, pcm: Path) -> None:
         if self.gain is None:
             return
         pool = ThreadPoolExecutor(1, thread_name_prefix="reelflow-aac-ahead")
-        self.future = pool.submit(aac.encode_chunks, pcm, self.rate, gain=self.gain)
+        self.future = pool.submit(aac.start, pcm, self.rate, gain=self.gain)   # keys the chunks, starts their encodes
         pool.shutdown(wait=False)
 
-    def wait(self) -> None:
-        if self.future is not None and (exc := self.future.exception()) is not None:
-            # A failure here costs only the head start: encode() makes the missing chunks again.
+    def running(self) -> dict[Path, Future]:
+        """The chunk encodes it started, by path ({} when none were, or keying them failed: a
+        failure here costs only the head start)."""
+        if self.future is None:
+            return {}
+        try:
+            return self.future.result().running
+        except Exception as exc:  # noqa: BLE001
             _log.warning("AAC chunks encoded ahead failed (%s: %s); encoding them again",
                          type(exc).__name__, exc)
+            return {}
 
 
 def _gain_file(slug: str, profile: Output) -> Path:

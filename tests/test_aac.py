@@ -107,3 +107,39 @@ def test_a_gain_is_applied_on_the_way_into_the_encoder_and_keys_its_own_chunks(t
     assert len(quieter) == len(plain) == len(source)
     rms = lambda x: float(np.sqrt((x ** 2).mean()))  # noqa: E731
     assert 20 * np.log10(rms(quieter) / rms(plain)) == pytest.approx(-6.0, abs=0.05)
+
+
+def test_a_track_is_spliced_from_encodes_already_under_way(tmp_path, monkeypatch, small_chunks):
+    """Chunks an encode made ahead is working on are waited for, not encoded twice; one whose
+    encode failed is encoded again, once; the track is the one a plain encode makes; an encode
+    made ahead for other samples is cancelled where it has not begun."""
+    import threading
+    from collections import Counter
+    from concurrent.futures import Future
+
+    pcm = tmp_path / "a.raw"
+    _source(pcm, 6.0)
+    plain = aac.encode(pcm, RATE, tmp_path / "plain.m4a", folder=tmp_path / "plain")
+    names = [job[4].name for job in aac.start(pcm, RATE, folder=tmp_path / "plain").jobs]   # keys, not folders
+    assert len(names) > 3
+
+    calls, gate = [], threading.Event()
+    original = aac._encode_chunk
+
+    def encoder(*a):
+        gate.wait(10)                      # the encodes ahead are still running when encode() starts
+        calls.append(a[-2].name)
+        if a[-2].name == names[1] and calls.count(names[1]) == 1:
+            raise ffmpeg.FFmpegError("the encoder fell over")
+        return original(*a)
+
+    monkeypatch.setattr(aac, "_encode_chunk", encoder)
+    cache = tmp_path / "cache"
+    ahead = aac.start(pcm, RATE, folder=cache, workers=2)
+    stranger: Future = Future()            # an encode ahead for samples this track does not have
+    threading.Timer(0.3, gate.set).start()
+    out = aac.encode(pcm, RATE, tmp_path / "out.m4a", folder=cache, running={**ahead.running, tmp_path / "x.m4a": stranger})
+
+    assert Counter(calls) == Counter(names + [names[1]])
+    assert stranger.cancelled()
+    assert np.array_equal(_decode(out, tmp_path / "out.dec"), _decode(plain, tmp_path / "plain.dec"))
