@@ -3,12 +3,11 @@ so that adding an engine never touches ``reelflow/settings.py``."""
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field
 
 
-class EngineSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REELFLOW_", extra="ignore")
+class EngineSettings(BaseModel):
+    """Read from ``REELFLOW_<FIELD>`` variables (``reelflow.env_settings``): use :func:`engine_settings`."""
 
     # hf-space
     hf_space: str = Field(default="alexnasa/Ovi-ZEROGPU", description="Space id or URL for the Space engine.")
@@ -25,7 +24,9 @@ class EngineSettings(BaseSettings):
 
 def engine_settings() -> EngineSettings:
     """Read now (engines are made once per process and model, so this is not on a hot path)."""
-    return EngineSettings()
+    from reelflow.env_settings import from_environment
+
+    return from_environment(EngineSettings)
 
 
 def default_local_model() -> str | None:

@@ -6,12 +6,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, Field, SecretStr
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REELFLOW_", extra="ignore")
+class Settings(BaseModel):
+    """Read from ``REELFLOW_<FIELD>`` variables (``reelflow.env_settings``): use :func:`get_settings`."""
 
     storage: str = Field(
         default="./.reelflow/store",
@@ -98,20 +97,9 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The settings from the environment; a bad ``REELFLOW_*`` value is one InputError line
     naming the variable (exit 2 in the CLI), not a validation traceback."""
-    from pydantic import ValidationError
+    from reelflow.env_settings import from_environment
 
-    try:
-        return Settings()
-    except ValidationError as exc:
-        from reelflow.errors import InputError
-
-        problems = []
-        for error in exc.errors():
-            name = "REELFLOW_" + "_".join(str(part) for part in error["loc"][:1]).upper()
-            private = any(word in name for word in ("SECRET", "KEY", "TOKEN", "PASSWORD", "URL"))
-            shown = "" if private else f" (got {str(error.get('input'))[:80]!r})"
-            problems.append(f"{name}: {error['msg']}{shown}")
-        raise InputError("; ".join(problems)) from None
+    return from_environment(Settings)
 
 
 def reload_settings() -> Settings:

@@ -171,3 +171,19 @@ def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path):
     assert proc.stderr.strip().splitlines() == [
         "REELFLOW_CLIP_RETRIES: Input should be greater than or equal to 0 (got '-1'); "
         "REELFLOW_ORCHESTRATOR: Input should be 'auto', 'prefect' or 'in-process' (got 'bogus')"]
+
+
+def test_a_setting_that_is_not_json_is_one_line_naming_the_variable(tmp_path):
+    """A dict setting holding bad JSON used to escape as pydantic-settings' SettingsError traceback."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "REELFLOW_PRICES": "{runpod: 1}"}
+    proc = subprocess.run([sys.executable, "-m", "reelflow", "render", str(repo / "projects" / "demo")], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "REELFLOW_PRICES: not valid JSON (Expecting property name enclosed in double quotes) (got '{runpod: 1}')"]
