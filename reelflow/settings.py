@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
@@ -52,7 +52,7 @@ class Settings(BaseModel):
     # Engines (each engine's own settings live in engines/settings.py; these override declarations)
     quota_wait_max: float = Field(default=120, ge=0, description="Wait out a quota reset this short; else fall back.")
     clip_budget: float = Field(default=3600, gt=0, description="Total seconds per clip, retries and fallbacks included.")
-    engine_concurrency: dict[str, int] = Field(
+    engine_concurrency: dict[str, Annotated[int, Field(ge=1)]] = Field(
         default_factory=dict,
         description="Clips at once per engine, over what each engine declares (Prefect global concurrency limits).",
     )
@@ -83,11 +83,11 @@ class Settings(BaseModel):
     database_url: str = Field(default="sqlite:///./.reelflow/catalog.db", description="SQLAlchemy URL.")
 
     # Cost estimates: dollars per engine-second, and engine-seconds per second of clip
-    prices: dict[str, float] = Field(
+    prices: dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
         default_factory=dict,
         description="JSON: dollars per engine-second, over each engine's declared price (an 80 GB GPU at $2.74/h: 0.00076).",
     )
-    speed: dict[str, float] = Field(
+    speed: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default_factory=dict,
         description="Engine-seconds per clip-second when the catalog has no history yet, over the declared speed.",
     )

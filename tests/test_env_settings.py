@@ -55,3 +55,16 @@ def test_the_real_settings_read_the_environment(monkeypatch):
     assert from_environment(Settings).engine_concurrency == {"runpod": 6}
     assert from_environment(Settings).s3_secret_key.get_secret_value() == "s3cr3t"
     assert from_environment(EngineSettings).local_params == {"steps": 4}
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("REELFLOW_ENGINE_CONCURRENCY", '{"runpod": 0}', "greater than or equal to 1"),
+    ("REELFLOW_PRICES", '{"runpod": -1}', "greater than or equal to 0"),
+    ("REELFLOW_PRICES", '{"runpod": NaN}', "finite number"),
+    ("REELFLOW_SPEED", '{"runpod": 0}', "greater than 0"),
+])
+def test_limits_prices_and_speeds_that_cannot_be_are_refused_up_front(monkeypatch, variable, value, message):
+    """Not a render whose every clip fails on them (a limit of -1 was a Semaphore's ValueError per clip)."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(InputError, match=f"^{variable}: .*{message}"):
+        from_environment(Settings)
