@@ -63,8 +63,7 @@ def test_the_real_settings_read_the_environment(monkeypatch):
     ("REELFLOW_PRICES", '{"runpod": NaN}', "finite number"),
     ("REELFLOW_SPEED", '{"runpod": 0}', "greater than 0"),
 ])
-def test_limits_prices_and_speeds_that_cannot_be_are_refused_up_front(monkeypatch, variable, value, message):
+def test_limits_prices_and_speeds_that_cannot_be_are_refused_up_front(variable, value, message):
     """Not a render whose every clip fails on them (a limit of -1 was a Semaphore's ValueError per clip)."""
-    monkeypatch.setenv(variable, value)
     with pytest.raises(InputError, match=f"^{variable}: .*{message}"):
-        from_environment(Settings)
+        from_environment(Settings, {variable: value})
