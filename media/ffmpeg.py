@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -23,15 +24,25 @@ log = logging.getLogger("reelflow.ffmpeg")
 BASE_ARGS = ["-nostdin", "-y", "-hide_banner"]
 
 
+_CONTEXT = re.compile(r"^\[[^\]]* @ 0x[0-9a-f]+\] ")     # "[in#0 @ 0x55...] ": where in ffmpeg, not why
+
+
 class FFmpegError(RenderError):
-    """ffmpeg failed or is missing; carries the command and stderr for the user."""
+    """ffmpeg failed or is missing; carries the command and stderr for the user.
+
+    The first line (what the CLI and the Prefect state show) is ``message`` and ffmpeg's own last
+    word on why; the lines under it hold the end of its stderr and the command (``-v``)."""
 
     def __init__(self, message: str, cmd: list[str] | None = None, stderr: str = ""):
         self.cmd = cmd or []
         self.stderr = stderr
-        tail = stderr.strip().splitlines()[-5:]
-        detail = ("\n" + "\n".join(tail)) if tail else ""
-        super().__init__(f"{message}{detail}")
+        tail = [line for line in stderr.strip().splitlines() if line.strip()][-5:]
+        first = message
+        if self.cmd:
+            why = list(dict.fromkeys(_CONTEXT.sub("", line).strip() for line in tail[-4:]))
+            first += f": {'; '.join(why)[:400]}" if why else " with no error output"
+        detail = tail + ([f"command: {shlex.join(self.cmd)}"] if self.cmd else [])
+        super().__init__("\n".join([first, *detail]))
 
 
 @lru_cache
@@ -107,12 +118,12 @@ def run(
                 **child_options(nice),
             )
         except subprocess.TimeoutExpired as exc:
-            raise FFmpegError(f"ffmpeg timed out after {limit:.0f}s: {shlex.join(cmd)}", cmd,
+            raise FFmpegError(f"ffmpeg timed out after {limit:.0f}s", cmd,
                               _tail(err).decode(errors="replace")) from exc
         proc.stderr = _tail(err)
     if proc.returncode != 0:
         stderr = proc.stderr.decode(errors="replace")
-        raise FFmpegError(f"ffmpeg exited {proc.returncode}: {shlex.join(cmd)}", cmd, stderr)
+        raise FFmpegError(f"ffmpeg exited {proc.returncode}", cmd, stderr)
     return proc
 
 
@@ -145,7 +156,7 @@ def run_piped(args: list[str], chunks, *, timeout: float | None = None, loglevel
         except subprocess.TimeoutExpired as exc:
             proc.kill()
             proc.wait()
-            raise FFmpegError(f"ffmpeg timed out after {limit:.0f}s: {shlex.join(cmd)}", cmd,
+            raise FFmpegError(f"ffmpeg timed out after {limit:.0f}s", cmd,
                               _tail(err).decode(errors="replace")) from exc
         except BaseException:
             proc.kill()
@@ -158,5 +169,5 @@ def run_piped(args: list[str], chunks, *, timeout: float | None = None, loglevel
                 except BrokenPipeError:
                     pass
         if proc.returncode != 0:
-            raise FFmpegError(f"ffmpeg exited {proc.returncode}: {shlex.join(cmd)}", cmd,
+            raise FFmpegError(f"ffmpeg exited {proc.returncode}", cmd,
                               _tail(err).decode(errors="replace"))

@@ -168,7 +168,11 @@ def synthesize_words(text: str, voice: str = "en-us", *, speed: int = 165,
 
 def _write_wav(text: str, path: str, voice: str, speed: int, seed: int) -> dict:
     samples, rate, words = synthesize_words(text, voice, speed=speed, seed=seed)
-    with wave.open(path, "wb") as out:
+    try:
+        handle = open(path, "wb")            # opened here: a failing wave.open hides the reason
+    except OSError as exc:
+        raise TTSError(f"cannot write speech to {path}: {exc.strerror}") from exc
+    with handle, wave.open(handle, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(rate)
@@ -185,7 +189,10 @@ def speak(text: str, path: str | Path, voice: str = "en-us", *, speed: int = 165
     """Write ``text`` as a mono 16-bit WAV (deterministically); return its duration and word timings."""
     if message := check_voice(voice):
         raise TTSError(message)
-    job = json.dumps({"text": text, "path": str(path), "voice": voice, "speed": int(speed), "seed": int(seed)})
+    # The child runs in the repository (to import this module): a relative path is made absolute
+    # here, where it was meant (a render from another folder wrote its speech nowhere).
+    job = json.dumps({"text": text, "path": str(Path(path).resolve()), "voice": voice, "speed": int(speed),
+                      "seed": int(seed)})
     try:
         proc = subprocess.run([sys.executable, "-m", "media.tts"], input=job.encode(), capture_output=True,
                               timeout=120, check=False, cwd=str(Path(__file__).resolve().parents[1]),
@@ -207,5 +214,5 @@ if __name__ == "__main__":
     try:
         print(json.dumps(_write_wav(args["text"], args["path"], args["voice"], args["speed"], args["seed"])))
     except TTSError as exc:
-        print(f"TTSError: {exc}", file=sys.stderr)
+        print(exc, file=sys.stderr)                 # the parent reads the last line as the reason
         sys.exit(1)

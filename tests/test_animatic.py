@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,6 +95,19 @@ def test_tts_writes_a_real_wav(tmp_path):
     with wave.open(str(tmp_path / "a.wav")) as w:
         assert w.getnchannels() == 1 and w.getnframes() / w.getframerate() == pytest.approx(seconds)
     assert 0.5 < seconds < 3
+
+
+def test_tts_writes_a_relative_path_where_this_process_means_it(tmp_path, monkeypatch):
+    """The synthesis runs in a child whose working folder is the repository: a relative path is
+    this process's, and a path that cannot be written says so (not a wave module AttributeError)."""
+    from media.tts import TTSError
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rel").mkdir()
+    speak_to_wav("Hello", Path("rel") / "a.wav", "en")
+    assert (tmp_path / "rel" / "a.wav").stat().st_size > 1000
+    with pytest.raises(TTSError, match=r"^cannot write speech to .*/missing/a\.wav: No such file or directory$"):
+        speak_to_wav("Hello", Path("missing") / "a.wav", "en")
 
 
 def test_motion_depends_on_seed():

@@ -114,3 +114,25 @@ def test_the_command_exits_with_its_status_after_its_exit_handlers(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [f"{tmp_path / 'missing'}: no such file; a project is a folder with project.yaml",
                                         "handler ran"]
+
+
+@pytest.mark.slow
+def test_a_render_from_another_folder_with_the_default_settings(small_project, tmp_path):
+    """The defaults are relative (./.reelflow): a user renders from their own folder, not the
+    repository's. Speech was written relative to the synthesis child's folder and every scene
+    with a line failed."""
+    import os
+    import subprocess
+    import sys
+
+    here = tmp_path / "elsewhere"
+    here.mkdir()
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REELFLOW_")}
+    env["PYTHONPATH"] = str(repo)
+    proc = subprocess.run([sys.executable, "-m", "reelflow", "render", str(small_project)], cwd=here, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    video = Path(proc.stdout.strip().splitlines()[-1])
+    assert video.is_relative_to(here / ".reelflow" / "store") and video.is_file()
+    assert probe(video).audio_duration

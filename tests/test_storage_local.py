@@ -75,6 +75,11 @@ def test_ffmpeg_failure_carries_command_and_stderr():
         ffmpeg.run(["-i", "/nowhere/input.mp4", "-f", "null", "-"])
     assert "/nowhere/input.mp4" in str(info.value) and info.value.cmd[-1] == "-"
     assert "No such file" in info.value.stderr
+    # The line a user sees says why; the command follows below it, for -v.
+    first, *rest = str(info.value).splitlines()
+    assert first == ("ffmpeg exited 254: Error opening input: No such file or directory; Error opening input file "
+                     "/nowhere/input.mp4.; Error opening input files: No such file or directory")
+    assert rest[-1].startswith("command: ") and rest[-1].endswith("-i /nowhere/input.mp4 -f null -")
 
 
 def test_ffmpeg_keeps_only_the_tail_of_a_long_stderr(monkeypatch):
