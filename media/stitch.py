@@ -74,13 +74,16 @@ def _sound_chain(profile: OutputProfile, frames: int) -> str:
 def _picture(args: list[str], profile: OutputProfile, look: str | None, overlay: tuple[str, float] | None) -> str:
     """The clip's picture graph ending in ``[v]`` (adds the overlay's input to ``args``): video
     that starts after its audio gets its first frame held from t=0 (fps's start_time)."""
-    picture = f"[0:v:0]fps={_rate(profile)}:start_time=0,{look + ',' if look else ''}{_fit(profile)},setsar=1,"
+    # tpad first: a clip shorter than its scene has its last frame held; after fps, a clip of one
+    # frame (shorter than an output frame) came out of fps with none, and the clip was empty.
+    picture = (f"[0:v:0]tpad=stop=-1:stop_mode=clone,fps={_rate(profile)}:start_time=0,"
+               f"{look + ',' if look else ''}{_fit(profile)},setsar=1,")
     if overlay:
         index = args.count("-i")
         args += ["-f", "image2", "-loop", "1", "-i", overlay[0]]
         picture += (f"format=yuva420p[base];[{index}:v]format=rgba[over];"
                     f"[base][over]overlay=0:0:enable='lt(t,{overlay[1]:.3f})',")
-    return f"{picture}format=yuv420p,tpad=stop=-1:stop_mode=clone[v]"
+    return f"{picture}format=yuv420p[v]"
 
 
 def _video_out(profile: OutputProfile, frames: int) -> list[str]:
@@ -174,7 +177,12 @@ def normalize_clip(src: str | Path, out: str | Path, profile: OutputProfile, dur
     if heard is not None:
         heard(sound)
     ffmpeg.run(picture_args(str(src), profile, frames, str(pcm), str(out), look, overlay), nice=PICTURE_NICE)
-    return probe(out), sound
+    made = probe(out)
+    if made.video_frames != frames or not made.has_audio:
+        # Never stored: a clip that is not what was asked would be reused by every later render.
+        raise ffmpeg.FFmpegError(f"{src}: normalising made {made.video_frames or 0} frames"
+                                 f"{'' if made.has_audio else ' and no sound'} where {frames} frames were asked")
+    return made, sound
 
 
 def _blocks(path: Path, profile: OutputProfile, frames: int) -> gating.ClipBlocks | None:

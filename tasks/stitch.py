@@ -68,9 +68,12 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
                              words=words, true_peak=peak)
 
     peak = None
-    if store.exists(key):
-        meta = store.metadata(key)
-        frames = frames if frames is not None else int(meta["frames"])
+    meta = store.metadata(key) if store.exists(key) else None
+    kept = _int_or_none(meta.get("frames")) if meta is not None else None
+    if meta is not None and (kept is None and frames is None or kept is not None and (kept < 1 or kept != (frames or kept))):
+        meta = None          # kept without frames, or not its frames (an older version stored empty clips): made again
+    if meta is not None:
+        frames = frames if frames is not None else kept
         peak = _float_or_none(meta.get("true_peak"))       # clips normalised before it was kept: None
     else:
         work_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +97,13 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
                                       "true_peak": f"{peak:.2f}"})
     events.emit("normalized", scene=ref.scene_id)
     return normalized(frames, peak)
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _float_or_none(value: str | None) -> float | None:

@@ -182,6 +182,13 @@ def test_footage_at_its_own_length_is_normalised_once(mixed_clips, tmp_path, mon
     again = normalize_stored(ref, PROFILE, store, tmp_path / "w")
     assert runs == [] and again == first and first.frames == 60     # 2.5 s at 24 fps
 
+    # A clip kept with no frames (older versions stored an empty normalisation) is made again.
+    empty = tmp_path / "empty.mov"
+    empty.write_bytes(b"")
+    store.put_file(first.key, empty, {"scene": "own", "source": key, "frames": "0", "true_peak": "-inf"})
+    remade = normalize_stored(ref, PROFILE, store, tmp_path / "w")
+    assert len(runs) == 1 and remade == first and store.metadata(first.key)["frames"] == "60"
+
 
 @pytest.mark.slow
 def test_peaky_audio_is_limited_to_the_true_peak_ceiling_at_the_target_loudness(tmp_path):
@@ -376,3 +383,21 @@ def test_the_decoding_join_measures_the_true_peak(stitched, tmp_path):
     total = sum(PROFILE.samples_for(n.frames) for n in normalized[:2])
     measured = join_audio(str(listing), PROFILE, total, tmp_path / "j.pcm")
     assert float(measured["input_tp"]) < 0 and (tmp_path / "j.pcm").stat().st_size == total * 4
+
+
+def test_a_one_frame_clip_is_held_for_its_scene_and_an_empty_result_is_never_kept(tmp_path, monkeypatch):
+    """A single frame (shorter than one output frame) came out of the fps filter with none; the
+    empty file was stored as the normalised clip and the stitch failed on it at every render."""
+    from media import stitch
+
+    one = tmp_path / "one.mp4"
+    ffmpeg.run(["-f", "lavfi", "-i", "testsrc=s=160x240:r=25:d=1", "-frames:v", "1", "-c:v", "libx264",
+                "-pix_fmt", "yuv420p", str(one)])
+    profile = Output(width=96, height=144, fps=12)
+    info, _ = stitch.normalize_clip(one, tmp_path / "n.mov", profile, duration=2.0)
+    assert (probe(tmp_path / "n.mov", count_frames=True).video_frames, info.has_audio) == (24, True)
+
+    monkeypatch.setattr(stitch, "_video_out", lambda p, frames: ["-frames:v", "5", *stitch.X264, "-c:a", "pcm_s16le",
+                                                               "-f", "mov"])
+    with pytest.raises(ffmpeg.FFmpegError, match=r"one\.mp4: normalising made 5 frames where 24 frames were asked$"):
+        stitch.normalize_clip(one, tmp_path / "m.mov", profile, duration=2.0)
