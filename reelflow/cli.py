@@ -19,8 +19,8 @@ from typer.core import TyperGroup
 
 from reelflow.errors import InputError, ReelflowError, RenderError, one_line
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, emoji=False)      # ":a:" in a message is text (an ffmpeg map), not an emoji
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 VERBOSE = "reelflow.verbose"
 
 

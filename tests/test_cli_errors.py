@@ -187,3 +187,13 @@ def test_a_setting_that_is_not_json_is_one_line_naming_the_variable(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "REELFLOW_PRICES: not valid JSON (Expecting property name enclosed in double quotes) (got '{runpod: 1}')"]
+
+
+def test_text_like_an_emoji_code_is_printed_as_it_is(tmp_path):
+    """Rich turned ':v:' and ':a:' (ffmpeg's stream maps, or a file's name) into emoji."""
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "project.yaml").write_text('title: t\nscenes:\n  - id: a\n    footage: "clip:v:1.mp4"\n    duration: 2\n')
+    result = CliRunner().invoke(app, ["render", str(folder)])
+    assert result.exit_code == 2
+    assert error_lines(result)[0].endswith("scenes[0].footage: file 'clip:v:1.mp4' not found in the project folder")
