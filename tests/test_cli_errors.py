@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import resource
-import uuid
 
 import pytest
 import yaml
