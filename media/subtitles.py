@@ -19,15 +19,32 @@ def build_subtitles(cues: list[tuple[float, float, str]], *, line_chars: int = 4
     for start, end, text in cues:
         if not text.strip():
             continue
-        body = r"\N".join(textwrap.wrap(" ".join(text.split()), width=line_chars))
+        # Braces and backslashes are ASS syntax inside a cue (what SRT and VTT are written from):
+        # as text they are kept, as the karaoke cues keep them (media.karaoke).
+        words = " ".join(text.split()).replace("{", "(").replace("}", ")").replace("\\", "/")
+        body = r"\N".join(textwrap.wrap(words, width=line_chars))
         subs.append(pysubs2.SSAEvent(start=round(start * 1000), end=round(end * 1000), text=body))
     return subs
 
 
 def write_subtitles(subs: pysubs2.SSAFile, path: str | Path, fmt: str) -> Path:
-    """Write ``subs`` as ``srt`` or ``vtt``."""
+    """Write ``subs`` as ``srt`` or ``vtt``. The speech is text, not markup: in WebVTT ``&``,
+    ``<`` and ``>`` are written as entities (``a<b`` opened a bold tag, and a line with ``-->``
+    started a new cue), in SRT ``-->`` becomes an arrow (lenient players take it for a timing)."""
+    plain = {"vtt": _vtt_text, "srt": lambda text: text.replace("-->", "\u2192")}.get(fmt)
+    if plain is not None:
+        copy = pysubs2.SSAFile()
+        copy.info, copy.styles = dict(subs.info), dict(subs.styles)
+        for event in subs:
+            copy.append(event.copy())
+            copy[-1].text = plain(event.text)
+        subs = copy
     subs.save(str(path), format_=fmt)
     return Path(path)
+
+
+def _vtt_text(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def build_karaoke(cues: list[tuple[float, float, str, SpokenLine | None]], *, line_chars: int = 42) -> pysubs2.SSAFile:

@@ -162,3 +162,29 @@ def test_a_burned_render_highlights_words_from_the_animatic_tts(tmp_path):
         r, g, b = frame[band, :, 0], frame[band, :, 1], frame[band, :, 2]
         return int(((r > 150) & (g > 120) & (b < 100)).sum())
     assert yellow(frames[2]) == 0 and yellow(frames[15]) > 20, (yellow(frames[2]), yellow(frames[15]))
+
+
+def test_speech_is_text_in_subtitle_files_not_markup(tmp_path):
+    """In WebVTT, 'a<b' opened a bold tag and a line holding '-->' began a new cue; an SRT
+    line holding '-->' is taken for a timing line by lenient players."""
+    from media.subtitles import build_subtitles, write_subtitles
+
+    subs = build_subtitles([(0, 2, "Tom & Jerry: a<b, <i>sic</i>"), (2, 5, "from 00:00:00,000 --> 00:00:09,000 on")])
+    vtt = write_subtitles(subs, tmp_path / "s.vtt", "vtt").read_text()
+    assert "Tom &amp; Jerry: a&lt;b, &lt;i&gt;sic&lt;/i&gt;" in vtt
+    assert [line for line in vtt.splitlines() if "-->" in line] == ["00:00:00.000 --> 00:00:02.000",
+                                                                  "00:00:02.000 --> 00:00:05.000"]
+    srt = write_subtitles(subs, tmp_path / "s.srt", "srt").read_text()
+    assert [line for line in srt.splitlines() if "-->" in line] == ["00:00:00,000 --> 00:00:02,000",
+                                                                  "00:00:02,000 --> 00:00:05,000"]
+    assert "from 00:00:00,000 \u2192 00:00:09,000 on" in srt and "Tom & Jerry: a<b" in srt
+    assert subs[0].text == "Tom & Jerry: a<b, <i>sic</i>"           # the cues themselves are untouched
+
+
+def test_braces_and_backslashes_in_speech_are_kept_as_text_not_ass_tags(tmp_path):
+    """Cues are ASS inside pysubs2: '{\\fs300}' was a style override (dropped from SRT, drawn
+    when burned) and '\\N' a line break. They are text, as in the karaoke cues."""
+    from media.subtitles import build_subtitles, write_subtitles
+
+    subs = build_subtitles([(0, 2, r"{\fs300}BIG a\Nb")])
+    assert write_subtitles(subs, tmp_path / "s.srt", "srt").read_text().splitlines()[2] == "(/fs300)BIG a/Nb"
