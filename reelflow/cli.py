@@ -142,6 +142,18 @@ def _copy_out(result, dest: Path) -> Path:
     return dest / "final.mp4"
 
 
+def _check_out(out_dir: Path | None) -> None:
+    """``--out`` is made (or found writable) before any work: not a render paid for and then lost."""
+    if out_dir is None:
+        return
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not os.access(out_dir, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
+    except OSError as exc:
+        raise InputError(f"--out {out_dir}: cannot write there ({exc.strerror or exc})") from None
+
+
 def _finished_render(spec, engine: str | None, scenes: list[str] | None):
     """The finished render of this exact production, found without importing Prefect (or None)."""
     from reelflow.errors import ReelflowError
@@ -192,6 +204,7 @@ def render(
     """
     verbose = ctx.meta[VERBOSE] = verbose or ctx.meta.get(VERBOSE, False)
     _check_engine(engine)
+    _check_out(out_dir)
     spec = _load_or_exit(project)
     shortcut = not (force or review or redo or takes)      # takes/redo/review: the flow decides
     if shortcut and (finished := _finished_render(spec, engine, scene or None)) is not None:

@@ -41,6 +41,15 @@ def test_an_unknown_engine_option_is_bad_input_exit_2(small_project):
     assert "Traceback" not in result.output
 
 
+def test_an_out_folder_that_cannot_be_is_bad_input_before_any_work(small_project, tmp_path, isolated_storage):
+    """It used to be found out after the render was paid for: a NotADirectoryError, exit 1."""
+    (tmp_path / "afile").write_text("")
+    result = CliRunner().invoke(app, ["render", str(small_project), "--out", str(tmp_path / "afile" / "x")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].endswith("afile/x: cannot write there (Not a directory)")
+    assert not isolated_storage.exists()                  # nothing was rendered
+
+
 def test_render_of_an_invalid_project_exits_2_before_any_work(tmp_path):
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "project.yaml").write_text("title: x\nscenes: []\n")
