@@ -69,13 +69,11 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
 
     peak = None
     meta = store.metadata(key) if store.exists(key) else None
-    kept = _int_or_none(meta.get("frames")) if meta is not None else None
-    if meta is not None and (kept is None and frames is None or kept is not None and (kept < 1 or kept != (frames or kept))):
-        meta = None          # kept without frames, or not its frames (an older version stored empty clips): made again
-    if meta is not None:
-        frames = frames if frames is not None else kept
-        peak = _float_or_none(meta.get("true_peak"))       # clips normalised before it was kept: None
-    else:
+    kept = _number_or_none(meta.get("frames"), int) if meta is not None else None
+    if meta is not None and _reusable(kept, frames):
+        frames = kept or frames
+        peak = _number_or_none(meta.get("true_peak"), float)     # clips normalised before it was kept: None
+    else:                    # not stored, or stored with other frames (older versions kept empty clips)
         work_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
             out = Path(tmp) / "normalized.mov"
@@ -92,23 +90,24 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
 
             info, sound = stitch.normalize_clip(store.fetch(ref.key, tmp), out, profile, ref.duration,
                                                 match=match, overlay=overlay, heard=made)
-            frames, peak = info.video_frames or profile.frames_for(info.duration), sound.true_peak
+            frames, peak = info.video_frames, sound.true_peak          # what was asked: normalize_clip checks
             store.put_file(key, out, {"scene": ref.scene_id, "source": ref.key, "frames": str(frames),
                                       "true_peak": f"{peak:.2f}"})
     events.emit("normalized", scene=ref.scene_id)
     return normalized(frames, peak)
 
 
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
+def _reusable(kept: int | None, frames: int | None) -> bool:
+    """A stored normalisation is reused when it kept the frames asked (any, for a clip at its own
+    length), or kept none (normalised before they were kept) at the frames its key names."""
+    if kept is None:
+        return frames is not None
+    return kept >= 1 and frames in (None, kept)
 
 
-def _float_or_none(value: str | None) -> float | None:
+def _number_or_none(value: str | None, kind: type[int] | type[float]) -> int | float | None:
     try:
-        return float(value) if value is not None else None
+        return kind(value) if value is not None else None
     except ValueError:
         return None
 
