@@ -96,12 +96,18 @@ def word_starts(tokens: list[str], line: SpokenLine | None, offset: float) -> li
     return out
 
 
+def ass_safe(text: str) -> str:
+    """``text`` as plain text inside an ASS event: braces (override blocks) and backslashes
+    (``\\N``, ``\\h``) become look-alikes, so speech can never restyle or break a cue."""
+    return text.replace("{", "(").replace("}", ")").replace("\\", "/")
+
+
 def karaoke_text(text: str, start: float, end: float, line: SpokenLine | None = None,
                  clip_start: float | None = None, line_chars: int = 42) -> str:
     """The ASS text of one cue with one ``{\\kf}`` per word (plus one empty syllable for a
     silent lead-in), durations in centiseconds summing to the cue's length. ``clip_start``:
     where the clip ``line`` belongs to starts (default: with the cue)."""
-    tokens = [t.replace("{", "(").replace("}", ")").replace("\\", "/") for t in text.split()]
+    tokens = ass_safe(text).split()
     if not tokens:
         return ""
     total = max(0, round(end * 100) - round(start * 100))     # the event's own length in ASS centiseconds

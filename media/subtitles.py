@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pysubs2
 
-from media.karaoke import SpokenLine, karaoke_text
+from media.karaoke import SpokenLine, ass_safe, karaoke_text
 
 HIGHLIGHT = pysubs2.Color(255, 214, 0)      # a word being / already spoken (karaoke primary colour)
 UNSPOKEN = pysubs2.Color(255, 255, 255)     # words still to come (secondary colour)
@@ -19,10 +19,8 @@ def build_subtitles(cues: list[tuple[float, float, str]], *, line_chars: int = 4
     for start, end, text in cues:
         if not text.strip():
             continue
-        # Braces and backslashes are ASS syntax inside a cue (what SRT and VTT are written from):
-        # as text they are kept, as the karaoke cues keep them (media.karaoke).
-        words = " ".join(text.split()).replace("{", "(").replace("}", ")").replace("\\", "/")
-        body = r"\N".join(textwrap.wrap(words, width=line_chars))
+        # The cues are ASS inside pysubs2 (SRT and VTT are written from them): speech stays text.
+        body = r"\N".join(textwrap.wrap(ass_safe(" ".join(text.split())), width=line_chars))
         subs.append(pysubs2.SSAEvent(start=round(start * 1000), end=round(end * 1000), text=body))
     return subs
 
