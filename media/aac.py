@@ -57,21 +57,31 @@ def cache_dir() -> Path:
 
 
 def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", folder: Path | None = None,
-           workers: int | None = None, gain: float = 0.0, running: dict[Path, Future] | None = None) -> Path:
+           workers: int | None = None, gain: float = 0.0, ahead: Encoding | None = None) -> Path:
     """Encode ``pcm`` (raw s16le stereo at ``rate``) to an AAC ``.m4a`` at ``out``, reusing the
     chunks encoded before from the same samples. ``gain`` (dB, to 0.01) is applied on the way
     into the encoder, in floating point: no pass over the PCM, no second rounding to 16 bits.
 
     The chunks are spliced in order as they are ready, while the later ones are still being
-    encoded. ``running``: chunk encodes already under way (:func:`start` of an encode made ahead,
-    by path); those this track needs are waited for instead of started again, the others cancelled
-    where they have not begun."""
-    encoding = start(pcm, rate, bitrate, folder, workers, gain, running)
-    for path, future in (running or {}).items():
-        if path not in encoding.running:
-            future.cancel()                      # made ahead for samples this track does not have
+    encoded. ``ahead``: an encode made ahead (:func:`start`). Of the same samples and settings, it
+    is this encode (its keys and its encodes under way taken as they are: the PCM is not read
+    again); otherwise its encodes this track needs are waited for, the others cancelled where
+    they have not begun."""
+    if ahead is not None and ahead.source == _source(pcm, rate, bitrate, folder, gain):
+        encoding = ahead
+    else:
+        running = ahead.running if ahead is not None else {}
+        encoding = start(pcm, rate, bitrate, folder, workers, gain, running)
+        for path, future in running.items():
+            if path not in encoding.running:
+                future.cancel()                  # made ahead for samples this track does not have
     _splice(encoding, Path(pcm).stat().st_size // BYTES_PER_SAMPLE, rate, Path(out))
     return Path(out)
+
+
+def _source(pcm: str | Path, rate: int, bitrate: str, folder: Path | None, gain: float) -> tuple:
+    """What an encoding's chunks are keyed from, but the samples themselves."""
+    return str(Path(pcm).resolve()), rate, bitrate, str(folder or cache_dir()), f"{gain:.2f}dB"
 
 
 @dataclass
@@ -80,6 +90,7 @@ class Encoding:
     jobs: list[tuple]
     running: dict[Path, Future]
     redo: Callable[[tuple], None]            # encodes one job's chunk here and now
+    source: tuple = ()                       # :func:`_source` of what it encodes
 
     def ready(self, job: tuple) -> Path:
         """The chunk of ``job``, waiting for its encode; one whose encode failed (or was cancelled)
@@ -133,7 +144,8 @@ def start(pcm: str | Path, rate: int, bitrate: str = "192k", folder: Path | None
     def redo(job: tuple) -> None:
         _encode_chunk(pcm, job[2], job[3], rate, bitrate, job[4], volume)
 
-    under_way = {job[4]: (running or {})[job[4]] for job in jobs if job[4] in (running or {})}
+    running = running or {}
+    under_way = {job[4]: running[job[4]] for job in jobs if job[4] in running}
     missing = [job for job in jobs if job[4] not in under_way and not job[4].exists()]
     if missing:
         pool = ThreadPoolExecutor(max(1, min(len(missing), workers or os.cpu_count() or 1)),
@@ -141,7 +153,7 @@ def start(pcm: str | Path, rate: int, bitrate: str = "192k", folder: Path | None
         for job in missing:
             under_way[job[4]] = pool.submit(redo, job)
         pool.shutdown(wait=False)
-    return Encoding(jobs, under_way, redo)
+    return Encoding(jobs, under_way, redo, _source(pcm, rate, bitrate, folder, gain))
 
 
 def _encode_chunk(pcm: str | Path, lo: int, hi: int, rate: int, bitrate: str, dest: Path,

@@ -50,7 +50,7 @@ def audio_track(join: Callable[[Path, Callable[[Path], None]], dict], profile: O
     pcm, gain, left = loudness.apply_loudness(joined, measured, profile, folder / "audio.pcm")
     if gain is not None:
         remember_gain(slug, profile, (float(measured["base"]), gain))
-    return aac.encode(pcm, profile.audio_rate, folder / "audio.m4a", gain=left, running=ahead.running())
+    return aac.encode(pcm, profile.audio_rate, folder / "audio.m4a", gain=left, ahead=ahead.started())
 
 
 def mix_key(items: list, samples: int, profile: Output) -> str:
@@ -128,17 +128,17 @@ class EncodeAhead:
         self.future = pool.submit(aac.start, pcm, self.rate, gain=self.gain)   # keys the chunks, starts their encodes
         pool.shutdown(wait=False)
 
-    def running(self) -> dict[Path, Future]:
-        """The chunk encodes it started, by path ({} when none were, or keying them failed: a
+    def started(self) -> aac.Encoding | None:
+        """The encoding it started (None when it started none, or keying the chunks failed: a
         failure here costs only the head start)."""
         if self.future is None:
-            return {}
+            return None
         try:
-            return self.future.result().running
+            return self.future.result()
         except Exception as exc:  # noqa: BLE001
             _log.warning("AAC chunks encoded ahead failed (%s: %s); encoding them again",
                          type(exc).__name__, exc)
-            return {}
+            return None
 
 
 def _gain_file(slug: str, profile: Output) -> Path:

@@ -136,10 +136,15 @@ def test_a_track_is_spliced_from_encodes_already_under_way(tmp_path, monkeypatch
     monkeypatch.setattr(aac, "_encode_chunk", encoder)
     cache = tmp_path / "cache"
     ahead = aac.start(pcm, RATE, folder=cache, workers=2)
-    stranger: Future = Future()            # an encode ahead for samples this track does not have
     threading.Timer(0.3, gate.set).start()
-    out = aac.encode(pcm, RATE, tmp_path / "out.m4a", folder=cache, running={**ahead.running, tmp_path / "x.m4a": stranger})
-
+    keyed = aac.start
+    monkeypatch.setattr(aac, "start", lambda *a, **k: pytest.fail("the same samples were read and keyed again"))
+    out = aac.encode(pcm, RATE, tmp_path / "out.m4a", folder=cache, ahead=ahead)
     assert Counter(calls) == Counter(names + [names[1]])
+    monkeypatch.setattr(aac, "start", keyed)
+
+    stranger: Future = Future()            # an encode ahead for samples this track does not have
+    elsewhere = aac.Encoding([], {tmp_path / "x.m4a": stranger}, lambda job: None, ("other samples",))
+    aac.encode(pcm, RATE, tmp_path / "again.m4a", folder=cache, ahead=elsewhere)
     assert stranger.cancelled()
     assert np.array_equal(_decode(out, tmp_path / "out.dec"), _decode(plain, tmp_path / "plain.dec"))
