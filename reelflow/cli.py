@@ -148,10 +148,11 @@ def _check_out(out_dir: Path | None) -> None:
         return
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if not os.access(out_dir, os.W_OK | os.X_OK):
-            raise PermissionError(13, "Permission denied")
+        why = None if os.access(out_dir, os.W_OK | os.X_OK) else "Permission denied"
     except OSError as exc:
-        raise InputError(f"--out {out_dir}: cannot write there ({exc.strerror or exc})") from None
+        why = exc.strerror or str(exc)
+    if why:
+        raise InputError(f"--out {out_dir}: cannot write there ({why})")
 
 
 def _finished_render(spec, engine: str | None, scenes: list[str] | None):
