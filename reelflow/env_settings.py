@@ -4,8 +4,8 @@
 :func:`from_environment`: a field ``work_dir`` is ``REELFLOW_WORK_DIR`` (any case), a dict or list
 field is JSON, everything else is validated from its string as pydantic does. A bad value is one
 :class:`~reelflow.errors.InputError` naming the variable, its value left out where it may be a
-secret; never a traceback. (pydantic-settings did this before, at 70 ms of imports per command,
-and a variable holding bad JSON escaped as a ``SettingsError`` traceback.)
+secret; never a traceback. (pydantic-settings did this before; its imports weighed 70 ms under
+``-X importtime``, and a variable holding bad JSON escaped as a ``SettingsError`` traceback.)
 """
 
 from __future__ import annotations
