@@ -9,7 +9,6 @@ cut by stream copy and takes transitions like any scene.
 from __future__ import annotations
 
 import hashlib
-import textwrap
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -18,12 +17,16 @@ from media import ffmpeg
 from media.probe import MediaInfo
 from media.profile import OutputProfile
 
+MAX_CARD_CHARS = 300      # a card's text
+MIN_CARD_PX = 6           # the smallest text size a card is drawn at
+
+
 class Card(BaseModel):
     """``title_card:`` / ``end_card:`` in project.yaml (``image`` resolved by the loader)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Field(min_length=1, max_length=300)
+    text: str = Field(min_length=1, max_length=MAX_CARD_CHARS)
     duration: float = Field(3.0, gt=0, le=60)
     color: str = Field("#000000", pattern=r"^#[0-9a-fA-F]{6}$", description="Background colour.")
     text_color: str = Field("#ffffff", pattern=r"^#[0-9a-fA-F]{6}$")
@@ -35,10 +38,9 @@ def _rgb(hex_color: str) -> tuple[int, int, int]:
 
 
 def card_png(card: Card, width: int, height: int, path: str | Path) -> Path:
-    """Draw the card: background, then the text centred inside a 10 % safe margin."""
+    """Draw the card: background, then the text centred inside a 10 % safe margin, at the largest
+    size (up to a twelfth of the width) at which every line of it fits."""
     from PIL import Image, ImageDraw, ImageOps
-
-    from media.images import load_font
 
     if card.image:
         with Image.open(card.image) as img:
@@ -47,18 +49,52 @@ def card_png(card: Card, width: int, height: int, path: str | Path) -> Path:
     else:
         canvas = Image.new("RGB", (width, height), _rgb(card.color))
     draw = ImageDraw.Draw(canvas)
-    margin = width // 10
-    size = max(12, min(width // 12, height // 10))
-    font = load_font(size)
-    chars = max(8, int((width - 2 * margin) / (size * 0.55)))
-    lines = [line for para in card.text.splitlines() for line in (textwrap.wrap(para, chars) or [""])][:8]
-    line_h = int(size * 1.3)
+    font, lines, line_h = card_layout(card.text, width, height)
     top = (height - line_h * len(lines)) / 2
     for i, line in enumerate(lines):
-        w = draw.textlength(line, font=font)
+        w = font.getlength(line)
         draw.text(((width - w) / 2, top + i * line_h), line, font=font, fill=_rgb(card.text_color))
     canvas.save(path)
     return Path(path)
+
+
+def card_layout(text: str, width: int, height: int) -> tuple:
+    """(font, lines, line height) for ``text`` on a ``width`` x ``height`` card: wrapped to the
+    safe area's width as drawn, the size lowered until every line fits its height too. Nothing
+    is cut: only below ``MIN_CARD_PX`` (frames too small to read any card) may lines overflow."""
+    from media.images import load_font
+
+    box_w, box_h = width - 2 * (width // 10), height - 2 * (height // 10)
+    size = max(MIN_CARD_PX, min(width // 12, height // 10))
+    while True:
+        font = load_font(size)
+        lines = [line for para in text.splitlines() for line in _wrap(para, font, box_w)]
+        line_h = int(size * 1.3)
+        if line_h * len(lines) <= box_h or size == MIN_CARD_PX:
+            return font, lines, line_h
+        size = max(MIN_CARD_PX, size * 9 // 10)
+
+
+def _wrap(paragraph: str, font, width: float) -> list[str]:
+    """``paragraph`` in lines no wider than ``width`` as drawn; a word wider than that is split."""
+    lines: list[str] = []
+    line = ""
+    for word in paragraph.split():
+        candidate = f"{line} {word}" if line else word
+        if font.getlength(candidate) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        while len(word) > 1 and font.getlength(word) > width:
+            cut = 1
+            while cut < len(word) and font.getlength(word[:cut + 1]) <= width:
+                cut += 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    lines.append(line)
+    return lines
 
 
 def card_digest(png: Path, frames: int) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, ValidationInfo
 
 from media.profile import OutputProfile
-from media.cards import Card, LowerThird
+from media.cards import MAX_CARD_CHARS, Card, LowerThird
 from media.music import Music
 from media.timeline import Edit, Transition
 from prompts.tokens import find_tokens, normalize
@@ -30,6 +30,9 @@ def _no_tokens(value: str | None) -> str | None:
 
 
 PlainText = Annotated[str, Field(max_length=MAX_LINE_CHARS), AfterValidator(_no_tokens)]
+# A card's text: its own limit in the annotation (a ``Field`` default beside ``PlainText`` lost
+# to PlainText's, so 1000 characters passed here and failed in the render's ``Card``).
+CardText = Annotated[str, Field(min_length=1, max_length=MAX_CARD_CHARS), AfterValidator(_no_tokens)]
 MAX_TAKES = 16
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 
@@ -62,7 +65,7 @@ class Output(OutputProfile):
 class CardSpec(Card):
     """A title or end card: text over a colour or an image in the project folder."""
 
-    text: PlainText = Field(min_length=1, max_length=300)
+    text: CardText
 
 
 class EngineSpec(Strict):

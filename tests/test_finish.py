@@ -154,6 +154,34 @@ def test_card_image_must_be_readable(tmp_path):
         load_project(folder)
 
 
+def test_card_text_over_its_limit_is_refused_when_the_project_loads(tmp_path):
+    from projects import load_project
+    from projects.loader import ProjectError
+
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "project.yaml").write_text(f"title: T\nscenes:\n  - id: a\n    action: x\nend_card: {{text: {'a' * 301}}}\n")
+    with pytest.raises(ProjectError, match="project.yaml:5: end_card.text: String should have at most 300 characters"):
+        load_project(folder)
+    (folder / "project.yaml").write_text(f"title: T\nscenes:\n  - id: a\n    action: x\nend_card: {{text: {'a' * 300}}}\n")
+    assert load_project(folder).end_card.text == "a" * 300
+
+
+@pytest.mark.parametrize("size", [(192, 320), (576, 896), (1920, 1080)])
+def test_card_text_is_never_cut_it_is_drawn_smaller(size):
+    """Every word of the longest card text fits the safe area (it was cut after eight lines)."""
+    from media.cards import MAX_CARD_CHARS, card_layout
+
+    width, height = size
+    words = " ".join(f"w{i:02d}" for i in range(55)) + " " + "x" * 60 + "\nlast line"
+    assert len(words) <= MAX_CARD_CHARS
+    font, lines, line_h = card_layout(words, width, height)
+    assert "".join(" ".join(lines).split()) == "".join(words.split())
+    assert line_h * len(lines) <= height - 2 * (height // 10)
+    assert max(font.getlength(line) for line in lines) <= width - 2 * (width // 10)
+    assert card_layout("Race recap", width, height)[0].size == min(width // 12, height // 10)   # short text: full size
+
+
 def test_burned_subtitles_move_the_animatic_caption_to_the_top(small_project):
     from projects import load_project
     from tasks.plan import plan_project
