@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from media.karaoke import SpokenLine, ass_safe, karaoke_text
 
 HIGHLIGHT = pysubs2.Color(255, 214, 0)      # a word being / already spoken (karaoke primary colour)
 UNSPOKEN = pysubs2.Color(255, 255, 255)     # words still to come (secondary colour)
+_TAG_START = re.compile(r"<(?=[/A-Za-z])")
 
 
 def build_subtitles(cues: list[tuple[float, float, str]], *, line_chars: int = 42) -> pysubs2.SSAFile:
@@ -28,8 +30,9 @@ def build_subtitles(cues: list[tuple[float, float, str]], *, line_chars: int = 4
 def write_subtitles(subs: pysubs2.SSAFile, path: str | Path, fmt: str) -> Path:
     """Write ``subs`` as ``srt`` or ``vtt``. The speech is text, not markup: in WebVTT ``&``,
     ``<`` and ``>`` are written as entities (``a<b`` opened a bold tag, and a line with ``-->``
-    started a new cue), in SRT ``-->`` becomes an arrow (lenient players take it for a timing)."""
-    plain = {"vtt": _vtt_text, "srt": lambda text: text.replace("-->", "\u2192")}.get(fmt)
+    started a new cue); in SRT ``-->`` becomes an arrow (lenient players take it for a timing) and
+    ``<`` cannot open a tag (:func:`_srt_text`)."""
+    plain = {"vtt": _vtt_text, "srt": _srt_text}.get(fmt)
     if plain is not None:
         copy = pysubs2.SSAFile()
         copy.info, copy.styles = dict(subs.info), dict(subs.styles)
@@ -39,6 +42,13 @@ def write_subtitles(subs: pysubs2.SSAFile, path: str | Path, fmt: str) -> Path:
         subs = copy
     subs.save(str(path), format_=fmt)
     return Path(path)
+
+
+def _srt_text(text: str) -> str:
+    """SRT has no escapes, yet players and ffmpeg's SRT decoder (which burns the subtitles) read
+    ``<b>``, ``<i>``, ``<font ...>`` as styling: a zero-width space after a ``<`` that would open
+    a tag keeps it text, seen as written."""
+    return _TAG_START.sub("<\u200b", text.replace("-->", "\u2192"))
 
 
 def _vtt_text(text: str) -> str:

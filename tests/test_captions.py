@@ -177,8 +177,23 @@ def test_speech_is_text_in_subtitle_files_not_markup(tmp_path):
     srt = write_subtitles(subs, tmp_path / "s.srt", "srt").read_text()
     assert [line for line in srt.splitlines() if "-->" in line] == ["00:00:00,000 --> 00:00:02,000",
                                                                   "00:00:02,000 --> 00:00:05,000"]
-    assert "from 00:00:00,000 \u2192 00:00:09,000 on" in srt and "Tom & Jerry: a<b" in srt
+    assert "from 00:00:00,000 \u2192 00:00:09,000 on" in srt
+    assert "Tom & Jerry: a<\u200bb, <\u200bi>sic<\u200b/i>" in srt    # no '<' opens a tag (zero-width space)
     assert subs[0].text == "Tom & Jerry: a<b, <i>sic</i>"           # the cues themselves are untouched
+
+
+def test_html_tags_in_speech_do_not_style_srt_or_burned_subtitles(tmp_path):
+    """ffmpeg's SRT decoder, which burns the subtitles, made '<font size=60 color=red>' a huge red
+    line across the picture; players style SRT tags too. What ffmpeg reads back is the text."""
+    from media import ffmpeg
+    from media.subtitles import build_subtitles, write_subtitles
+
+    said = '<font size="60" color="#ff0000">HUGE</font> <b>bold</b> <u>u</u> 1 < 2 <3'
+    srt = write_subtitles(build_subtitles([(0, 2, said)]), tmp_path / "s.srt", "srt")
+    ffmpeg.run(["-i", str(srt), str(tmp_path / "s.ass")])
+    dialogue = [line for line in (tmp_path / "s.ass").read_text(encoding="utf-8").splitlines() if line.startswith("Dialogue")]
+    text = dialogue[0].split(",", 9)[9]
+    assert "{" not in text and text.replace("\u200b", "").replace("\\N", " ") == said
 
 
 def test_braces_and_backslashes_in_speech_are_kept_as_text_not_ass_tags(tmp_path):
