@@ -59,10 +59,11 @@ def main() -> None:
 
     from engines.clip_audio import Soundtrack
     from engines.frame_writer import write_clip
+    from media.profile import exact_rate
     from media.soundtrack import AUDIO_RATE, soundtrack_args
 
     video = frames(args.frames, args.height, args.width)
-    rate = Fraction(args.fps).limit_denominator(1001)
+    rate = exact_rate(args.fps)
     sound_args, graph = soundtrack_args(1, None, False, 0, round(args.frames / args.fps * AUDIO_RATE))
     sound = Soundtrack(sound_args, graph, AUDIO_RATE, 2, "bed")
     tmp = Path(tempfile.mkdtemp(prefix="bench-encode-"))

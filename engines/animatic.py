@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 from engines.base import ClipRequest, ClipResult
 from engines.errors import EngineError, EngineInputError
 from media import ffmpeg, images, tts
+from media.profile import exact_rate
 from media.soundtrack import AUDIO_RATE, ENCODE_ARGS, soundtrack_args, speak_line
 from prompts import parse_prompt
 
@@ -92,7 +93,7 @@ class AnimaticEngine:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         parsed = parse_prompt(request.prompt)
-        rate = Fraction(request.fps).limit_denominator(1001)
+        rate = exact_rate(request.fps)
         frames = max(1, round(request.duration * rate))
         samples = round(frames * AUDIO_RATE / rate)
         caption = images.caption_png(request.caption or parsed.visual, request.width, request.height,

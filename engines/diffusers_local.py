@@ -30,7 +30,6 @@ import gc
 import inspect
 import threading
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,7 @@ from engines.clip_audio import model_soundtrack, speech_soundtrack
 from engines.errors import EngineError, EngineInputError, InvalidClip, TransientEngineError
 from engines.families import Family, frames_for
 from engines.frame_writer import as_uint8_frames, write_clip
+from media.profile import exact_rate
 from prompts import parse_prompt
 
 __all__ = ["DiffusersEngine", "adopt_pipeline", "frames_for", "load_pipeline"]
@@ -224,7 +224,7 @@ class DiffusersEngine:
         out_dir.mkdir(parents=True, exist_ok=True)
         frames, audio, audio_rate, family = self.run_pipeline(request)
         fps = float({**self.params, **request.params}.get("fps", family.fps))
-        rate = Fraction(fps).limit_denominator(1001)
+        rate = exact_rate(fps)
         keep = max(1, round(request.duration * rate))
         if len(frames) < keep:
             raise InvalidClip(f"scene {request.scene_id!r}: the model returned {len(frames)} frames, the clip needs "

@@ -10,6 +10,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 
+def exact_rate(fps: float) -> Fraction:
+    """A frame rate as an exact fraction. The NTSC rates, written as people write them (23.976,
+    23.98, 29.97, 59.94, 119.88), are n*1000/1001; ``Fraction(29.97).limit_denominator(1001)``
+    alone gave 2997/100, which no editor, player or timecode knows."""
+    nominal = round(fps * 1.001)
+    if abs(fps - round(fps)) > 1e-6 and abs(fps - nominal / 1.001) < 0.005:
+        return Fraction(nominal * 1000, 1001)
+    return Fraction(fps).limit_denominator(1001)
+
+
 class OutputProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -23,8 +33,8 @@ class OutputProfile(BaseModel):
 
     @property
     def rate(self) -> Fraction:
-        """fps as an exact fraction (29.97 -> 30000/1001)."""
-        return Fraction(self.fps).limit_denominator(1001)
+        """fps as an exact fraction (29.97 -> 30000/1001; see :func:`exact_rate`)."""
+        return exact_rate(self.fps)
 
     def frames_for(self, seconds: float) -> int:
         return max(1, round(seconds * self.rate))

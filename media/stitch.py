@@ -28,7 +28,8 @@ from media.whitelist import OPEN_OPTIONS, input_args
 
 NORMALIZED_SUFFIX = ".mov"   # H.264 + PCM: sample-exact audio until the final encode
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-profile:v", "high"]
-NORMALIZE_VERSION = 2        # bump when what normalisation makes from the same clip changes
+NORMALIZE_VERSION = 3        # bump when what normalisation makes from the same clip changes (and
+                             # tasks.render_index.STITCH_VERSION: finished renders hold the old clips)
 EDGE_FADE = 0.004            # seconds of audio fade at each end of a clip: hard cuts never click
 
 
@@ -71,9 +72,11 @@ def _sound_chain(profile: OutputProfile, frames: int) -> str:
             f"aformat=sample_fmts=s16:channel_layouts=stereo,apad,atrim=end_sample={samples}{edges}")
 
 
-def _picture(args: list[str], profile: OutputProfile, look: str | None, overlay: tuple[str, float] | None) -> str:
-    """The clip's picture graph ending in ``[v]`` (adds the overlay's input to ``args``): video
-    that starts after its audio gets its first frame held from t=0 (fps's start_time)."""
+def _picture(args: list[str], profile: OutputProfile, frames: int, look: str | None,
+             overlay: tuple[str, float] | None) -> str:
+    """The clip's picture graph ending in ``[v]`` after exactly ``frames`` frames (adds the
+    overlay's input to ``args``): video that starts after its audio gets its first frame held from
+    t=0 (fps's start_time), and its last frame held to the end."""
     # tpad first: a clip shorter than its scene has its last frame held; after fps, a clip of one
     # frame (shorter than an output frame) came out of fps with none, and the clip was empty.
     picture = (f"[0:v:0]tpad=stop=-1:stop_mode=clone,fps={_rate(profile)}:start_time=0,"
@@ -83,12 +86,16 @@ def _picture(args: list[str], profile: OutputProfile, look: str | None, overlay:
         args += ["-f", "image2", "-loop", "1", "-i", overlay[0]]
         picture += (f"format=yuva420p[base];[{index}:v]format=rgba[over];"
                     f"[base][over]overlay=0:0:enable='lt(t,{overlay[1]:.3f})',")
-    return f"{picture}format=yuv420p[v]"
+    # The trim ends the graph (last: an overlay's looped image would keep an earlier end going).
+    return f"{picture}trim=end_frame={frames},format=yuv420p[v]"
 
 
-def _video_out(profile: OutputProfile, frames: int) -> list[str]:
+def _video_out(profile: OutputProfile) -> list[str]:
+    # No -frames:v: ffmpeg ends the whole file at such a limit, and at some rates (30000/1001,
+    # 60000/1001) that cut the sound 70-80 ms short of the picture. The picture graph ends
+    # itself after exactly its frames (:func:`_picture`), and the sound after its samples.
     r = _rate(profile)
-    return ["-frames:v", str(frames), "-r", r, *X264, "-g", str(max(1, round(profile.rate))),
+    return ["-r", r, *X264, "-g", str(max(1, round(profile.rate))),
             "-c:a", "pcm_s16le", "-ar", str(profile.audio_rate), "-ac", "2",
             "-map_metadata", "-1", "-fflags", "+bitexact", "-f", "mov"]
 
@@ -103,8 +110,8 @@ def normalize_args(src: str, info: MediaInfo, profile: OutputProfile, frames: in
     clip in two runs, its sound first (:func:`sound_args`, :func:`picture_args`).
     """
     args, audio_src = _sound_source(src, info, profile)
-    graph = f"{_picture(args, profile, look, overlay)};{audio_src}{_sound_chain(profile, frames)}[a]"
-    return [*args, "-filter_complex", graph, "-map", "[v]", "-map", "[a]", *_video_out(profile, frames), out]
+    graph = f"{_picture(args, profile, frames, look, overlay)};{audio_src}{_sound_chain(profile, frames)}[a]"
+    return [*args, "-filter_complex", graph, "-map", "[v]", "-map", "[a]", *_video_out(profile), out]
 
 
 def sound_args(src: str, info: MediaInfo, profile: OutputProfile, frames: int, out: str,
@@ -125,10 +132,10 @@ def picture_args(src: str, profile: OutputProfile, frames: int, pcm: str, out: s
     """ffmpeg arguments that encode a clip's picture as :func:`normalize_args` does and mux it with
     ``pcm`` (raw s16le from :func:`sound_args`), whose samples go in as they are."""
     args = input_args(src)
-    picture = _picture(args, profile, look, overlay)
+    picture = _picture(args, profile, frames, look, overlay)
     sound = args.count("-i")
     args += ["-f", "s16le", "-ar", str(profile.audio_rate), "-ac", "2", "-i", pcm]
-    return [*args, "-filter_complex", picture, "-map", "[v]", "-map", f"{sound}:a:0", *_video_out(profile, frames), out]
+    return [*args, "-filter_complex", picture, "-map", "[v]", "-map", f"{sound}:a:0", *_video_out(profile), out]
 
 
 @dataclass
@@ -177,12 +184,19 @@ def normalize_clip(src: str | Path, out: str | Path, profile: OutputProfile, dur
     if heard is not None:
         heard(sound)
     ffmpeg.run(picture_args(str(src), profile, frames, str(pcm), str(out), look, overlay), nice=PICTURE_NICE)
+    return check_normalized(src, out, profile, frames), sound
+
+
+def check_normalized(src: str | Path, out: str | Path, profile: OutputProfile, frames: int) -> MediaInfo:
+    """The probe of ``out``, a normalised clip that has exactly ``frames`` frames and their
+    samples of sound; else an error (such a clip is never stored, or every later render would
+    reuse it)."""
     made = probe(out)
-    if made.video_frames != frames or not made.has_audio:
-        # Never stored: a clip that is not what was asked would be reused by every later render.
-        raise ffmpeg.FFmpegError(f"{src}: normalising made {made.video_frames or 0} frames"
-                                 f"{'' if made.has_audio else ' and no sound'} where {frames} frames were asked")
-    return made, sound
+    samples, want = round((made.audio_duration or 0) * profile.audio_rate), profile.samples_for(frames)
+    if made.video_frames != frames or samples != want:
+        raise ffmpeg.FFmpegError(f"{src}: normalising made {made.video_frames or 0} frames and {samples} audio "
+                                 f"samples where {frames} frames and {want} samples were asked")
+    return made
 
 
 def _blocks(path: Path, profile: OutputProfile, frames: int) -> gating.ClipBlocks | None:
