@@ -103,7 +103,7 @@ def card_digest(png: Path, frames: int) -> str:
 
 def render_card(png: Path, profile: OutputProfile, frames: int, out: str | Path) -> Path:
     """Normalise the still ``png`` into a clip of exactly ``frames`` frames with silent audio."""
-    from media.stitch import normalize_args
+    from media.stitch import check_normalized, normalize_args
 
     info = MediaInfo(path=str(png), duration=float(frames / profile.rate), width=profile.width,
                      height=profile.height, video_codec="png")
@@ -114,6 +114,7 @@ def render_card(png: Path, profile: OutputProfile, frames: int, out: str | Path)
     at = args.index(str(png)) - 1          # its "-i"
     args[at:at] = ["-f", "image2", "-loop", "1", "-framerate", f"{profile.rate.numerator}/{profile.rate.denominator}"]
     ffmpeg.run(args)
+    check_normalized(png, out, profile, frames)
     return Path(out)
 
 
@@ -130,7 +131,7 @@ class LowerThird(BaseModel):
         return hashlib.sha256(f"{LOWER_THIRD_VERSION}:{name}:{self.model_dump_json()}".encode()).hexdigest()[:12]
 
 
-LOWER_THIRD_VERSION = 1
+LOWER_THIRD_VERSION = 2
 
 
 def lower_third_png(name: str, style: LowerThird, width: int, height: int, path: str | Path) -> Path:
@@ -144,14 +145,21 @@ def lower_third_png(name: str, style: LowerThird, width: int, height: int, path:
 
     img = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
-    size = max(10, min(width // 16, height // 18))
-    font = load_font(size)
-    text_w = draw.textlength(name, font=font)
-    pad = size // 2
+    name = " ".join(name.split())          # one line: a name's newlines are spaces
     left, top = width // 20, int(height * 0.62)
-    bar_w = min(width - left, int(text_w) + 2 * pad)
+    size = max(10, min(width // 16, height // 18))
+    while True:                            # smaller until the name fits inside the frame's margins
+        font, pad, accent = load_font(size), size // 2, max(2, size // 6)
+        room = width - 2 * left - 2 * pad - accent
+        if font.getlength(name) <= room or size <= MIN_CARD_PX:
+            break
+        size = max(MIN_CARD_PX, size * 9 // 10)
+    while len(name) > 1 and font.getlength(name) > room:     # frames too small for it: shortened, marked
+        name = name[:-2].rstrip() + "\u2026"
+    text_w = font.getlength(name)
+    bar_w = min(width - left, int(text_w) + 2 * pad + accent)
     draw.rectangle([left, top, left + bar_w, top + size + 2 * pad], fill=(*_rgb(style.color), 170))
-    draw.rectangle([left, top, left + max(2, size // 6), top + size + 2 * pad], fill=(*_rgb(style.text_color), 255))
-    draw.text((left + pad + size // 6, top + pad * 0.8), name, font=font, fill=(*_rgb(style.text_color), 255))
+    draw.rectangle([left, top, left + accent, top + size + 2 * pad], fill=(*_rgb(style.text_color), 255))
+    draw.text((left + pad + accent, top + pad * 0.8), name, font=font, fill=(*_rgb(style.text_color), 255))
     img.save(path)
     return Path(path)

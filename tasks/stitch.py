@@ -242,6 +242,9 @@ def stitch_render(
         for kind, path in handoff_future.result().items():
             keys[kind] = f"{dest_prefix}/{path.name}"
             files.append((keys[kind], path))
+        if "edl" not in keys:
+            timeline.warnings.append(f"no final.edl: EDL timecode cannot count {profile.fps:g} fps (24, 25, 30, "
+                                     "their NTSC rates and their multiples); final.otio holds the cut")
         if sub_path:
             keys["subtitles"] = f"{dest_prefix}/final.{sub_fmt}"
             files.append((keys["subtitles"], sub_path))

@@ -182,6 +182,21 @@ def test_card_text_is_never_cut_it_is_drawn_smaller(size):
     assert card_layout("Race recap", width, height)[0].size == min(width // 12, height // 10)   # short text: full size
 
 
+@pytest.mark.parametrize("name", ["Max\nVerstappen\nthe third", "Maximilian " * 30, "W" * 80])
+def test_a_lower_third_name_stays_on_one_line_inside_the_frame(tmp_path, name):
+    """A name with newlines failed the render (Pillow cannot measure them); a long one ran off the
+    frame's right edge."""
+    import numpy as np
+    from PIL import Image
+
+    from media.cards import LowerThird, lower_third_png
+
+    png = lower_third_png(name, LowerThird(), 192, 320, tmp_path / "lt.png")
+    alpha = np.asarray(Image.open(png))[:, :, 3]
+    rows, cols = np.nonzero(alpha)
+    assert cols.max() < 192 - 192 // 20 and rows.max() - rows.min() < 320 // 10    # one line, inside the margin
+
+
 def test_burned_subtitles_move_the_animatic_caption_to_the_top(small_project):
     from projects import load_project
     from tasks.plan import plan_project
