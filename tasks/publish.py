@@ -108,7 +108,7 @@ def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict
     from storage.history import open_history
     from tasks.cost import estimate_chains
     from media.storyboard import preview_path
-    from tasks.storyboard import draw_storyboard, picked_chains, summary
+    from tasks.storyboard import draw_storyboard, picked_chains
 
     settings = get_settings()
     store = open_store(settings.storage)
@@ -117,12 +117,11 @@ def publish_storyboard(spec: Project, chains: list[list[ClipPlan]], picked: dict
         costs = estimate_chains(chains, store, lambda: open_history(settings.database_url), settings)
         shown_in_ui = in_prefect_run()
         with tempfile.TemporaryDirectory(dir=_work_dir()) as tmp:
-            png, page, items = draw_storyboard(spec, chains, costs, tmp, picked, preview=960 if shown_in_ui else None)
+            png, page, line = draw_storyboard(spec, chains, costs, tmp, picked, preview=960 if shown_in_ui else None)
             store.put_file(f"{prefix}/storyboard.html", page)
             store.put_file(f"{prefix}/storyboard.png", png)
             preview = _data_uri_of(preview_path(png)) if shown_in_ui else None
         shown = picked_chains(chains, picked)
-        line = summary(items, costs)
     except Exception as exc:  # noqa: BLE001 - a storyboard never costs the render itself
         run_logger().warning("no storyboard for %s: %s", spec.slug, exc)
         return None

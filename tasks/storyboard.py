@@ -87,28 +87,45 @@ def clip_seconds(plan: ClipPlan) -> float:
     return info.video_duration or info.duration
 
 
-def panels(project: Project, chains: list[list[ClipPlan]], costs: list[SceneCost]) -> list[board.Panel]:
-    """One panel per scene, timed as the final video will be (whole frames at the output rate)."""
+def panels(project: Project, chains: list[list[ClipPlan]], costs: list[SceneCost], timeline=None) -> list[board.Panel]:
+    """One panel per scene, timed as the final video will be: whole frames at the output rate, on
+    the render's timeline (a title card before, transitions overlapping their joins; ``timeline``:
+    :func:`storyboard_timeline` of these chains, when the caller has it)."""
     out = project.output
     size = (out.width * board.IMAGE_H // out.height, board.IMAGE_H) if out.height >= out.width \
         else (board.PANEL_W, out.height * board.PANEL_W // out.width)
     by_scene = {c.scene_id: c for c in costs}
-    result, frame = [], 0
+    timeline = timeline or storyboard_timeline(project, chains)
+    placed = {item.scene_id: item for item in timeline.items}
+    result = []
     for chain in chains:
         plan = chain[0]
-        frames = out.frames_for(clip_seconds(plan))
+        item = placed[plan.scene_id]
         picture, problem = kept_picture(plan, size)
         scene = next(s for s in project.scenes if s.id == plan.scene_id)
         result.append(board.Panel(
             scene_id=plan.scene_id, image=picture,
-            start=float(frame / out.rate), end=float((frame + frames) / out.rate),
+            start=timeline.seconds(item.start), end=timeline.seconds(item.start + item.frames),
             engine=plan.engine or "footage", model=plan.model,
             action=scene.action, speech=plan.subtitle,
             cost=cost_label(by_scene.get(plan.scene_id)),
             warnings=[*plan.warnings, *([problem] if problem else [])],
         ))
-        frame += frames
     return result
+
+
+def storyboard_timeline(project: Project, chains: list[list[ClipPlan]]):
+    """The timeline the render will lay these scenes on (``media.timeline``), cards included."""
+    from media.timeline import build_timeline
+
+    out, edit = project.output, project.edit()
+    rows = [dict(scene_id=chain[0].scene_id, key="", frames=out.frames_for(clip_seconds(chain[0])))
+            for chain in chains]
+    cards = [(name, card) for name, card in (("title card", edit.title_card), ("end card", edit.end_card)) if card]
+    for name, card in cards:
+        row = dict(scene_id=name, key="", frames=out.frames_for(card.duration), kind="card")
+        rows = [row, *rows] if name == "title card" else [*rows, row]
+    return build_timeline(rows, out.rate, out.audio_rate, edit.transition, edit.transitions)
 
 
 def per_scene(costs: list[SceneCost]) -> list[SceneCost]:
@@ -125,8 +142,8 @@ def per_scene(costs: list[SceneCost]) -> list[SceneCost]:
     return list(out.values())
 
 
-def summary(items: list[board.Panel], costs: list[SceneCost]) -> str:
-    total = items[-1].end if items else 0.0
+def summary(items: list[board.Panel], costs: list[SceneCost], total: float) -> str:
+    """The sheet's line: scenes, the video's length (``total`` s, cards included), what it costs."""
     to_make = [c for c in costs if not c.cached]
     dollars = sum(c.dollars for c in costs)
     return (f"{len(items)} scenes · {board.timecode(total)} · {len(to_make)} clip(s) to generate, "
@@ -145,18 +162,20 @@ def write_storyboard(project: Project, chains: list[list[ClipPlan]], costs: list
 
 def draw_storyboard(project: Project, chains: list[list[ClipPlan]], costs: list[SceneCost],
                     out_dir: str | Path, picked: dict[str, int] | None = None,
-                    preview: int | None = None) -> tuple[Path, Path, list[board.Panel]]:
-    """:func:`write_storyboard`, and the panels it drew (for a caller that shows them again);
+                    preview: int | None = None) -> tuple[Path, Path, str]:
+    """:func:`write_storyboard`, and the summary line it drew (for a caller that shows it again);
     ``preview``: also keep a JPEG of the sheet that wide (``board.preview_path``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     costs = per_scene(costs)
-    items = panels(project, picked_chains(chains, picked or {}), costs)
+    shown = picked_chains(chains, picked or {})
+    timeline = storyboard_timeline(project, shown)
+    items = panels(project, shown, costs, timeline)
     title = f"{project.title} — storyboard"
-    line = summary(items, costs)
+    line = summary(items, costs, timeline.duration)
     png = board.draw_png(items, title, line, out_dir / PNG_NAME, tiles=cache_dir() / "tiles", preview=preview)
     page = board.write_html(items, title, line, out_dir / HTML_NAME)
-    return png, page, items
+    return png, page, line
 
 
 def picked_chains(chains: list[list[ClipPlan]], picked: dict[str, int]) -> list[list[ClipPlan]]:

@@ -44,6 +44,33 @@ def test_default_folder_is_printed(counting, isolated_storage):
     assert png.is_file() and png.parent.name == "demo" and png.parent.parent.name == "storyboards"
 
 
+def test_panels_are_timed_on_the_render_s_timeline_cards_and_overlaps_included(small_project, tmp_path):
+    """Panels added clip lengths: a title card and each transition's overlap moved every scene
+    after them, and the storyboard's total was longer than the video."""
+    from media.storyboard import timecode
+
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["title_card"] = {"text": "Hi", "duration": 1}
+    spec["scenes"][1]["transition"] = {"type": "dip", "duration": 0.5}
+    spec["scenes"][2]["transition"] = {"type": "crossfade", "duration": 1.0}     # at most half a clip: 9 frames
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+
+    from projects import load_project
+    from reelflow.settings import get_settings
+    from storage import open_store
+    from tasks.storyboard import panels, plan_for_storyboard, storyboard_timeline
+
+    project, settings = load_project(small_project), get_settings()
+    chains, _ = plan_for_storyboard(project, open_store(settings.storage), settings)
+    items = panels(project, chains, [])
+    assert [(p.scene_id, p.start, p.end) for p in items] == [
+        ("s0", 12 / 12, 30 / 12), ("s1", 24 / 12, 42 / 12), ("s2", 33 / 12, 51 / 12)]
+    assert storyboard_timeline(project, chains).duration == 51 / 12
+    result = CliRunner().invoke(app, ["storyboard", str(small_project), "--out", str(tmp_path / "b")])
+    assert result.exit_code == 0, result.output
+    assert f"3 scenes · {timecode(51 / 12)} ·" in (tmp_path / "b" / "storyboard.html").read_text()
+
+
 def three_colour_clip(path: Path) -> Path:
     """1 s red, 1 s lime, 1 s blue: the middle frame is lime."""
     graph = ("color=c=red:s=160x120:r=12:d=1[a];color=c=lime:s=160x120:r=12:d=1[b];"
