@@ -79,7 +79,11 @@ class PngBands:
         self._flush_idat(final=True)
         self._file.write(_chunk(b"IEND", b""))
         self._file.close()
-        os.replace(self.part, self.path)
+        try:
+            os.replace(self.part, self.path)
+        except OSError:
+            self.part.unlink(missing_ok=True)
+            raise
         return self.path
 
     def abort(self) -> None:

@@ -268,8 +268,18 @@ h1{font-size:1.3em;margin:0 0 4px}
 def write_html(panels: list[Panel], title: str, summary: str, path: str | Path) -> Path:
     """One HTML file with every picture inlined (data URIs): it opens anywhere, phones included.
     Written a card at a time: a long production's page (megabytes of pictures) is never one string."""
-    esc = html.escape
     part = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.part")
+    try:
+        _write_page(part, panels, title, summary)
+        os.replace(part, path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return Path(path)
+
+
+def _write_page(part: Path, panels: list[Panel], title: str, summary: str) -> None:
+    esc = html.escape
     with open(part, "w", encoding="utf-8") as out:
         out.write('<!doctype html><html lang="en"><head><meta charset="utf-8">'
                   '<meta name="viewport" content="width=device-width,initial-scale=1">'
@@ -289,5 +299,3 @@ def write_html(panels: list[Panel], title: str, summary: str, path: str | Path) 
                 "</div></div>",
             ]))
         out.write("</div></body></html>\n")
-    os.replace(part, path)
-    return Path(path)

@@ -7,6 +7,7 @@ line on stderr, ``hint: ...`` when the error carries one, and the error's exit c
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sys
@@ -118,37 +119,66 @@ def prompts(project: ProjectArg, engine: Annotated[Optional[str], typer.Option(h
             err.print(f"warning: {warning}", markup=False, highlight=False)
 
 
+# Every name a render can write into --out: a name this render did not write is an earlier
+# render's, removed so the folder holds one render's files (a 12 fps EDL beside a 7 fps video).
+OUT_NAMES = ("final.mp4", "final.srt", "final.vtt", "final.otio", "final.edl", "contact-sheet.png",
+             "storyboard.png", "storyboard.html")
+
+
 def _copy_out(result, dest: Path) -> Path:
-    """Copy the render's files into ``dest`` atomically, the video last (its presence = complete)."""
+    """Copy the render's files into ``dest``: all fetched beside it first, then moved into place,
+    the video last (its presence = complete). Nothing is moved unless every file could be fetched
+    and every name is free of folders."""
     import tempfile
 
     from reelflow.settings import get_settings
     from storage import open_store
 
     store = open_store(get_settings().storage)
-    dest.mkdir(parents=True, exist_ok=True)
     base = result.video_key.rsplit("/", 1)[0]
     keys = [k for k in store.list(base) if k != result.video_key and k != result.manifest_key] + [result.video_key]
-    with tempfile.TemporaryDirectory(dir=dest, prefix=".reelflow-") as tmp:
-        for key in keys:
-            target = dest / key.rsplit("/", 1)[-1]
-            fetched = store.fetch(key, tmp)
-            if fetched.is_relative_to(tmp):      # downloaded for us: just move it into place
-                os.replace(fetched, target)
-            else:                                # the store's own file: copy, then publish
-                part = Path(tmp) / f"{target.name}.part"
-                shutil.copyfile(fetched, part)
-                os.replace(part, target)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=dest, prefix=".reelflow-") as tmp:
+            staged: list[tuple[Path, Path]] = []
+            for key in keys:
+                target = dest / key.rsplit("/", 1)[-1]
+                fetched = store.fetch(key, tmp)
+                if not fetched.is_relative_to(tmp):      # the store's own file: copy it beside dest
+                    part = Path(tmp) / f"{target.name}.part"
+                    shutil.copyfile(fetched, part)
+                    fetched = part
+                staged.append((fetched, target))
+            _check_names(dest)
+            written = {target.name for _, target in staged}
+            for name in set(OUT_NAMES) - written:
+                (dest / name).unlink(missing_ok=True)
+            for path, target in staged:
+                os.replace(path, target)
+    except OSError as exc:
+        name = exc.filename2 or exc.filename
+        raise InputError(f"--out {dest}: cannot write {Path(name).name if name else 'there'} "
+                         f"({exc.strerror or exc}); the render is kept: {result.video}") from None
     return dest / "final.mp4"
 
 
-def _check_out(out_dir: Path | None) -> None:
-    """``--out`` is made (or found writable) before any work: not a render paid for and then lost."""
+def _check_names(dest: Path, names: tuple[str, ...] = OUT_NAMES) -> None:
+    for name in names:
+        if (dest / name).is_dir():
+            raise IsADirectoryError(errno.EISDIR, "a folder is in the way", str(dest / name))
+
+
+def _check_out(out_dir: Path | None, names: tuple[str, ...] = OUT_NAMES) -> None:
+    """``--out`` is made (or found writable, with no folder in the way of ``names``) before any
+    work: not a render paid for and then lost."""
     if out_dir is None:
         return
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
+        _check_names(out_dir, names)
         why = None if os.access(out_dir, os.W_OK | os.X_OK) else "Permission denied"
+    except IsADirectoryError as exc:
+        why = f"{Path(exc.filename).name} is a folder"
     except OSError as exc:
         why = exc.strerror or str(exc)
     if why:
@@ -205,8 +235,8 @@ def render(
     """
     verbose = ctx.meta[VERBOSE] = verbose or ctx.meta.get(VERBOSE, False)
     _check_engine(engine)
-    _check_out(out_dir)
     spec = _load_or_exit(project)
+    _check_out(out_dir)
     shortcut = not (force or review or redo or takes)      # takes/redo/review: the flow decides
     if shortcut and (finished := _finished_render(spec, engine, scene or None)) is not None:
         err.print(f"unchanged since render {finished.render_id} (--force renders it again)", highlight=False)

@@ -10,7 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from reelflow.cli import ProjectArg, _load_or_exit, app, err, out
+from reelflow.cli import ProjectArg, _check_out, _load_or_exit, app, err, out
+from reelflow.errors import InputError
 
 
 def default_storyboard_dir(slug: str) -> Path:
@@ -30,12 +31,16 @@ def storyboard(
     """Draw every scene before paying for a render: picture, timing, speech, engine, cost. No engine call."""
     from reelflow.settings import get_settings
     from storage import open_store
-    from tasks.storyboard import make_storyboard
+    from tasks.storyboard import HTML_NAME, PNG_NAME, make_storyboard
 
     spec = _load_or_exit(project)
     settings = get_settings()
     dest = out_dir or default_storyboard_dir(spec.slug)
-    png, page = make_storyboard(spec, open_store(settings.storage), settings, dest, engine)
+    _check_out(dest, (PNG_NAME, HTML_NAME))
+    try:
+        png, page = make_storyboard(spec, open_store(settings.storage), settings, dest, engine)
+    except OSError as exc:      # the folder checked out, yet a file could not be written (disk full, ...)
+        raise InputError(f"--out {dest}: cannot write {Path(exc.filename or dest).name} ({exc.strerror or exc})") from None
     out.print(f"{spec.slug}: storyboard of {len(spec.scenes)} scenes", highlight=False)
     print(png.resolve())
     print(page.resolve())

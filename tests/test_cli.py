@@ -50,6 +50,48 @@ def test_an_out_folder_that_cannot_be_is_bad_input_before_any_work(small_project
     assert not isolated_storage.exists()                  # nothing was rendered
 
 
+def test_a_folder_in_the_way_of_an_output_is_bad_input_before_any_work(small_project, tmp_path, isolated_storage):
+    """A folder named final.mp4 inside --out ended a paid render in a traceback, with the other
+    files already copied; storyboard --out left its part file behind at every try."""
+    (tmp_path / "out" / "final.mp4").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["render", str(small_project), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].endswith("out: cannot write there (final.mp4 is a folder)")
+    assert not isolated_storage.exists() and [p.name for p in (tmp_path / "out").iterdir()] == ["final.mp4"]
+
+    (tmp_path / "board" / "storyboard.png").mkdir(parents=True)
+    result = CliRunner().invoke(app, ["storyboard", str(small_project), "--out", str(tmp_path / "board")])
+    assert result.exit_code == 2 and result.output.strip().endswith("(storyboard.png is a folder)")
+    assert [p.name for p in (tmp_path / "board").iterdir()] == ["storyboard.png"]
+
+
+def test_an_invalid_project_makes_no_out_folder(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "project.yaml").write_text("title: x\nscenes: []\n")
+    result = CliRunner().invoke(app, ["render", str(tmp_path / "p"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_an_out_folder_holds_one_render_s_files(small_project, tmp_path):
+    """Rendering into a folder another render used left its final.srt and final.edl beside the
+    new video (a 12 fps EDL beside a 7 fps render's video)."""
+    import yaml
+
+    out = tmp_path / "out"
+    assert CliRunner().invoke(app, ["render", str(small_project), "--out", str(out)]).exit_code == 0
+    assert {"final.srt", "final.edl"} <= {p.name for p in out.iterdir()}
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["output"].update(fps=7, subtitles="vtt")
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec))
+    (out / "notes.txt").write_text("mine")
+    result = CliRunner().invoke(app, ["render", str(small_project), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in out.iterdir()} == {"final.mp4", "final.vtt", "final.otio", "contact-sheet.png",
+                                               "storyboard.png", "storyboard.html", "notes.txt"}
+    assert probe(out / "final.mp4").fps == pytest.approx(7)
+
+
 def test_render_of_an_invalid_project_exits_2_before_any_work(tmp_path):
     (tmp_path / "p").mkdir()
     (tmp_path / "p" / "project.yaml").write_text("title: x\nscenes: []\n")
