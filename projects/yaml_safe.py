@@ -117,6 +117,9 @@ def compose(text: str, max_depth: int = MAX_DEPTH, max_values: int = MAX_VALUES)
                     node.value = list(zip(items[0::2], items[1::2]))
                     duplicates += _duplicates(node)
                 add(node, size)
+    except yaml.reader.ReaderError as exc:      # a character YAML refuses: its line, not a position
+        raise YamlProblem(f"invalid YAML: character U+{exc.character:04X} is not allowed ({exc.reason})",
+                          text.count("\n", 0, exc.position) + 1) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         reason = getattr(exc, "problem", None) or str(exc)

@@ -279,6 +279,8 @@ case("yaml-unknown-alias")(_raw(_GOOD_TEXT.replace("title: Hostile", "title: *no
 case("yaml-recursive-alias")(_raw(_GOOD_TEXT + "x: &a [*a]\n"))
 case("yaml-not-a-mapping")(_raw("- just\n- a list\n"))
 case("yaml-syntax")(_raw("title: [unclosed\n"))
+for _byte in ("\x0b", "\x1c", "\x7f"):       # raw, not escaped: PyYAML's reader refuses them (a position, two lines)
+    case(f"yaml-raw-{ord(_byte):02x}")(_raw(_GOOD_TEXT.replace("title: Hostile", f"title: Host{_byte}ile")))
 for _path, _value in (("duration", True), ("duration", "5"), ("seed", 1.5), ("takes", True), ("id", 12)):
     case(f"type-scene-{_path}-{_value!r}")(lambda p, k=_path, v=_value: p.scene.update({k: v}))
 case("type-title-number")(lambda p: p.data.update(title=2024))
