@@ -32,7 +32,14 @@ def _no_tokens(value: str | None) -> str | None:
 PlainText = Annotated[str, Field(max_length=MAX_LINE_CHARS), AfterValidator(_no_tokens)]
 # A card's text: its own limit in the annotation (a ``Field`` default beside ``PlainText`` lost
 # to PlainText's, so 1000 characters passed here and failed in the render's ``Card``).
-CardText = Annotated[str, Field(min_length=1, max_length=MAX_CARD_CHARS), AfterValidator(_no_tokens)]
+CardText = Annotated[str, Field(min_length=1, max_length=MAX_CARD_CHARS), AfterValidator(_no_tokens),
+                     AfterValidator(lambda text: _not_blank(text))]
+
+
+def _not_blank(text: str) -> str:
+    if not text.strip():
+        raise ValueError("is only spaces: a card shows its text (leave the card out for none)")
+    return text
 MAX_TAKES = 16
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 
