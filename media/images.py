@@ -116,3 +116,27 @@ def contact_sheet(frames: Iterable[tuple[str, Image.Image]], path: str | Path, *
         while out.rows < out.height:                                   # fewer frames than said
             out.add(Image.new("RGB", (cols * tw, th + label_h), (20, 20, 20)))
     return Path(path)
+
+
+ORIENTATION = 0x0112      # the EXIF tag a phone sets instead of turning the pixels
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """``img`` turned as its EXIF says the camera was (a phone's portrait photo is stored on its side)."""
+    from PIL import ImageOps
+
+    return ImageOps.exif_transpose(img) if img.getexif().get(ORIENTATION, 1) not in (0, 1) else img
+
+
+def upright_copy(path: str | Path, folder: Path) -> Path:
+    """``path`` itself, or an upright PNG copy of it in ``folder`` when its EXIF says the camera was
+    turned: engines and models read pixels, not EXIF."""
+    try:
+        with Image.open(path) as img:
+            if img.getexif().get(ORIENTATION, 1) in (0, 1):
+                return Path(path)
+            out = folder / f"upright-{Path(path).stem}.png"
+            upright(img).save(out, "PNG")
+            return out
+    except (OSError, ValueError, SyntaxError):
+        return Path(path)          # unreadable: the engine says so, as for any image

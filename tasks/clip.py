@@ -100,6 +100,10 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Atte
             engine = get_engine(plan.engine, plan.model, plan.engine_params)
             work_dir.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(prefix=f"{plan.scene_id}-", dir=work_dir))
+            if request.image:          # the key is the file's; the engine gets its pixels the right way up
+                from media.images import upright_copy
+
+                request.image = str(upright_copy(request.image, scratch))
             events.emit("clip_start", **said, engine=plan.engine, attempt=attempt)
             try:
                 with slot(plan.engine):
