@@ -40,14 +40,14 @@ def animatic_args(
     args = ["-loop", "1", "-framerate", r, "-i", still, "-loop", "1", "-framerate", r, "-i", caption]
     graph = [
         f"[0:v]zoompan=z='{z}':x='{x}':y='{y}':d=1:s={width}x{height}:fps={r},setsar=1[bg]",
-        "[bg][1:v]overlay=0:0,format=yuv420p[v]",
+        f"[bg][1:v]overlay=0:0,trim=end_frame={frames},format=yuv420p[v]",   # the graph ends the picture
     ]
     sound_args, sound_graph = soundtrack_args(2, speech, ambience, seed, samples)
     args += sound_args
     graph += sound_graph
     args += [
         "-filter_complex", ";".join(graph),
-        "-map", "[v]", "-map", "[a]", "-frames:v", str(frames), *ENCODE_ARGS, out,
+        "-map", "[v]", "-map", "[a]", *ENCODE_ARGS, out,      # no -frames:v: it cut the sound short at 29.97
     ]
     return args
 

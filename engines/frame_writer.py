@@ -39,7 +39,7 @@ def _chunks(frames, count: int) -> Iterator[bytes]:
         yield block.tobytes()
 
 
-def encode_args(width: int, height: int, rate: Fraction, frames: int, sound: Soundtrack, out: Path) -> list[str]:
+def encode_args(width: int, height: int, rate: Fraction, sound: Soundtrack, out: Path) -> list[str]:
     """ffmpeg arguments: raw rgb24 frames on stdin (input 0) plus the soundtrack -> H.264/AAC (pure)."""
     r = f"{rate.numerator}/{rate.denominator}"
     audio = list(ENCODE_ARGS)
@@ -47,11 +47,12 @@ def encode_args(width: int, height: int, rate: Fraction, frames: int, sound: Sou
     audio[audio.index("-ac") + 1] = str(sound.channels)
     return ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-framerate", r, "-i", "pipe:0",
             *sound.args, "-filter_complex", ";".join(["[0:v]format=yuv420p,setsar=1[v]", *sound.graph]),
-            "-map", "[v]", "-map", "[a]", "-frames:v", str(frames), "-r", r, *audio, str(out)]
+            "-map", "[v]", "-map", "[a]", "-r", r, *audio, str(out)]     # the pipe holds the frames: no -frames:v
+                                                                          # (that limit cut the sound short at 29.97)
 
 
 def write_clip(frames, count: int, rate: Fraction, sound: Soundtrack, out: Path) -> Path:
     """Encode the first ``count`` uint8 frames with ``sound`` into ``out``, piping the frames."""
     height, width = int(frames.shape[1]), int(frames.shape[2])
-    ffmpeg.run_piped(encode_args(width, height, rate, count, sound, out), _chunks(frames, count))
+    ffmpeg.run_piped(encode_args(width, height, rate, sound, out), _chunks(frames, count))
     return out

@@ -21,9 +21,9 @@ def bed(seconds: float) -> Soundtrack:
 
 
 def test_encode_args_read_raw_frames_from_stdin():
-    args = encode_args(64, 32, Fraction(24), 10, bed(10 / 24), "out.mp4")
+    args = encode_args(64, 32, Fraction(24), bed(10 / 24), "out.mp4")
     assert args[:10] == ["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "64x32", "-framerate", "24/1", "-i", "pipe:0"]
-    assert args[args.index("-frames:v") + 1] == "10" and args[args.index("-ar") + 1] == str(AUDIO_RATE)
+    assert "-frames:v" not in args and args[args.index("-ar") + 1] == str(AUDIO_RATE)   # the pipe holds the frames
 
 
 def test_frames_are_piped_into_an_exact_clip_without_image_files(tmp_path):
