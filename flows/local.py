@@ -50,6 +50,10 @@ class LocalRunner:
         (it takes no clip's place); the render waits for it before it returns."""
         self.side.append(self.side_pool.submit(fn, *args))
 
+    def settle(self) -> None:
+        """Stop: clips not begun are cancelled, the ones being made land (they are paid for)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
     def close(self) -> None:
         for future in self.side:
             future.exception()    # side work reports its own failures; wait for it to land

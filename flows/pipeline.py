@@ -96,7 +96,11 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
         close_render(render_id, error=f"{type(exc).__name__}: {exc}")
         raise
     except BaseException:                # interrupted or cancelled: keep its attempts
-        drain_render(render_id)
+        try:
+            if settle := getattr(runner, "settle", None):
+                settle()                 # clips already being paid for land, and their rows are written
+        finally:
+            drain_render(render_id)
         raise
     finally:
         table.close()

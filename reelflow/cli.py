@@ -48,6 +48,10 @@ class _Commands(TyperGroup):
         except ReelflowError as exc:
             report(exc, ctx.meta.get(VERBOSE, False))
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: clips that landed are stored (the next render reuses them); "
+                      "`reelflow history` shows what was made", highlight=False)
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True,

@@ -82,6 +82,33 @@ def test_a_sigkilled_render_leaves_no_process_and_history_shows_crashed(demo_cop
     assert "crashed" in history.output and "running" not in history.output
 
 
+@pytest.mark.slow
+def test_ctrl_c_lets_clips_in_flight_land_and_records_every_one(demo_copy):
+    """Clips being made when Ctrl-C came landed in the store, but their attempts were never
+    written: the catalog said nothing of engine calls that were paid for."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    proc = subprocess.Popen([sys.executable, "-m", "reelflow", "render", "--local", str(demo_copy)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    store = open_store()
+    try:
+        deadline = time.monotonic() + 300
+        while not store.list("clips"):
+            assert proc.poll() is None, "the render ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no clip landed in time"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)          # what a terminal's Ctrl-C sends: the whole group
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130 and "interrupted: clips that landed are stored" in stderr
+    landed = [k for k in store.list("clips") if k.endswith(".mp4")]
+    history = CliRunner().invoke(app, ["history", str(demo_copy)])
+    attempts = history.output.split("attempts of render", 1)[1]
+    assert attempts.count(" generated ") == len(landed) >= 1, history.output
+
+
 class FullDiskStore(LocalStore):
     """A real local store whose disk fills up when a render's video is published."""
 
