@@ -307,7 +307,7 @@ def _render_with_review(run, terminal: bool, progress, *args, **kwargs):
 def history(
     project: ProjectArg,
     render_id: Annotated[Optional[str], typer.Option("--render", help="Show this render's attempts.")] = None,
-    limit: Annotated[int, typer.Option(help="How many renders to list.")] = 10,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="How many renders to list.")] = 10,
 ) -> None:
     """List a production's renders and the per-scene attempts of the latest (or --render)."""
     from rich.table import Table
@@ -319,7 +319,10 @@ def history(
     from reelflow.urls import mask_url
     from storage.catalog import open_catalog
 
-    slug = safe_slug(project_dir_of(project)[0].resolve().name)
+    folder, spec_file = project_dir_of(project)
+    if not spec_file.is_file():             # else a typo showed the renders of the folder it sits in
+        raise InputError(f"{project}: not a production (no project.yaml there)")
+    slug = safe_slug(folder.resolve().name)
     catalog = open_catalog(get_settings().database_url)
     renders = catalog.renders(slug, limit)
     if not renders:
@@ -333,8 +336,7 @@ def history(
     out.print(table)
     chosen = next((r for r in renders if r.id == render_id), None) if render_id else renders[0]
     if chosen is None:
-        err.print(f"no render {render_id!r} of {slug!r}", highlight=False)
-        raise typer.Exit(1)
+        raise InputError(f"no render {render_id!r} among the last {limit} of {slug!r} (--limit shows more)")
     out.print(f"render {chosen.id}: {chosen.video_key or clip(chosen.error or chosen.status, 2000)}", highlight=False)
     detail = Table(title=f"attempts of render {chosen.id}")
     for column in ("scene", "engine", "status", "s", "cost $", "error"):

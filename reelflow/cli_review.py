@@ -48,7 +48,7 @@ def storyboard(
 
 @app.command()
 def serve(
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free one).")] = 8765,
     host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 to reach it from other machines).")] = "127.0.0.1",
 ) -> None:
     """Serve the store read-only over HTTP, with a review page per render (set REELFLOW_PUBLIC_URL to this)."""
@@ -56,13 +56,17 @@ def serve(
     from reelflow.settings import get_settings
     from reelflow.urls import mask_url
 
+    import socket
+
     settings = get_settings()
     try:
         server = make_server(settings.storage, host, port)
+    except socket.gaierror as exc:          # not an address or a name this machine can bind
+        raise InputError(f"--host {host!r}: {exc.strerror or exc}") from None
     except OSError as exc:
         err.print(f"cannot listen on {host}:{port}: {exc.strerror or exc} (try another --port)", highlight=False)
         raise typer.Exit(3) from None
-    url = f"http://{host}:{server.server_address[1]}"
+    url = f"http://{host or '0.0.0.0'}:{server.server_address[1]}"
     err.print(f"serving {mask_url(settings.storage)} read-only at {url}/ (every render, with its review "
               f"page); Ctrl+C stops", highlight=False)
     if not settings.public_url:

@@ -196,3 +196,21 @@ def test_text_like_an_emoji_code_is_printed_as_it_is(tmp_path):
     result = CliRunner().invoke(app, ["render", str(folder)])
     assert result.exit_code == 2
     assert error_lines(result)[0].endswith("scenes[0].footage: file 'clip:v:1.mp4' not found in the project folder")
+
+
+def test_history_of_a_path_that_is_no_production_is_bad_input(small_project, monkeypatch):
+    """A typo listed the renders of the folder it stood in; --limit past SQLite's integers was a
+    traceback."""
+    monkeypatch.chdir(small_project)
+    for args in (["history", "typo"], ["history", str(small_project / "nope")],
+                 ["history", str(small_project), "--limit", "100000000000000000000"],
+                 ["history", str(small_project), "--limit", "0"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
+    assert "typo: not a production (no project.yaml there)" in CliRunner().invoke(app, ["history", "typo"]).output
+
+
+def test_serve_with_a_port_or_host_that_cannot_be_is_bad_input():
+    for args in (["--port", "70000"], ["--port", "-1"], ["--host", "999.1.1.1", "--port", "0"]):
+        result = CliRunner().invoke(app, ["serve", *args])
+        assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
