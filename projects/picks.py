@@ -9,9 +9,11 @@ fixed by its number, so it is the same take). Problems are one line each:
 
 from __future__ import annotations
 
+import fcntl
 import os
-import re
-import tempfile
+import stat
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -19,6 +21,7 @@ import yaml
 from projects import yaml_safe
 
 from projects.loader import Problem
+from projects.schema import MAX_TAKE_NUMBER
 from reelflow.errors import InputError
 
 PICKS_NAME = "picks.yaml"
@@ -77,7 +80,9 @@ def check_picks(root: str | Path, scenes: dict[str, bool]) -> tuple[dict[str, in
             continue
         take = _as_take(value_node)
         if take is None:
-            bad(f"the take must be a whole number >= 1, not {getattr(value_node, 'value', '...')!r}")
+            bad(f"the take must be a whole number >= 1, not {_shown(value_node)}")
+        elif take > MAX_TAKE_NUMBER:
+            bad(f"take {take} is past the last take number a scene can have ({MAX_TAKE_NUMBER})")
         elif scenes[scene] and take != 1:
             bad("a footage scene has one take (1)")
         else:
@@ -86,13 +91,20 @@ def check_picks(root: str | Path, scenes: dict[str, bool]) -> tuple[dict[str, in
 
 
 def _as_take(node: yaml.Node) -> int | None:
-    if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:int":
+    """A take number written as plain decimal digits (not 0x2, 1_0 or +2, which YAML 1.1 also
+    reads as numbers: a pick says which take in the way a person counts)."""
+    if not isinstance(node, yaml.ScalarNode) or node.style not in (None, "") or not node.value.isascii() \
+            or not node.value.isdigit():
         return None
-    try:
-        value = int(yaml.safe_load(yaml.serialize(node)))
-    except (ValueError, TypeError, yaml.YAMLError):
-        return None
+    value = int(node.value, 10)
     return value if value >= 1 else None
+
+
+def _shown(node: yaml.Node) -> str:
+    """A value as written in the file (not a parser's node repr)."""
+    if isinstance(node, yaml.ScalarNode):
+        return repr(node.value)
+    return "a list" if isinstance(node, yaml.SequenceNode) else "a mapping"
 
 
 def load_picks(root: str | Path, scenes: dict[str, bool]) -> dict[str, int]:
@@ -102,27 +114,92 @@ def load_picks(root: str | Path, scenes: dict[str, bool]) -> dict[str, int]:
     return picks
 
 
+HEADER = "# Which take each scene uses in the cut (default 1). Written by `reelflow pick`."
+
+
 def save_picks(root: str | Path, updates: dict[str, int]) -> Path:
-    """Set ``scene: take`` for each update, keeping the file's comments and order; atomic."""
+    """Set ``scene: take`` for each update, atomically and under a lock on the project folder
+    (two picks at once both land). The file's comments, order and style are kept where a value
+    can be replaced in place; the result is read back, and if it does not say exactly the picks
+    meant (a flow mapping, anchors, keys written oddly) the file is written plainly instead."""
     path = picks_path(root)
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [
-        "# Which take each scene uses in the cut (default 1). Written by `reelflow pick`."]
-    for scene, take in updates.items():
-        pattern = re.compile(rf"^({re.escape(scene)}|'{re.escape(scene)}'|\"{re.escape(scene)}\")\s*:[^#]*(#.*)?$")
-        for i, line in enumerate(lines):
-            found = pattern.match(line)
-            if found:
-                comment = f"  {found.group(2)}" if found.group(2) else ""
-                lines[i] = f"{scene}: {int(take)}{comment}"
-                break
-        else:
-            lines.append(f"{scene}: {int(take)}")
-    fd, tmp = tempfile.mkstemp(prefix=".picks.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, path)
-    except OSError:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with _folder_lock(Path(root)):
+        text = path.read_text(encoding="utf-8-sig") if path.is_file() else ""
+        meant = {**_picks_in(text), **{scene: int(take) for scene, take in updates.items()}}
+        edited = _edited(text, updates)
+        if _picks_in(edited, strict=False) != meant:
+            edited = "\n".join([HEADER, *(f"{_yaml_key(s)}: {t}" for s, t in meant.items())]) + "\n"
+        _write(path, edited)
     return path
+
+
+def _picks_in(text: str, strict: bool = True) -> dict[str, object]:
+    """scene -> take (or the value's text where it is not a take) of a picks.yaml text."""
+    try:
+        node, duplicates = yaml_safe.compose(text)
+    except yaml_safe.YamlProblem as exc:
+        if not strict:
+            return {"": None}                 # unreadable: never what was meant
+        raise PicksError([Problem(file=PICKS_NAME, line=exc.line, field="", message=exc.message)]) from None
+    if node is None:
+        return {}
+    if not isinstance(node, yaml.MappingNode) or (duplicates and not strict):
+        if not strict:
+            return {"": None}
+        raise PicksError([Problem(file=PICKS_NAME, line=node.start_mark.line + 1, field="",
+                                  message="must be a mapping of scene id to take number")])
+    return {str(k.value): (_as_take(v) or getattr(v, "value", None)) for k, v in node.value}
+
+
+def _edited(text: str, updates: dict[str, int]) -> str:
+    """``text`` with each update's value replaced where it stands, or its line added at the end."""
+    try:
+        node, _ = yaml_safe.compose(text)
+    except yaml_safe.YamlProblem:
+        return text
+    spans: list[tuple[int, int, str]] = []
+    added: list[str] = []
+    values = {str(k.value): v for k, v in node.value} if isinstance(node, yaml.MappingNode) else {}
+    for scene, take in updates.items():
+        value = values.get(scene)
+        if isinstance(value, yaml.ScalarNode):
+            spans.append((value.start_mark.index, value.end_mark.index, str(int(take))))
+        else:
+            added.append(f"{_yaml_key(scene)}: {int(take)}")
+    for start, end, replacement in sorted(spans, reverse=True):
+        text = text[:start] + replacement + text[end:]
+    if added:
+        text = (text if not text or text.endswith("\n") else text + "\n") or HEADER + "\n"
+        text += "\n".join(added) + "\n"
+    return text
+
+
+def _yaml_key(scene: str) -> str:
+    """A scene id as a YAML key that reads back as that string (``yes``, ``01`` and ``null`` quoted)."""
+    plain = yaml.safe_dump({scene: 1}, default_flow_style=False).split(":", 1)[0]
+    return plain
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace ``path`` atomically, keeping its permissions (a new file gets the umask's)."""
+    part = path.with_name(f".{PICKS_NAME}.{os.getpid()}.{threading.get_ident()}.part")
+    try:
+        with open(part, "x", encoding="utf-8") as f:
+            f.write(text)
+        if path.is_file():
+            os.chmod(part, stat.S_IMODE(path.stat().st_mode))
+        os.replace(part, path)
+    except OSError:
+        part.unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def _folder_lock(folder: Path):
+    """An exclusive lock on the project folder itself (no lock file left in the production)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -41,6 +41,7 @@ def _not_blank(text: str) -> str:
         raise ValueError("is only spaces: a card shows its text (leave the card out for none)")
     return text
 MAX_TAKES = 16
+MAX_TAKE_NUMBER = 100     # the highest take number a pick or a redo may name: takes are looked up one by one
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 
 

@@ -370,7 +370,7 @@ def cost(
     for column in ("scene", "engine", "clip s", "status", "engine s", "$"):
         table.add_column(column)
     for r in rows:
-        table.add_row(r.scene_id, r.engine, f"{r.clip_seconds:g}", "stored" if r.cached else "to generate",
+        table.add_row(r.scene_id if r.take == 1 else f"{r.scene_id} (take {r.take})", r.engine, f"{r.clip_seconds:g}", "stored" if r.cached else "to generate",
                       f"{r.engine_seconds:.1f}", f"{r.dollars:.4f}")
     out.print(table)
     to_make = [r for r in rows if not r.cached]

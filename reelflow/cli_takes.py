@@ -71,21 +71,35 @@ def pick(
 ) -> None:
     """Choose the take a scene uses in the cut (written to picks.yaml beside project.yaml)."""
     from projects.picks import save_picks
+    from projects.schema import MAX_TAKE_NUMBER
 
     spec = _load_or_exit(project)
     found = next((s for s in spec.scenes if s.id == scene), None)
     if found is None:
         err.print(f"unknown scene {scene!r}; scenes are: {', '.join(s.id for s in spec.scenes)}", highlight=False)
         raise typer.Exit(2)
-    if take < 1 or (found.footage and take != 1):
-        err.print(f"scene {scene!r}: take must be {'1 (footage has one take)' if found.footage else '>= 1'}",
-                  highlight=False)
+    if not 1 <= take <= MAX_TAKE_NUMBER or (found.footage and take != 1):
+        err.print(f"scene {scene!r}: take must be "
+                  f"{'1 (footage has one take)' if found.footage else f'from 1 to {MAX_TAKE_NUMBER}'}", highlight=False)
         raise typer.Exit(2)
-    book, _ = _book(spec)
-    have = {c[0].take for c in book.chains if c[0].scene_id == scene} | {p.take for p in book.stored if p.scene_id == scene}
     path = save_picks(spec.root, {scene: take})
-    note = "" if take in have else " (not stored yet: the next render makes it, one engine call)"
-    out.print(f"{path}: {scene}: take {take}{note}", highlight=False)
+    out.print(f"{path}: {scene}: take {take}{_stored_note(spec, scene, take)}", highlight=False)
+
+
+def _stored_note(spec, scene: str, take: int) -> str:
+    """Whether the picked take is in the store (the next render makes it if not), or "" if the
+    store cannot say: the pick is a line in picks.yaml, written either way."""
+    from reelflow.errors import ReelflowError
+    from tasks.takes import stored_plan
+
+    try:
+        book, store = _book(spec)
+        chain = next(c for c in book.chains if c[0].scene_id == scene and c[0].take == 1)
+        if stored_plan(chain, take, store.exists) is not None:
+            return " (stored: the next render makes no engine call for it)"
+    except (ReelflowError, OSError):
+        return ""
+    return " (not stored yet: the next render makes it, one engine call)"
 
 
 @app.command()
@@ -107,7 +121,8 @@ def redo(
 def terminal_reviewer(scenes) -> object:
     """Ask on stdin, per scene: a take number, ``r`` to redo, or Enter to keep the pick.
 
-    Returns None when stdin is closed (nobody can answer: REELFLOW_REVIEW_ON_TIMEOUT decides).
+    Returns None when stdin is closed before any answer (nobody can answer:
+    REELFLOW_REVIEW_ON_TIMEOUT decides); closed later, the answers given stand.
     """
     from tasks.review import Review
 
@@ -121,9 +136,9 @@ def terminal_reviewer(scenes) -> object:
         while True:
             err.print(f"  takes: {listing}. Take [{s.picked}], or r to redo: ", end="", highlight=False)
             line = sys.stdin.readline()
-            if not line:
+            if not line:                  # closed: the answers given so far stand, the rest keep their picks
                 err.print("", highlight=False)
-                return None
+                return Review(picks=picks, redo=redo) if picks or redo else None
             text = line.strip().lower()
             if text in ("", str(s.picked)):
                 picks[s.scene_id] = s.picked

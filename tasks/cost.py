@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 class SceneCost(BaseModel):
     scene_id: str
+    take: int = 1
     engine: str
     cached: bool
     clip_seconds: float
@@ -30,12 +31,15 @@ class SceneCost(BaseModel):
 def estimate(project: Project, store: ClipStore, catalog: Catalog | Callable[[], Catalog | None] | None,
              settings: Settings,
              engine: str | None = None, scenes: list[str] | None = None) -> list[SceneCost]:
-    """Per scene: a clip already stored costs 0; otherwise the engine's measured speed (from the
+    """Per scene and take (every take a render would make, the picked one included): a clip
+    already stored costs 0; otherwise the engine's measured speed (from the
     catalog's history, else the engine's declared speed or the ``speed`` setting) times its price per second."""
+    from tasks.takes import book_takes
+
     chains = plan_project(project, engine, scenes, settings.max_words_per_second)
     folder = speech_folder()
-    chains = prefer_stored([[with_speech(p, folder) for p in chain] for chain in chains], store.exists)
-    return estimate_chains(chains, store, catalog, settings)
+    book = book_takes([[with_speech(p, folder) for p in chain] for chain in chains], project, store.exists)
+    return estimate_chains(prefer_stored(book.chains, store.exists), store, catalog, settings)   # every take, the pick too
 
 
 def estimate_chains(chains: list[list[ClipPlan]], store: ClipStore,
@@ -51,7 +55,7 @@ def estimate_chains(chains: list[list[ClipPlan]], store: ClipStore,
         name = plan.engine or "footage"
         seconds = plan.duration or 0.0
         if plan.kind == "footage" or store.exists(plan.key):
-            rows.append(SceneCost(scene_id=plan.scene_id, engine=name, cached=True, clip_seconds=seconds,
+            rows.append(SceneCost(scene_id=plan.scene_id, take=plan.take, engine=name, cached=True, clip_seconds=seconds,
                                   engine_seconds=0.0, dollars=0.0))
             continue
         if name not in speeds:
@@ -59,7 +63,7 @@ def estimate_chains(chains: list[list[ClipPlan]], store: ClipStore,
                 catalog = catalog()
             speeds[name] = (catalog.engine_speed(name) if catalog is not None else None) or registry.speed(name)
         engine_seconds = seconds * speeds[name]
-        rows.append(SceneCost(scene_id=plan.scene_id, engine=name, cached=False, clip_seconds=seconds,
+        rows.append(SceneCost(scene_id=plan.scene_id, take=plan.take, engine=name, cached=False, clip_seconds=seconds,
                               engine_seconds=round(engine_seconds, 1),
                               dollars=round(engine_seconds * registry.price(name), 4)))
     return rows

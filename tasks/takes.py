@@ -13,6 +13,7 @@ from typing import Callable
 from pydantic import BaseModel, Field
 
 from projects import Project
+from projects.schema import MAX_TAKE_NUMBER
 from tasks.models import ClipPlan, ClipRef, TakeRef
 from tasks.plan import PlanError, clip_key
 
@@ -69,15 +70,22 @@ def book_takes(chains: list[list[ClipPlan]], project: Project, exists: Callable[
     out, picked, stored, redone = [], {}, [], {}
     for chain in chains:
         scene_id = chain[0].scene_id
-        wanted = set(range(1, wanted_takes(project, scene_id, takes) + 1)) | {picks.get(scene_id, 1)}
+        pick = picks.get(scene_id, 1)
+        wanted = set(range(1, wanted_takes(project, scene_id, takes) + 1))
+        if scene_id not in redo:
+            wanted.add(pick)                      # a redo's new take replaces the pick: the old one is not made
         if chain[0].kind == "generate":
-            found = [p for t in range(1, max(wanted)) if t not in wanted and (p := stored_plan(chain, t, exists))]
-            t = max(wanted) + 1
+            top = max(wanted | {pick})            # picks are at most MAX_TAKE_NUMBER: the walk is bounded
+            found = [p for t in range(1, top + 1) if t not in wanted and (p := stored_plan(chain, t, exists))]
+            t = top + 1
             while (p := stored_plan(chain, t, exists)) is not None:
                 found.append(p)
                 t += 1
             stored += found
             if scene_id in redo:
+                if t > MAX_TAKE_NUMBER:
+                    raise PlanError(f"cannot redo {scene_id!r}: it has takes up to {t - 1}, the most a scene "
+                                    f"can have ({MAX_TAKE_NUMBER}); pick one of them")
                 redone[scene_id] = t              # the first take number beyond every take that exists
                 wanted.add(t)
         picked[scene_id] = redone.get(scene_id, picks.get(scene_id, 1))

@@ -168,3 +168,91 @@ def test_save_picks_keeps_comments_and_order(tmp_path):
     save_picks(tmp_path, {"s2": 4, "s1": 2})
     assert (tmp_path / "picks.yaml").read_text() == "# chosen in review\ns2: 4  # the wide one\ns0: 3\ns1: 2\n"
     assert check_picks(tmp_path, {"s0": False, "s1": False, "s2": False}) == ({"s2": 4, "s0": 3, "s1": 2}, [])
+
+
+@pytest.mark.parametrize("before, update, after", [
+    ("{s0: 2}\n", {"s0": 3}, {"s0": 3}),                          # a flow mapping: the value replaced in place
+    ("\ufeffs0: 2\n", {"s0": 3}, {"s0": 3}),                      # Notepad's BOM
+    ("s0:\n  2\n", {"s0": 3}, {"s0": 3}),                         # the value on its own line
+    ("? s0\n: 2\n", {"s0": 3}, {"s0": 3}),                        # an explicit key
+    ("s0: &x 2\ns1: *x\n", {"s0": 3}, {"s0": 3, "s1": 2}),        # an anchor another pick uses
+    ("{s0: 2}\n", {"s1": 5}, {"s0": 2, "s1": 5}),                 # a new pick in a flow mapping
+])
+def test_save_picks_leaves_a_valid_file_that_says_what_was_picked(tmp_path, before, update, after):
+    """Each of these files was valid before a pick and broken after it (a line appended after a
+    flow mapping, a duplicate key, 'win: 3\\n  2', an anchor dropped from under its alias)."""
+    from projects.picks import check_picks, save_picks
+
+    (tmp_path / "picks.yaml").write_text(before, encoding="utf-8")
+    save_picks(tmp_path, update)
+    assert check_picks(tmp_path, {"s0": False, "s1": False}) == (after, [])
+
+
+def test_save_picks_keeps_the_file_s_mode_and_concurrent_picks_all_land(tmp_path):
+    import os
+    import stat
+    import threading
+
+    from projects.picks import check_picks, save_picks
+
+    (tmp_path / "picks.yaml").write_text("s0: 1\n")
+    os.chmod(tmp_path / "picks.yaml", 0o664)
+    save_picks(tmp_path, {"s0": 2})
+    assert stat.S_IMODE((tmp_path / "picks.yaml").stat().st_mode) == 0o664      # was always 0600
+    scenes = {f"s{i}": False for i in range(8)}
+    threads = [threading.Thread(target=save_picks, args=(tmp_path, {s: 3})) for s in scenes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert check_picks(tmp_path, scenes) == ({s: 3 for s in scenes}, [])
+
+
+def test_a_take_number_past_the_last_is_refused_at_once(small_project):
+    """b: 100000000000 in picks.yaml passed validate, then render, takes, storyboard and even pick
+    walked every take number up to it (hours)."""
+    import time
+
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    (small_project / "picks.yaml").write_text("s0: 100000000000\ns1: 0x2\n")
+    started = time.monotonic()
+    for command in (["validate"], ["takes"], ["render"], ["storyboard"], ["pick", "--", "s2", "2"]):
+        result = CliRunner().invoke(app, [command[0], str(small_project), *command[1:]])
+        assert result.exit_code == 2, (command, result.output)
+    assert time.monotonic() - started < 10
+    lines = CliRunner().invoke(app, ["validate", str(small_project)]).output.strip().splitlines()
+    assert lines[0].endswith("s0: take 100000000000 is past the last take number a scene can have (100)")
+    assert lines[1].endswith("s1: the take must be a whole number >= 1, not '0x2'")
+    (small_project / "picks.yaml").unlink()
+    assert CliRunner().invoke(app, ["pick", str(small_project), "s0", "101"]).exit_code == 2
+
+
+@pytest.mark.slow
+def test_redo_after_a_pick_not_yet_made_makes_one_take(small_project, counting):
+    """picks.yaml naming take 9 (not stored) and a redo made take 9 and take 10, and cut 10."""
+    render_project(str(small_project))
+    (small_project / "picks.yaml").write_text("s1: 9\n")
+    counting.calls.clear()
+    redone = render_project(str(small_project), redo=["s1"])
+    assert counting.calls == ["s1"]
+    assert {c.scene_id: c.take for c in redone.clips}["s1"] == 10
+    assert yaml.safe_load((small_project / "picks.yaml").read_text()) == {"s1": 10}
+
+
+@pytest.mark.slow
+def test_cost_counts_every_take_a_render_makes(small_project, counting):
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    edit_scene(small_project, "s1", takes=3)
+    (small_project / "picks.yaml").write_text("s2: 4\n")
+    result = CliRunner().invoke(app, ["cost", str(small_project)])
+    assert result.exit_code == 0, result.output
+    assert "total: 6 clip(s) to generate" in result.output and "s2 (take 4)" in result.output
+    render_project(str(small_project))
+    assert sorted(counting.calls) == ["s0", "s1", "s1", "s1", "s2", "s2"]
+    assert "total: 0 clip(s) to generate" in CliRunner().invoke(app, ["cost", str(small_project)]).output
