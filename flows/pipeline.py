@@ -42,7 +42,7 @@ from tasks.speech import synthesize_speech
 from tasks.ahead import NormalizeAhead
 from tasks.stitch import colour_reference, normalize_clips, stitch_clips
 from tasks.take_steps import plan_takes, record_picks
-from tasks.takes import TakeBook, apply_review, changed_picks, cut_of, take_refs
+from tasks.takes import TakeBook, apply_review, changed_picks, cut_of, picked_from_store, take_refs
 
 
 class RenderFailed(RenderError):
@@ -167,9 +167,14 @@ def _cut(runner: Runner, spec, chains: list[list[ClipPlan]], book: TakeBook, ren
         if redo_chains:
             made += produce_all(runner, redo_chains, render_id, None)
         review = answer.again and bool(redo_chains)
+    if stored := picked_from_store(book, made):
+        made += produce_all(runner, stored, render_id, None)
+    clips = cut_of(made, book.picked)
+    if missing := sorted({c[0].scene_id for c in chains} - {c.scene_id for c in clips}):
+        raise RenderFailed(f"{', '.join(missing)}: the picked take was neither made nor found in the store "
+                           f"(picks: {', '.join(f'{s} {book.picked.get(s, 1)}' for s in missing)})")
     if picks := changed_picks(book, spec):
         record_picks(spec, picks)
-    clips = cut_of(made, book.picked)
     match = colour_reference(clips, spec.color_match) if spec.color_match else None
     normalized = normalize_clips(clips, spec.output, match, [names.get(c.scene_id) for c in clips], spec.lower_third)
     return made, book, clips, normalized, stitch_clips(normalized, spec.output, spec.slug, render_id, spec.edit())

@@ -108,6 +108,13 @@ def apply_review(book: TakeBook, made: list[ClipRef], picks: dict[str, int],
     return book.model_copy(update={"picked": picked, "redone": redone, "chains": book.chains + new}), new
 
 
+def picked_from_store(book: TakeBook, made: list[ClipRef]) -> list[list[ClipPlan]]:
+    """A chain for each picked take this render did not make but the store holds (a review may
+    pick any stored take): produced, each is reused at once, with no engine call."""
+    have = {(r.scene_id, r.take) for r in made}
+    return [[p] for p in book.stored if book.picked.get(p.scene_id, 1) == p.take and (p.scene_id, p.take) not in have]
+
+
 def changed_picks(book: TakeBook, project: Project) -> dict[str, int]:
     """Picks that differ from picks.yaml (a missing entry is take 1)."""
     return {s: t for s, t in book.picked.items() if t != project.picks.get(s, 1)}

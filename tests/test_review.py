@@ -32,6 +32,28 @@ def test_terminal_review_picks_and_redoes(small_project, counting):
 
 
 @pytest.mark.slow
+def test_a_review_may_pick_a_stored_take_this_render_did_not_ask_for(small_project, counting):
+    """A stored take the render did not ask for was offered, picked, and then missing from the
+    cut: the scene was left out of the video, exit 0."""
+    from media.probe import probe
+
+    assert CliRunner().invoke(app, ["render", str(small_project), "--takes", "2"]).exit_code == 0
+    counting.calls.clear()
+    result = CliRunner().invoke(app, ["render", str(small_project), "--review"], input="2\n\n\n")
+    assert result.exit_code == 0, result.output
+    assert counting.calls == [] and picks_of(small_project) == {"s0": 2}
+    assert probe(result.stdout.strip().splitlines()[-1]).duration == pytest.approx(4.5, abs=0.05)
+
+
+@pytest.mark.slow
+def test_stdin_closed_midway_keeps_the_answers_given(small_project, counting):
+    assert CliRunner().invoke(app, ["render", str(small_project), "--takes", "2"]).exit_code == 0
+    result = CliRunner().invoke(app, ["render", str(small_project), "--takes", "2", "--review"], input="2\n")
+    assert result.exit_code == 0, result.output
+    assert picks_of(small_project) == {"s0": 2}
+
+
+@pytest.mark.slow
 def test_terminal_review_with_stdin_closed_follows_the_setting(small_project, counting, monkeypatch):
     monkeypatch.setenv("REELFLOW_REVIEW_ON_TIMEOUT", "fail")
     reload_settings()
