@@ -4,7 +4,7 @@ A finished render is keyed by a digest of exactly what the stitch consumes: the 
 clips' keys in order (with each scene's id, length and subtitle text), the whole output
 profile, every finishing option of the spec (any top-level section or scene field that does
 not only feed a clip's content key, so transitions, music and cards count once they exist),
-the bytes of ``picks.yaml``, and the content of every project file those options name.
+the takes ``picks.yaml`` picks, and the content of every project file those options name.
 Its entry, ``renders/index/<digest>.json`` in the clip store, points at the final files.
 
 Pure (no Prefect): the CLI looks renders up here without importing Prefect.
@@ -25,7 +25,6 @@ from tasks.models import ClipPlan, ClipRef, RenderResult
 INDEX_PREFIX = "renders/index"
 STITCH_VERSION = 2        # bump when the stitch makes different output from the same inputs (cards, subtitles,
                           # normalisation: media.stitch.NORMALIZE_VERSION, lower thirds ...)
-PICKS_FILE = "picks.yaml"
 # Spec parts that only decide a clip's content key (and so reach the digest through the key).
 CLIP_ONLY = {"characters", "engine", "template", "scenes"}
 SCENE_CLIP_ONLY = {"id", "character", "action", "speech", "speaker2", "atmosphere", "duration", "engine", "seed", "takes",
@@ -54,11 +53,11 @@ def finishing(spec: Project) -> dict:
     root = Path(spec.root).resolve() if spec.root else Path.cwd()
     top = spec.model_dump(mode="json", exclude=CLIP_ONLY)
     scenes = {s.id: extra for s in spec.scenes if (extra := s.model_dump(mode="json", exclude=SCENE_CLIP_ONLY))}
-    picks = root / PICKS_FILE
     files: dict[str, str] = {}
     _named_files([top, scenes], root, files)
-    return {"spec": top, "scenes": scenes, "files": files,
-            "picks": hashlib.sha256(picks.read_bytes()).hexdigest() if picks.is_file() else None}
+    # What picks.yaml says, not its bytes: a comment or an explicit take 1 is not a new cut.
+    picks = {scene: take for scene, take in sorted(spec.picks.items()) if take != 1}
+    return {"spec": top, "scenes": scenes, "files": files, "picks": picks or None}
 
 
 def render_digest(spec: Project, clips: list[tuple[str, str, float | None, str | None]]) -> str:
