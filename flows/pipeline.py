@@ -257,7 +257,9 @@ def _lost(chains, failed: list[int], history, errors, render_id: str) -> RenderE
         prefix, text = f"scene {plan.scene_id!r}: ", one_line(redact(errors[i]))
         lines.append(f"scene {name}: {text.removeprefix(prefix)} (tried: {', '.join(history[i])})")
     # One line: what the CLI prints and what Prefect puts in the failed state's message.
-    message = f"{len(failed)} of {len(chains)} scene(s) got no clip: " + "; ".join(lines)
+    scenes = {chain[0].scene_id for chain in chains}
+    counted = "scene(s)" if len(scenes) == len(chains) else f"take(s) of {len(scenes)} scene(s)"
+    message = f"{len(failed)} of {len(chains)} {counted} got no clip: " + "; ".join(lines)
     if all(isinstance(errors[i], EngineInputError) for i in failed):
         return EngineInputError(message)
     return RenderFailed(message)

@@ -138,6 +138,8 @@ def test_exhausted_chain_fails_with_every_scene_named(small_project):
     with pytest.raises(RenderFailed, match=r"3 of 3 scene\(s\) got no clip") as info:
         render_project(str(small_project))
     assert "scene 's1': HTTP 503" in str(info.value)
+    with pytest.raises(RenderFailed, match=r"^6 of 6 take\(s\) of 3 scene\(s\) got no clip"):   # not '6 of 6 scene(s)'
+        render_project(str(small_project), takes=2)
 
 
 def test_engine_override_and_unknown_engine(small_project, counting):
