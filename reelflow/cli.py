@@ -7,9 +7,7 @@ line on stderr, ``hint: ...`` when the error carries one, and the error's exit c
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -19,6 +17,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from reelflow.errors import InputError, ReelflowError, RenderError, one_line
+from reelflow.out_folder import check_out, copy_out
 
 out = Console(soft_wrap=True, emoji=False)      # ":a:" in a message is text (an ffmpeg map), not an emoji
 err = Console(stderr=True, soft_wrap=True, emoji=False)
@@ -123,72 +122,6 @@ def prompts(project: ProjectArg, engine: Annotated[Optional[str], typer.Option(h
             err.print(f"warning: {warning}", markup=False, highlight=False)
 
 
-# Every name a render can write into --out: a name this render did not write is an earlier
-# render's, removed so the folder holds one render's files (a 12 fps EDL beside a 7 fps video).
-OUT_NAMES = ("final.mp4", "final.srt", "final.vtt", "final.otio", "final.edl", "contact-sheet.png",
-             "storyboard.png", "storyboard.html")
-
-
-def _copy_out(result, dest: Path) -> Path:
-    """Copy the render's files into ``dest``: all fetched beside it first, then moved into place,
-    the video last (its presence = complete). Nothing is moved unless every file could be fetched
-    and every name is free of folders."""
-    import tempfile
-
-    from reelflow.settings import get_settings
-    from storage import open_store
-
-    store = open_store(get_settings().storage)
-    base = result.video_key.rsplit("/", 1)[0]
-    keys = [k for k in store.list(base) if k != result.video_key and k != result.manifest_key] + [result.video_key]
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=dest, prefix=".reelflow-") as tmp:
-            staged: list[tuple[Path, Path]] = []
-            for key in keys:
-                target = dest / key.rsplit("/", 1)[-1]
-                fetched = store.fetch(key, tmp)
-                if not fetched.is_relative_to(tmp):      # the store's own file: copy it beside dest
-                    part = Path(tmp) / f"{target.name}.part"
-                    shutil.copyfile(fetched, part)
-                    fetched = part
-                staged.append((fetched, target))
-            _check_names(dest)
-            written = {target.name for _, target in staged}
-            for name in set(OUT_NAMES) - written:
-                (dest / name).unlink(missing_ok=True)
-            for path, target in staged:
-                os.replace(path, target)
-    except OSError as exc:
-        name = exc.filename2 or exc.filename
-        raise InputError(f"--out {dest}: cannot write {Path(name).name if name else 'there'} "
-                         f"({exc.strerror or exc}); the render is kept: {result.video}") from None
-    return dest / "final.mp4"
-
-
-def _check_names(dest: Path, names: tuple[str, ...] = OUT_NAMES) -> None:
-    for name in names:
-        if (dest / name).is_dir():
-            raise IsADirectoryError(errno.EISDIR, "a folder is in the way", str(dest / name))
-
-
-def _check_out(out_dir: Path | None, names: tuple[str, ...] = OUT_NAMES) -> None:
-    """``--out`` is made (or found writable, with no folder in the way of ``names``) before any
-    work: not a render paid for and then lost."""
-    if out_dir is None:
-        return
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        _check_names(out_dir, names)
-        why = None if os.access(out_dir, os.W_OK | os.X_OK) else "Permission denied"
-    except IsADirectoryError as exc:
-        why = f"{Path(exc.filename).name} is a folder"
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-    if why:
-        raise InputError(f"--out {out_dir}: cannot write there ({why})")
-
-
 def _finished_render(spec, engine: str | None, scenes: list[str] | None):
     """The finished render of this exact production, found without importing Prefect (or None)."""
     from reelflow.errors import ReelflowError
@@ -211,7 +144,7 @@ def _report(result, out_dir: Path | None, generated: str | None = None) -> None:
               f"{result.reused} reused; render {result.render_id}", highlight=False)
     if generated:
         err.print(generated, highlight=False)
-    final = _copy_out(result, out_dir) if out_dir else result.video
+    final = copy_out(result, out_dir) if out_dir else result.video
     print(final)
 
 
@@ -240,7 +173,7 @@ def render(
     verbose = ctx.meta[VERBOSE] = verbose or ctx.meta.get(VERBOSE, False)
     _check_engine(engine)
     spec = _load_or_exit(project)
-    _check_out(out_dir)
+    check_out(out_dir)
     shortcut = not (force or review or redo or takes)      # takes/redo/review: the flow decides
     if shortcut and (finished := _finished_render(spec, engine, scene or None)) is not None:
         err.print(f"unchanged since render {finished.render_id} (--force renders it again)", highlight=False)

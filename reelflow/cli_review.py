@@ -10,8 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from reelflow.cli import ProjectArg, _check_out, _load_or_exit, app, err, out
+from reelflow.cli import ProjectArg, _load_or_exit, app, err, out
 from reelflow.errors import InputError
+from reelflow.out_folder import check_out
 
 
 def default_storyboard_dir(slug: str) -> Path:
@@ -36,7 +37,7 @@ def storyboard(
     spec = _load_or_exit(project)
     settings = get_settings()
     dest = out_dir or default_storyboard_dir(spec.slug)
-    _check_out(dest, (PNG_NAME, HTML_NAME))
+    check_out(dest, (PNG_NAME, HTML_NAME))
     try:
         png, page = make_storyboard(spec, open_store(settings.storage), settings, dest, engine)
     except OSError as exc:      # the folder checked out, yet a file could not be written (disk full, ...)
