@@ -135,6 +135,15 @@ def _fast_sqlite(engine: SQLEngine) -> None:
         cursor.close()
 
 
+def _tally(session, row: "RenderRow") -> None:
+    """A render's cost and clip counts from its attempts (a render that failed or crashed has no
+    result to give them; one that completed overwrites the counts with its result's)."""
+    attempts = list(session.exec(select(AttemptRow).where(AttemptRow.render_id == row.id)))
+    row.cost = round(sum(a.cost for a in attempts), 6)
+    row.generated = sum(a.status in ("generated", "stored") for a in attempts)
+    row.reused = sum(a.status == "reused" for a in attempts)
+
+
 class Catalog:
     @_guarded
     def __init__(self, url: str):
@@ -210,6 +219,7 @@ class Catalog:
             for row in dead:
                 row.status, row.finished = "crashed", _now()
                 row.error = f"the render's process ({HOST} pid {row.pid}) ended without finishing it"
+                _tally(s, row)
                 s.add(row)
             s.commit()
         return len(dead)
@@ -221,7 +231,7 @@ class Catalog:
             if row is None:
                 return
             row.status, row.finished = status, _now()
-            row.cost = round(sum(a.cost for a in s.exec(select(AttemptRow).where(AttemptRow.render_id == render_id))), 6)
+            _tally(s, row)
             row.error = redact(error)[:4000] if error else None
             for name, value in fields.items():
                 setattr(row, name, value)

@@ -56,6 +56,14 @@ def _error_text(error: object) -> str | None:
     return redact(error)[:ERROR_CHARS] if error else None
 
 
+def _tally(db: sqlite3.Connection, render_id: str) -> dict:
+    """``storage.catalog._tally``: a render's cost and clip counts from its attempts."""
+    cost, generated, reused = db.execute(
+        "SELECT COALESCE(SUM(cost), 0.0), COALESCE(SUM(status IN ('generated', 'stored')), 0), "
+        "COALESCE(SUM(status = 'reused'), 0) FROM attempts WHERE render_id = ?", (render_id,)).fetchone()
+    return {"cost": round(cost, 6), "generated": generated, "reused": reused}
+
+
 class LiteCatalog:
     """``start_render``, ``add_attempts``, ``finish_render`` and ``engine_speed`` of
     ``storage.catalog.Catalog``, with the same rows, on one connection (use it from one thread)."""
@@ -112,8 +120,11 @@ class LiteCatalog:
                           "AND project = ?", (HOST, slug)).fetchall()
         for render_id, pid, started in rows:
             if pid is not None and not same_process_alive(pid, datetime.fromisoformat(started)):
-                db.execute("UPDATE renders SET status = 'crashed', finished = ?, error = ? WHERE id = ?",
-                           (_now(), f"the render's process ({HOST} pid {pid}) ended without finishing it", render_id))
+                tally = _tally(db, render_id)
+                db.execute(f"UPDATE renders SET status = 'crashed', finished = ?, error = ?, "
+                           f"{', '.join(f'{n} = ?' for n in tally)} WHERE id = ?",
+                           (_now(), f"the render's process ({HOST} pid {pid}) ended without finishing it",
+                            *tally.values(), render_id))
 
     def add_attempts(self, rows: list[dict]) -> None:
         """The attempts, and a clip row for each clip they made (made again: its row is replaced)."""
@@ -153,10 +164,9 @@ class LiteCatalog:
             raise TypeError(f"unknown render fields: {sorted(unknown)}")
 
         def work(db: sqlite3.Connection) -> None:
-            (cost,) = db.execute("SELECT COALESCE(SUM(cost), 0.0) FROM attempts WHERE render_id = ?",
-                                 (render_id,)).fetchone()
-            names = ["status", "finished", "cost", "error", *fields]
-            values = [status, _now(), round(cost, 6), _error_text(error), *fields.values()]
+            tally = {**_tally(db, render_id), **fields}     # a completed render's result gives its own counts
+            names = ["status", "finished", "error", *tally]
+            values = [status, _now(), _error_text(error), *tally.values()]
             db.execute(f"UPDATE renders SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?", (*values, render_id))
 
         self._transaction(work)

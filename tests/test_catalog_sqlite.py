@@ -38,6 +38,8 @@ def _write(catalog, dead_pid: int) -> None:
     with Catalog(catalog.url).session() as s:           # the crashed render: the ORM writes it in both
         s.add(RenderRow(id="r0", project="p", host=HOST, pid=dead_pid,
                         started=datetime.now(timezone.utc) - timedelta(minutes=5)))
+        for scene in ("s0", "s1"):                        # clips it made before it was killed: counted
+            s.add(AttemptRow(render_id="r0", project="p", scene=scene, engine="animatic", status="generated", cost=0.5))
         s.commit()
     catalog.start_render("r1", "p", "Title", "/projects/p", "animatic", 3)
     finished = datetime.now(timezone.utc)
@@ -54,6 +56,11 @@ def _write(catalog, dead_pid: int) -> None:
                                finished=finished, seconds=2.0, cost=0.25, clip_key="clips/a.mp4"))
     catalog.finish_render("r1", status="completed", error=None, generated=2, reused=1,
                           video_key="renders/p/r1/final.mp4", duration=4.5)
+    catalog.start_render("r2", "p", "Title", "/projects/p", "animatic", 3)     # a render that fails: no result
+    catalog.add_attempts([dict(base, render_id="r2", scene=scene, engine="animatic", status=status, clip_key=key)
+                          for scene, status, key in (("s0", "reused", "clips/a.mp4"), ("s1", "stored", "footage/b.mp4"),
+                                                     ("s2", "failed", None))])
+    catalog.finish_render("r2", status="failed", error="1 of 3 scene(s) got no clip")
 
 
 def _rows(url: str) -> dict:
@@ -88,6 +95,8 @@ def test_the_writer_makes_the_rows_the_catalog_makes(tmp_path, monkeypatch):
     assert sql == orm
     renders = {r["id"]: r for r in sql["renders"]}
     assert renders["r0"]["status"] == "crashed" and "ended without finishing it" in renders["r0"]["error"]
+    assert (renders["r0"]["generated"], renders["r0"]["cost"]) == (2, 1.0)        # counted from its attempts
+    assert (renders["r2"]["generated"], renders["r2"]["reused"]) == (1, 1)
     assert renders["r1"]["status"] == "completed" and renders["r1"]["cost"] == 0.85
     assert all(SECRET not in str(r) for r in sql["attempts"]) and any("***" in str(r["error"]) for r in sql["attempts"])
     attempts = open_catalog(by_sql).attempts(render_id="r1")
