@@ -64,39 +64,17 @@ def card_layout(text: str, width: int, height: int) -> tuple:
     """(font, lines, line height) for ``text`` on a ``width`` x ``height`` card: wrapped to the
     safe area's width as drawn, the size lowered until every line fits its height too. Nothing
     is cut: only below ``MIN_CARD_PX`` (frames too small to read any card) may lines overflow."""
-    from media.images import load_font
+    from media.images import load_font, wrap_to_width
 
     box_w, box_h = width - 2 * (width // 10), height - 2 * (height // 10)
     size = max(MIN_CARD_PX, min(width // 12, height // 10))
     while True:
         font = load_font(size)
-        lines = [line for para in text.splitlines() for line in _wrap(para, font, box_w)]
+        lines = [line for para in text.splitlines() for line in wrap_to_width(para, font, box_w)]
         line_h = int(size * 1.3)
         if line_h * len(lines) <= box_h or size == MIN_CARD_PX:
             return font, lines, line_h
         size = max(MIN_CARD_PX, size * 9 // 10)
-
-
-def _wrap(paragraph: str, font, width: float) -> list[str]:
-    """``paragraph`` in lines no wider than ``width`` as drawn; a word wider than that is split."""
-    lines: list[str] = []
-    line = ""
-    for word in paragraph.split():
-        candidate = f"{line} {word}" if line else word
-        if font.getlength(candidate) <= width:
-            line = candidate
-            continue
-        if line:
-            lines.append(line)
-        while len(word) > 1 and font.getlength(word) > width:
-            cut = 1
-            while cut < len(word) and font.getlength(word[:cut + 1]) <= width:
-                cut += 1
-            lines.append(word[:cut])
-            word = word[cut:]
-        line = word
-    lines.append(line)
-    return lines
 
 
 def card_digest(png: Path, frames: int) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import textwrap
 from pathlib import Path
 from typing import Iterable
 
@@ -33,6 +32,43 @@ def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.truetype(path, size) if path else ImageFont.load_default(size=size)
 
 
+def wrap_to_width(paragraph: str, font, width: float) -> list[str]:
+    """``paragraph`` in lines no wider than ``width`` as drawn; a word wider than that is split."""
+    lines: list[str] = []
+    line = ""
+    for word in paragraph.split():
+        candidate = f"{line} {word}" if line else word
+        if font.getlength(candidate) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        while len(word) > 1 and font.getlength(word) > width:
+            cut = 1
+            while cut < len(word) and font.getlength(word[:cut + 1]) <= width:
+                cut += 1
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    lines.append(line)
+    return lines
+
+
+CAPTION_LINES = 3
+
+
+def caption_lines(text: str, font, room: float) -> list[str]:
+    """``text`` wrapped to ``room`` pixels in at most :data:`CAPTION_LINES` lines: a caption is a
+    preview of the action, so a longer one is cut, and ends in an ellipsis to say so."""
+    lines = wrap_to_width(" ".join(text.split()), font, room)
+    if len(lines) > CAPTION_LINES:
+        lines = lines[:CAPTION_LINES]
+        while lines[-1] and font.getlength(lines[-1] + "\u2026") > room:
+            lines[-1] = lines[-1][:-1].rstrip()
+        lines[-1] += "\u2026"
+    return lines
+
+
 def caption_png(text: str, width: int, height: int, path: str | Path, at: str = "bottom") -> Path:
     """A transparent width x height PNG with ``text`` on a dark band near the bottom (or the top).
 
@@ -42,8 +78,7 @@ def caption_png(text: str, width: int, height: int, path: str | Path, at: str = 
     if text.strip() and at != "none":
         size = max(14, width // 22)
         font = load_font(size)
-        chars = max(12, int(width / (size * 0.52)))
-        lines = textwrap.wrap(text, width=chars)[:3]
+        lines = caption_lines(text, font, width - 2 * (width // 24))
         draw = ImageDraw.Draw(img)
         line_h = int(size * 1.3)
         band_h = line_h * len(lines) + size

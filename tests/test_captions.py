@@ -126,7 +126,6 @@ def test_highlight_needs_burned_subtitles(tmp_path):
 @pytest.mark.slow
 def test_a_burned_render_highlights_words_from_the_animatic_tts(tmp_path):
     import av
-    import numpy as np
 
     from engines.animatic import AnimaticEngine
     from engines.base import ClipRequest
@@ -203,3 +202,24 @@ def test_braces_and_backslashes_in_speech_are_kept_as_text_not_ass_tags(tmp_path
 
     subs = build_subtitles([(0, 2, r"{\fs300}BIG a\Nb")])
     assert write_subtitles(subs, tmp_path / "s.srt", "srt").read_text().splitlines()[2] == "(/fs300)BIG a/Nb"
+
+
+def test_the_animatic_caption_stays_inside_the_frame_and_says_when_it_is_cut(tmp_path):
+    """Captions were wrapped by a character count: wide letters ran off both edges, and a long
+    action lost its end without a sign."""
+    import numpy as np
+    from PIL import Image
+
+    from media.images import CAPTION_LINES, caption_lines, caption_png, load_font
+
+    action = "W" * 40 + " celebrating victory, pumping his fist in the air while the whole crowd goes wild " * 3
+    png = caption_png(action, 192, 320, tmp_path / "c.png")
+    rgba = np.asarray(Image.open(png))
+    white = (rgba[:, :, :3].min(axis=2) > 200) & (rgba[:, :, 3] > 200)
+    cols = np.nonzero(white.any(axis=0))[0]
+    assert cols.min() >= 192 // 24 - 1 and cols.max() <= 192 - 192 // 24
+    font, room = load_font(max(14, 192 // 22)), 192 - 2 * (192 // 24)
+    lines = caption_lines(action, font, room)
+    assert len(lines) == CAPTION_LINES and lines[-1].endswith("\u2026")
+    assert all(font.getlength(line) <= room for line in lines)
+    assert caption_lines("waving", font, room) == ["waving"]
