@@ -18,7 +18,7 @@ from engines.base import ClipRequest, ClipResult
 from engines.errors import EngineError, EngineInputError
 from media import ffmpeg, images, tts
 from media.profile import exact_rate
-from media.soundtrack import AUDIO_RATE, ENCODE_ARGS, soundtrack_args, speak_line
+from media.soundtrack import AUDIO_RATE, ENCODE_ARGS, LEAD_IN, soundtrack_args, speak_line
 from prompts import parse_prompt
 
 # zoom in, zoom out, pan right, pan left: picked by the seed
@@ -32,7 +32,7 @@ _MOTIONS = (
 
 def animatic_args(
     *, still: str, caption: str, speech: str | None, ambience: bool, width: int, height: int,
-    rate: Fraction, frames: int, samples: int, seed: int, out: str,
+    rate: Fraction, frames: int, samples: int, seed: int, out: str, lead_in: float = LEAD_IN,
 ) -> list[str]:
     """ffmpeg arguments for one animatic clip (pure: no I/O)."""
     z, x, y = (part.format(n=max(1, frames - 1)) for part in _MOTIONS[seed % len(_MOTIONS)])
@@ -42,7 +42,7 @@ def animatic_args(
         f"[0:v]zoompan=z='{z}':x='{x}':y='{y}':d=1:s={width}x{height}:fps={r},setsar=1[bg]",
         f"[bg][1:v]overlay=0:0,trim=end_frame={frames},format=yuv420p[v]",   # the graph ends the picture
     ]
-    sound_args, sound_graph = soundtrack_args(2, speech, ambience, seed, samples)
+    sound_args, sound_graph = soundtrack_args(2, speech, ambience, seed, samples, lead_in)
     args += sound_args
     graph += sound_graph
     args += [
@@ -112,6 +112,7 @@ class AnimaticEngine:
             samples=samples,
             seed=request.seed,
             out=str(out),
+            lead_in=0.0 if request.audio else LEAD_IN,      # a scene's own audio plays as recorded
         )
         try:
             ffmpeg.run(args)

@@ -52,8 +52,8 @@ class ClipRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     deadline: float | None = Field(default=None, description="time.time() by which the clip must be done")
 
-    def content_key(self, engine: str, model: str | None) -> str:
-        """Content address: same engine, model, prompt, inputs and params -> same key."""
+    def content_key(self, engine: str, model: str | None, version: int = 1) -> str:
+        """Content address: same engine (and its ``version``), model, prompt, inputs and params -> same key."""
         doc = self.model_dump(exclude={"scene_id", "image", "audio", "audio2", "deadline"})
         doc.update(
             v=KEY_VERSION,
@@ -67,6 +67,8 @@ class ClipRequest(BaseModel):
             del doc["caption_at"]   # keys made before caption placement existed stay valid
         if doc["audio2"] is None:
             del doc["audio2"]  # keys made before two-speaker scenes existed stay valid
+        if version != 1:
+            doc["engine_version"] = version     # keys of an engine's first version stay valid
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from engines.base import ClipRequest
 from engines.errors import EngineInputError, InvalidClip
 from media import tts
-from media.soundtrack import AUDIO_RATE, soundtrack_args, speak_line
+from media.soundtrack import AUDIO_RATE, LEAD_IN, soundtrack_args, speak_line
 from prompts import parse_prompt
 
 
@@ -82,5 +82,6 @@ def speech_soundtrack(first: int, request: ClipRequest, seconds: float, work: Pa
         source = "tts"
     else:
         speech, source = None, "bed"
-    args, graph = soundtrack_args(first, speech, ambience, request.seed, round(seconds * AUDIO_RATE))
+    args, graph = soundtrack_args(first, speech, ambience, request.seed, round(seconds * AUDIO_RATE),
+                                  lead_in=0.0 if request.audio else LEAD_IN)     # a scene's audio plays as recorded
     return Soundtrack(args, graph, AUDIO_RATE, 2, source, words)

@@ -33,15 +33,17 @@ def speak_line(text: str, voice: str, seconds: float, path: Path, seed: int = 0)
     return path, {"text": text, "words": words}
 
 
-def soundtrack_args(first_input: int, speech: str | None, ambience: bool, seed: int, samples: int) -> tuple[list[str], list[str]]:
-    """(ffmpeg input args, filter-graph parts ending in ``[a]``) for speech over a bed (pure)."""
+def soundtrack_args(first_input: int, speech: str | None, ambience: bool, seed: int, samples: int,
+                    lead_in: float = LEAD_IN) -> tuple[list[str], list[str]]:
+    """(ffmpeg input args, filter-graph parts ending in ``[a]``) for speech over a bed (pure).
+    ``lead_in``: seconds of room tone before the speech (TTS; a scene's own audio plays from 0)."""
     args: list[str] = []
     graph: list[str] = []
     index = first_input
     if speech:
         args += input_args(speech)
-        graph.append(f"[{index}:a]aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo,"
-                     f"adelay={int(LEAD_IN * 1000)}:all=1[speech]")
+        delay = f",adelay={round(lead_in * 1000)}:all=1" if lead_in > 0 else ""
+        graph.append(f"[{index}:a]aresample={AUDIO_RATE},aformat=sample_fmts=fltp:channel_layouts=stereo{delay}[speech]")
         index += 1
     if ambience:
         args += ["-f", "lavfi", "-i", f"anoisesrc=color=pink:seed={seed}:amplitude=0.06:sample_rate={AUDIO_RATE}"]

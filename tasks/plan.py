@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engines.base import ClipRequest, file_digest
+from engines import registry
 from engines.registry import default_model
 from tasks.models import ClipPlan
 from projects.schema import EngineSpec, Project, Scene
@@ -36,7 +37,7 @@ def scene_context(project: Project, scene: Scene) -> dict:
 
 
 def clip_key(request: ClipRequest, engine: str, model: str | None) -> str:
-    return f"clips/{request.content_key(engine, model)}.mp4"
+    return f"clips/{request.content_key(engine, model, registry.info(engine).version)}.mp4"
 
 
 def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec, max_wps: float) -> ClipPlan:
@@ -67,10 +68,26 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
         scene_id=scene.id, index=index, project=project.slug, kind="generate",
         key=clip_key(request, spec.name, model),
         engine=spec.name, model=model, engine_params=spec.params, request=request,
-        duration=duration, speech=scene.speech, warnings=rendered.warnings,
+        duration=duration, speech=scene.speech, warnings=[*rendered.warnings, *_audio_fit(scene, request.audio, duration)],
         speech2=scene.speaker2.speech if scene.speaker2 else None,
         voice2=project.characters[scene.speaker2.character].voice if scene.speaker2 else None,
     )
+
+
+def _audio_fit(scene: Scene, audio: str | None, duration: float) -> list[str]:
+    """A warning when the scene's own audio is longer than the scene (its end is not heard)."""
+    if not audio:
+        return []
+    from media.probe import ProbeError, probe
+
+    try:
+        seconds = probe(audio).audio_duration or 0.0
+    except (ProbeError, OSError):
+        return []                      # validate names an unreadable file
+    if seconds <= duration + 0.05:
+        return []
+    return [f"scene {scene.id!r}: audio {scene.audio} is {seconds:.1f} s, the scene {duration:g} s: "
+            f"its last {seconds - duration:.1f} s are not heard"]
 
 
 def _plan_footage(project: Project, scene: Scene, index: int) -> ClipPlan:

@@ -74,6 +74,28 @@ def test_scene_audio_file_wins_over_tts(engine, tmp_path):
     assert audio_samples(result.path) >= 96000
 
 
+def test_scene_audio_plays_from_its_first_sample_to_the_clip_s_end(engine, tmp_path):
+    """A scene's own recording got the TTS lead-in: it started 0.3 s late and its last 0.3 s
+    were never heard."""
+    from media import ffmpeg
+
+    wav = tmp_path / "line.wav"                  # 1.7 s of 440 Hz, then 0.3 s of 1 kHz
+    ffmpeg.run(["-f", "lavfi", "-i", "sine=f=440:sample_rate=48000:d=1.7", "-f", "lavfi", "-i",
+                "sine=f=1000:sample_rate=48000:d=0.3", "-filter_complex", "[0:a][1:a]concat=n=2:v=0:a=1",
+                "-ac", "2", str(wav)])
+    result = engine.generate(request(audio=str(wav), duration=2.0), tmp_path / "o")
+    pcm, rate = audio_pcm(result.path)
+    mono = pcm.mean(axis=1) if pcm.ndim == 2 else pcm
+
+    def strongest(a: float, b: float) -> float:
+        part = mono[int(a * rate):int(b * rate)]
+        spectrum = np.abs(np.fft.rfft(part * np.hanning(len(part))))
+        return float(np.fft.rfftfreq(len(part), 1 / rate)[spectrum.argmax()])
+
+    assert strongest(0.05, 0.25) == pytest.approx(440, abs=15)       # heard from the start
+    assert strongest(1.75, 1.95) == pytest.approx(1000, abs=15)      # and to its end
+
+
 def test_no_image_gives_a_placeholder_card(engine, tmp_path):
     result = engine.generate(request(image=None), tmp_path)
     assert probe(result.path, count_frames=True).video_frames == 48

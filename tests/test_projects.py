@@ -126,6 +126,16 @@ def test_speech_too_fast_for_the_clip_warns_with_numbers(tmp_path):
     assert "15 words in 3 s is 5.0 words/s" in result.output
 
 
+def test_a_scene_s_audio_longer_than_the_scene_warns(tmp_path):
+    from media import ffmpeg
+
+    folder = write_spec(tmp_path / "p", GOOD.replace("    duration: 3\n", "    duration: 3\n    audio: line.wav\n"))
+    ffmpeg.run(["-f", "lavfi", "-i", "sine=sample_rate=48000:d=8", str(folder / "line.wav")])
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 0
+    assert "scene 'one': audio line.wav is 8.0 s, the scene 3 s: its last 5.0 s are not heard" in result.output
+
+
 def test_footage_scene_needs_no_character(tmp_path):
     folder = write_spec(tmp_path / "p", GOOD + "  - id: broll\n    footage: clips/b.mp4\n")
     (folder / "clips").mkdir()
