@@ -163,7 +163,9 @@ def prompt_problems(project: Project) -> list[tuple[tuple, str]]:
             plan_project(project, scene_ids=[scene.id])
         except PromptError as exc:
             if exc.kind == "length":
-                found.append(_too_long(i, scene, str(exc)))
+                found.append(_too_long(i, scene, exc, project.template))
+                if found[-1][0] == ("template",):
+                    break                   # the template's own text: every scene would repeat it
                 continue
             found.append((("scenes", i), str(exc)))
             if exc.kind == "template":   # the template itself is at fault: every scene would repeat it
@@ -171,13 +173,16 @@ def prompt_problems(project: Project) -> list[tuple[tuple, str]]:
     return found
 
 
-def _too_long(i: int, scene, message: str) -> tuple[tuple, str]:
-    """Name the scene's longest text as the field to shorten."""
+def _too_long(i: int, scene, exc, template: str | None) -> tuple[tuple, str]:
+    """Name the scene's longest text as the field to shorten, or the project's template when
+    no text of the scene could make up the excess (the template writes most of the prompt)."""
     texts = {("speech",): scene.speech, ("action",): scene.action, ("atmosphere",): scene.atmosphere,
              ("speaker2", "speech"): scene.speaker2.speech if scene.speaker2 else None}
     field, text = max(texts.items(), key=lambda kv: len(kv[1] or ""))
-    reason = message.rsplit(": ", 1)[-1]
-    return ("scenes", i, *field), f"too long: the scene's prompt {reason.removeprefix('prompt ')}; shorten this text ({len(text or '')} characters)"
+    reason = str(exc).rsplit(": ", 1)[-1].removeprefix("prompt ")
+    if template and len(text or "") < exc.excess:
+        return ("template",), f"too long: the prompt it makes {reason}, more than any scene's text accounts for"
+    return ("scenes", i, *field), f"too long: the scene's prompt {reason}; shorten this text ({len(text or '')} characters)"
 
 
 def load_project(path: str | Path) -> Project:

@@ -29,9 +29,10 @@ class PromptError(InputError):
     "prompt" (the rendered prompt breaks the token rules) or "length" (too long).
     """
 
-    def __init__(self, message: str, kind: str = "template"):
+    def __init__(self, message: str, kind: str = "template", excess: int = 0):
         super().__init__(message)
         self.kind = kind
+        self.excess = excess          # "length": characters over the limit
 
 
 class RenderedPrompt(BaseModel):
@@ -117,12 +118,20 @@ def render_scene_prompt(
         raise PromptError(f"{template}: scene {scene_id!r}: {exc}") from exc
     except (TypeError, ValueError, ArithmeticError, LookupError, UnicodeError, jinja2.TemplateError) as exc:
         raise PromptError(f"{template}: scene {scene_id!r}: the template failed: {type(exc).__name__}: {exc}"[:300]) from exc
+    except (SyntaxError, RecursionError, MemoryError) as exc:   # compiling it: blocks nested past Python's limits
+        raise PromptError(f"{template}: the template is nested too deeply to compile ({type(exc).__name__})") from None
+    if not prompt:
+        raise PromptError(f"{template}: scene {scene_id!r}: the template made an empty prompt")
     problems = tokens.validate_prompt(prompt, dialect, max_chars)
     if problems:
         kind = "length" if all(p.startswith("prompt is ") for p in problems) else "prompt"
-        raise PromptError(f"{template}: scene {scene_id!r}: " + "; ".join(problems), kind=kind)
+        raise PromptError(f"{template}: scene {scene_id!r}: " + "; ".join(problems), kind=kind,
+                          excess=max(0, len(prompt) - max_chars))
     words, rate = speech_rate(speech, duration)
     warnings = []
+    if speech and speech.strip() and not tokens.parse_prompt(prompt).speech:
+        warnings.append(f"scene {scene_id!r}: the prompt carries no <S>speech<E>: the template leaves the line out, "
+                        f"so no engine speaks it (use {{{{ scene.speech | speech }}}})")
     if rate > max_words_per_second:
         warnings.append(
             f"scene {scene_id!r}: {words} words in {duration:g} s is {rate:.1f} words/s, "

@@ -11,7 +11,8 @@ no unsafe methods) every render here runs under budgets, each ending in one Prom
   intercepted operators, so this holds at compile time too;
 * **loops and time**: ``range`` yields at most ``MAX_RANGE`` items and every item, call,
   attribute lookup and filter checks a deadline (``TIME_LIMIT`` seconds per render), so
-  nested loops and runaway macro recursion stop; ``lipsum`` is gone;
+  nested loops and runaway macro recursion stop; ``lipsum`` and ``random`` are gone (a prompt is
+  a function of the production: the same scene, the same prompt, the same clip key);
 * **growth**: the sandbox is immutable (no ``list.append``), ``~`` joins, filters and
   ``{{ ... }}`` refuse inputs over ``MAX_OUTPUT`` characters, ``str.format`` and the
   ``format`` filter are refused (a width of 10**9 is one call);
@@ -169,6 +170,9 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
     def wrap_filters(self) -> None:
         self.filters = {name: _guard(fn) for name, fn in self.filters.items()}
         self.filters["format"] = _refuse
+        # random would make another prompt at each render: a clip's key would change with nothing
+        # changed (paid for again), and the prompt validated would not be the prompt sent.
+        self.filters.pop("random", None)
 
     def wrap_str_format(self, value):
         if super().wrap_str_format(value) is None:

@@ -126,3 +126,35 @@ def test_a_second_speaker_gets_their_own_speech_token(demo_copy):
     assert plan.request.prompt.count("<S>") == 2
     assert "Max replies <S>Hot, but worth it.<E>" in plan.request.prompt
     assert plan.subtitle == "Max, how did the final laps feel from the cockpit? — Hot, but worth it."
+
+
+def _with_template(folder: Path, text: str) -> Path:
+    (folder / "mine.j2").write_text(text)
+    (folder / "project.yaml").write_text((folder / "project.yaml").read_text() + "template: mine.j2\n")
+    return folder
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{% for i in [1] %}" * 21 + "{{ scene.speech | speech }}" + "{% endfor %}" * 21,
+     "mine.j2: the template is nested too deeply to compile"),                       # was a traceback, exit 1
+    ("{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}", "mine.j2: the template is nested too deeply to compile"),
+    ("{{ scene.action }} {{ ['red', 'blue'] | random }} {{ scene.speech | speech }}", "No filter named 'random'"),
+    ("", "the template made an empty prompt"),
+    ("{{ 'x' * 2500 }}{{ scene.speech | speech }}", "project.yaml:"),
+])
+def test_templates_that_cannot_make_a_prompt_are_one_line_at_validate(demo_copy, text, message):
+    """A prompt that changes at each render (| random) is a clip paid for again with nothing
+    changed; an empty prompt was sent as it was; a template writing most of a too long prompt
+    blamed the scene's speech."""
+    result = CliRunner().invoke(app, ["validate", str(_with_template(demo_copy, text))])
+    lines = [line for line in result.output.strip().splitlines() if line]
+    assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.output
+    assert "Traceback" not in result.output
+    if "'x'" in text:
+        assert ": template: too long: the prompt it makes is " in lines[0]
+
+
+def test_a_template_that_leaves_the_speech_out_warns(demo_copy):
+    result = CliRunner().invoke(app, ["validate", str(_with_template(demo_copy, "{{ scene.action }}"))])
+    assert result.exit_code == 0
+    assert "scene 'intro': the prompt carries no <S>speech<E>" in result.output
