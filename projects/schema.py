@@ -21,6 +21,8 @@ def _no_tokens(value: str | None) -> str | None:
     if not value:
         return value
     value = normalize(value)
+    if not value.strip():
+        return ""                 # only spaces: no text (a template's `if` must not see words there)
     if found := find_tokens(value):
         raise ValueError(
             f"contains the prompt token {found[0]!r} (after Unicode normalisation); "
@@ -32,14 +34,15 @@ def _no_tokens(value: str | None) -> str | None:
 PlainText = Annotated[str, Field(max_length=MAX_LINE_CHARS), AfterValidator(_no_tokens)]
 # A card's text: its own limit in the annotation (a ``Field`` default beside ``PlainText`` lost
 # to PlainText's, so 1000 characters passed here and failed in the render's ``Card``).
-CardText = Annotated[str, Field(min_length=1, max_length=MAX_CARD_CHARS), AfterValidator(_no_tokens),
-                     AfterValidator(lambda text: _not_blank(text))]
-
-
 def _not_blank(text: str) -> str:
     if not text.strip():
-        raise ValueError("is only spaces: a card shows its text (leave the card out for none)")
+        raise ValueError("is empty or only spaces: write the text")
     return text
+
+
+CardText = Annotated[str, Field(min_length=1, max_length=MAX_CARD_CHARS), AfterValidator(_no_tokens),
+                     AfterValidator(_not_blank)]
+SomeText = Annotated[PlainText, AfterValidator(_not_blank)]     # required text: a name, a second line
 MAX_TAKES = 16
 MAX_TAKE_NUMBER = 100     # the highest take number a pick or a redo may name: takes are looked up one by one
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
@@ -84,7 +87,7 @@ class EngineSpec(Strict):
 
 
 class Character(Strict):
-    name: PlainText
+    name: SomeText
     image: str | None = None
     description: PlainText | None = None
     voice: str = Field("en-us", pattern=r"^[A-Za-z0-9_+-]+$", description="espeak-ng voice for TTS.")
@@ -94,7 +97,7 @@ class Speaker(Strict):
     """A second speaker in a scene (MultiTalk-style two-person dialogue)."""
 
     character: str
-    speech: PlainText
+    speech: SomeText
 
 
 class Scene(Strict):

@@ -158,3 +158,24 @@ def test_a_template_that_leaves_the_speech_out_warns(demo_copy):
     result = CliRunner().invoke(app, ["validate", str(_with_template(demo_copy, "{{ scene.action }}"))])
     assert result.exit_code == 0
     assert "scene 'intro': the prompt carries no <S>speech<E>" in result.output
+
+
+def test_text_of_only_spaces_is_no_text(demo_copy):
+    """'speech: "   "' put 'Max says .' in the prompt sent to the engine, a blank atmosphere an
+    empty AUDCAP, a blank name 'says <S>...'."""
+    import yaml
+
+    spec = yaml.safe_load((demo_copy / "project.yaml").read_text())
+    spec["scenes"][0].update(speech="   ", atmosphere=" \t ")
+    (demo_copy / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    prompt = plan_project(load_project(demo_copy))[0][0].request.prompt
+    assert prompt == "Lena, a pit-lane reporter with a microphone, standing in the pit lane, smiling at the camera."
+    for where, value in ((("characters", "max", "name"), " "), (("scenes", 1, "speaker2"), {"character": "lena", "speech": ""})):
+        broken = yaml.safe_load(yaml.safe_dump(spec))
+        target = broken
+        for key in where[:-1]:
+            target = target[key]
+        target[where[-1]] = value
+        (demo_copy / "project.yaml").write_text(yaml.safe_dump(broken, sort_keys=False))
+        result = CliRunner().invoke(app, ["validate", str(demo_copy)])
+        assert result.exit_code == 2 and "is empty or only spaces" in result.output, result.output
