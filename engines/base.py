@@ -44,6 +44,7 @@ class ClipRequest(BaseModel):
     audio: str | None = None
     audio2: str | None = None        # a second speaker's line (MultiTalk)
     voice: str = "en-us"
+    voice2: str | None = None        # the second speaker's voice (the second <S> line), for engines that speak
     width: int
     height: int
     fps: float
@@ -67,6 +68,8 @@ class ClipRequest(BaseModel):
             del doc["caption_at"]   # keys made before caption placement existed stay valid
         if doc["audio2"] is None:
             del doc["audio2"]  # keys made before two-speaker scenes existed stay valid
+        if doc["voice2"] is None:
+            del doc["voice2"]  # keys of one-speaker scenes stay valid
         if version != 1:
             doc["engine_version"] = version     # keys of an engine's first version stay valid
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)

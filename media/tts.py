@@ -79,12 +79,33 @@ def variant_names() -> set[str]:
     return {p.name.lower() for p in (_data_path() / "voices" / "!v").iterdir() if p.is_file()}
 
 
+def mute_voices() -> set[str]:
+    """Voices whose language has no dictionary in this espeak-ng data (fo, kaa, xex): they
+    load, and speak nothing."""
+    if "mute" not in _STATE:
+        data = _data_path()
+        dictionaries = {p.name.removesuffix("_dict") for p in data.glob("*_dict")}
+        mute = set()
+        for path in (data / "lang").rglob("*"):
+            if not path.is_file():
+                continue
+            lines = [line.split() for line in path.read_text(errors="replace").splitlines()]
+            named = {words[0]: words[1] for words in reversed(lines) if len(words) > 1}   # the first of each
+            code = named.get("dictionary") or named.get("language") or path.name
+            if code not in dictionaries and code.split("-")[0] not in dictionaries:
+                mute.add(path.name.lower())
+        _STATE["mute"] = mute
+    return _STATE["mute"]
+
+
 def check_voice(voice: str) -> str | None:
-    """None if ``voice`` exists, else a message saying what does."""
+    """None if ``voice`` exists and speaks, else a message saying what does."""
     base, _, variant = voice.lower().partition("+")
     if base not in voice_names():
         return (f"unknown TTS voice {voice!r}; espeak-ng voices are language codes such as "
                 f"en (British), en-us, en-gb-scotland, de, fr, es, with an optional +variant (en+f3)")
+    if base in mute_voices():
+        return f"TTS voice {voice!r} has no dictionary in this espeak-ng build: it would speak nothing; choose another"
     if variant and variant not in variant_names():
         return f"unknown TTS voice variant {variant!r} in {voice!r} (try f1-f5 or m1-m7)"
     return None

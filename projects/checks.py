@@ -104,6 +104,10 @@ def semantic_problems(data: dict, root: Path) -> Found:
         partner = _dict(scene.get("speaker2")).get("character")
         if isinstance(partner, str) and partner not in characters:
             found.append((("scenes", i, "speaker2", "character"), f"unknown character {partner!r}"))
+        speech = scene.get("speech")
+        if scene.get("speaker2") is not None and not (isinstance(speech, str) and speech.strip()):
+            found.append((("scenes", i, "speaker2"), "a second speaker replies to the first: give the scene "
+                                                     "its own speech line too"))
         if scene.get("footage") is None and not (scene.get("action") or scene.get("character")):
             found.append((("scenes", i), "a scene needs an action or a character (or footage)"))
         _file(found, root, ("scenes", i, "audio"), scene.get("audio"), "audio")

@@ -140,3 +140,27 @@ def test_motion_depends_on_seed():
     graphs = {animatic_args(seed=s, **common)[animatic_args(seed=s, **common).index("-filter_complex") + 1]
               for s in range(4)}
     assert len(graphs) == 4
+
+
+def test_a_second_speaker_speaks_in_their_own_voice(engine, tmp_path):
+    """Both lines were spoken in the first character's voice (a German voice read the English
+    reply; a voice with no dictionary made the whole clip silent)."""
+    from media.soundtrack import TURN_GAP
+    from media.tts import speak
+
+    prompt = "Max waves. Max says <S>Guten Tag, wie geht es?<E>. Lena replies <S>I am fine, thank you<E>."
+    result = engine.generate(request(prompt=prompt, voice="de", voice2="en-us", duration=4.0), tmp_path / "o")
+    words = result.meta["words"]["words"]
+    reply = [w for w in words if w["offset"] >= len("Guten Tag, wie geht es? ")]
+    first = [w for w in words if w not in reply]
+    alone = speak("I am fine, thank you", tmp_path / "alone.wav", "en-us").words
+    assert [w["text"] for w in reply] == [w.text for w in alone]
+    spans = [round(w["end"] - w["start"], 2) for w in reply]
+    assert spans == pytest.approx([round(w.end - w.start, 2) for w in alone], abs=0.02)    # the en-us voice's pace
+    assert reply[0]["start"] >= first[-1]["end"] + TURN_GAP - 0.001
+
+
+def test_a_voice_that_speaks_nothing_is_refused():
+    from media.tts import check_voice
+
+    assert "has no dictionary" in check_voice("fo") and check_voice("en-us") is None and check_voice("nb") is None

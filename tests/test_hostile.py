@@ -289,6 +289,8 @@ case("type-fps-bool")(lambda p: p.data["output"].update(fps=True))
 case("type-transition-bool")(lambda p: p.data.update(transition={"type": "crossfade", "duration": True}))
 case("type-music-bool")(lambda p: p.data.update(music={"file": p.copy("audio/bed.wav", "line.wav"), "fade_in": True}))
 case("type-scenes-mapping")(lambda p: p.data.update(scenes={"one": p.data["scenes"][0]}))
+case("speaker2-without-speech")(lambda p: p.scene.update(speech=None, speaker2={"character": "max", "speech": "Hi."}))
+case("voice-without-dictionary")(lambda p: p.data["characters"]["max"].update(voice="fo"))      # spoke nothing
 case("card-blank-text")(lambda p: p.data.update(title_card={"text": " \n "}))
 case("card-text-too-long")(lambda p: p.data.update(end_card={"text": "a" * 301}))      # passed, then failed the render
 
