@@ -68,6 +68,9 @@ def _proportional(tokens: list[str], span: float) -> list[float]:
     return [span * w / total for w in weights]
 
 
+UNSPOKEN_AT_END = 1e6       # seconds: past any cue's end (the highlight clamps to the cue)
+
+
 def word_starts(tokens: list[str], line: SpokenLine | None, offset: float) -> list[float] | None:
     """When each of the cue's ``tokens`` starts, seconds from the cue's start, from ``line``'s
     word events (``offset``: the clip's start minus the cue's start). None when they do not fit."""
@@ -75,13 +78,13 @@ def word_starts(tokens: list[str], line: SpokenLine | None, offset: float) -> li
         return None
     text = line.text.lower()
     events = sorted(line.words, key=lambda w: w.offset)
-    starts: list[float] = []
+    starts: list[float | None] = []
     cursor, found = 0, 0
     for token in tokens:
         word = token.lower().strip(".,;:!?\"'()[]…—–-")
         at = text.find(word, cursor) if word else -1
         if at < 0:                              # not spoken (a dash, a changed word): no time of its own
-            starts.append(starts[-1] if starts else events[0].start + offset)
+            starts.append(None)
             continue
         found += 1
         cursor = at + len(word)
@@ -89,6 +92,11 @@ def word_starts(tokens: list[str], line: SpokenLine | None, offset: float) -> li
         starts.append(before[-1].start + offset)
     if found < max(1, len(tokens) // 2):
         return None
+    following = UNSPOKEN_AT_END             # an unspoken token lights up with the next spoken word, so
+    for i in range(len(starts) - 1, -1, -1):    # the word before it keeps its time (at the end: the cue's end)
+        if starts[i] is None:
+            starts[i] = following
+        following = starts[i]
     out, last = [], 0.0
     for s in starts:                            # monotonic
         last = max(last, s)

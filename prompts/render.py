@@ -8,6 +8,8 @@ close or forge a token.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
@@ -80,8 +82,24 @@ def template_for(model: str | None, project_template: str | None, project_dir: P
     return TEMPLATE_DIR / name, False
 
 
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")   # written without spaces
+
+
+def spoken_words(text: str | None) -> int:
+    """About how many words a voice says for ``text``: words between spaces, but Chinese and
+    Japanese characters two to a word, and a long number (5 digits or more) two digits to one."""
+    words = 0
+    for token in (text or "").split():
+        cjk = len(_CJK.findall(token))
+        digits = sum(c.isdigit() for c in token)
+        rest = _CJK.sub("", token)
+        said = any(unicodedata.category(c)[0] in "LNS" for c in rest)     # letters, digits, symbols (emoji are read)
+        words += -(-cjk // 2) + (-(-digits // 2) if digits >= 5 else int(said))
+    return words
+
+
 def speech_rate(text: str | None, duration: float) -> tuple[int, float]:
-    words = len((text or "").split())
+    words = spoken_words(text)
     return words, (words / duration if duration > 0 else float("inf"))
 
 

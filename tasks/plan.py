@@ -47,7 +47,7 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
     template, sandboxed = template_for(spec.model, project.template, root)
     rendered = render_scene_prompt(
         scene_id=scene.id, template=template, sandboxed=sandboxed, model=spec.model,
-        context=scene_context(project, scene), speech=scene.speech, duration=duration,
+        context=scene_context(project, scene), speech=spoken_text(scene), duration=duration,
         max_words_per_second=max_wps, root=root,
     )
     character = project.characters.get(scene.character) if scene.character else None
@@ -73,6 +73,11 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
         speech2=scene.speaker2.speech if scene.speaker2 else None,
         voice2=project.characters[scene.speaker2.character].voice if scene.speaker2 else None,
     )
+
+
+def spoken_text(scene: Scene) -> str | None:
+    """Everything said in the scene: its line, and a second speaker's (the pace counts both)."""
+    return " ".join(t for t in (scene.speech, scene.speaker2.speech if scene.speaker2 else None) if t) or None
 
 
 def _audio_fit(scene: Scene, audio: str | None, duration: float) -> list[str]:

@@ -107,6 +107,19 @@ def test_karaoke_has_one_kf_per_word_summing_to_the_cue():
     assert sum(_karaoke(other.text)[1]) == 200 and _karaoke(other.text)[2] == 0
 
 
+def test_a_dash_the_voice_does_not_speak_takes_no_word_s_time():
+    """'move - yes': the dash got move's start, so 'move' lit up for no time and the dash held it."""
+    from media.karaoke import SpokenLine, WordTiming
+    from media.subtitles import build_karaoke
+
+    line = SpokenLine(text="move - yes -- no", words=[
+        WordTiming(text="move", offset=0, start=0.0, end=0.5), WordTiming(text="yes", offset=7, start=0.6, end=1.0),
+        WordTiming(text="no", offset=14, start=1.2, end=1.5)])
+    words, ticks, lead = _karaoke(build_karaoke([(0.0, 2.0, "move - yes -- no -", line)])[0].text)
+    assert words == ["move", "-", "yes", "--", "no", "-"]
+    assert ticks == [60, 0, 60, 0, 80, 0]              # each spoken word until the next; dashes take none
+
+
 def test_highlight_needs_burned_subtitles(tmp_path):
     from projects import load_project
     from projects.loader import ProjectError

@@ -179,3 +179,20 @@ def test_text_of_only_spaces_is_no_text(demo_copy):
         (demo_copy / "project.yaml").write_text(yaml.safe_dump(broken, sort_keys=False))
         result = CliRunner().invoke(app, ["validate", str(demo_copy)])
         assert result.exit_code == 2 and "is empty or only spaces" in result.output, result.output
+
+
+def test_the_pace_counts_what_is_said_in_every_language_and_by_both_speakers(demo_copy):
+    """A 20-word reply, 42 Chinese characters or a 10-digit number in a short scene were cut off
+    by the TTS without a warning: only the first speaker's space-separated words were counted."""
+    import yaml
+
+    from prompts.render import spoken_words
+
+    assert spoken_words("你好世界我们今天很高兴") == 6 and spoken_words("1234567890") == 5
+    assert spoken_words("Yes! Simply lovely!") == 3 and spoken_words("... — ?!") == 0
+    spec = yaml.safe_load((demo_copy / "project.yaml").read_text())
+    scene = spec["scenes"][3]
+    scene.update(speech="Hi.", duration=2, speaker2={"character": "max", "speech": " ".join(["word"] * 20)})
+    (demo_copy / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = CliRunner().invoke(app, ["validate", str(demo_copy)])
+    assert f"scene '{scene['id']}': 21 words in 2 s" in result.output, result.output
