@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 from typing import Callable, Iterator, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from tasks.step import in_prefect_run, run_logger, step
 
 from reelflow.errors import InputError, RenderError
@@ -63,17 +63,19 @@ class SceneChoice(BaseModel):
 
 def review_form(scenes: list[SceneReview]):
     """The Prefect UI form: a ``RunInput`` with one group per scene (``take`` among those that
-    exist, ``redo``) and ``again``."""
+    exist, ``redo``) and ``again``. The production's text is inert markdown in it."""
     from prefect.input import RunInput
+
+    from tasks.publish import md
 
     fields = {}
     for s in scenes:
         numbers = tuple(t.take for t in s.takes) or (s.picked,)
         choice = create_model(f"Scene_{len(fields)}", __base__=SceneChoice,
                               take=(Literal[numbers], Field(s.picked, description="The take the cut uses.")))
-        about = " — ".join(x for x in (s.action, f"“{s.speech}”" if s.speech else None) if x)
+        about = " — ".join(md(x) for x in (s.action, f"“{s.speech}”" if s.speech else None) if x)
         fields[s.scene_id] = (choice, Field(choice(take=s.picked), title=s.scene_id, description=about or None))
-    scenes_model = create_model("Scenes", **fields)
+    scenes_model = create_model("Scenes", __config__=ConfigDict(extra="forbid"), **fields)   # an unknown scene is refused
     form = create_model("ReviewInput", __base__=RunInput,
                         scenes=(scenes_model, Field(scenes_model(), description="Per scene: the take to use, or redo.")),
                         again=(bool, Field(False, description="After making the redo takes, show this form "
@@ -83,6 +85,9 @@ def review_form(scenes: list[SceneReview]):
 
 
 def review_markdown(scenes: list[SceneReview], link: Callable[[str], str | None] = lambda key: None) -> str:
+    """The review's table; the production's text in it is inert (no link, image or HTML of its own)."""
+    from tasks.publish import md
+
     lines = ["# Review the takes", "",
              "Pick a take per scene, or tick **redo** for a new one; then **Resume**.", "",
              "| scene | speech | picked | takes |", "| --- | --- | --- | --- |"]
@@ -92,8 +97,7 @@ def review_markdown(scenes: list[SceneReview], link: Callable[[str], str | None]
             label = f"take {t.take} (seed {t.seed}, {t.engine or 'footage'})"
             url = link(t.key)
             takes.append(f"[{label}]({url})" if url else label)
-        speech = (s.speech or "").replace("|", "/")
-        lines.append(f"| {s.scene_id} | {speech} | {s.picked} | {'<br>'.join(takes)} |")
+        lines.append(f"| {md(s.scene_id)} | {md(s.speech)} | {s.picked} | {'<br>'.join(takes)} |")
     return "\n".join(lines)
 
 
@@ -150,28 +154,50 @@ def ask(scenes: list[SceneReview], slug: str) -> Review:
 
 
 def _pause_for(scenes: list[SceneReview], timeout: float) -> Review | None:
-    """Pause the flow run until the form is answered; None on timeout (the run is set running
-    again). A run cancelled while it waited stays cancelled: :class:`ReviewCancelled`."""
+    """Pause the flow run until the form is answered; None when nobody answers in ``timeout``
+    seconds (the run is set running again). A run cancelled while it waited stays cancelled:
+    :class:`ReviewCancelled`.
+
+    This is Prefect's ``pause_flow_run(wait_for_input=...)`` (the same Paused state, form and
+    input keys, so the UI shows the same form), with its own wait: Prefect's waits for Running
+    only, so a run cancelled from the UI while paused (and not served by a worker that kills
+    it) stayed Cancelling until the timeout (a day by default), and one the server failed when
+    its pause expired ended Cancelled instead of following REELFLOW_REVIEW_ON_TIMEOUT."""
+    import time
+    from uuid import uuid4
+
     from prefect.client.orchestration import get_client
     from prefect.context import FlowRunContext
-    from prefect.exceptions import FlowPauseTimeout
-    from prefect.flow_runs import pause_flow_run
-    from prefect.states import Running
+    from prefect.input import keyset_from_paused_state
+    from prefect.input.run_input import run_input_subclass_from_type
+    from prefect.states import Paused, Running
+    from prefect.utilities.engine import propose_state_sync
 
-    form = review_form(scenes)
-    try:
-        answer = pause_flow_run(wait_for_input=form, timeout=max(1, int(timeout)),
-                                poll_interval=max(1, int(get_settings().review_poll)))
-    except FlowPauseTimeout:
-        run = FlowRunContext.get().flow_run
-        with get_client(sync_client=True) as client:
+    run = FlowRunContext.get().flow_run
+    form = run_input_subclass_from_type(review_form(scenes))
+    paused = Paused(timeout_seconds=max(1, int(timeout)), reschedule=False, pause_key=f"review-{uuid4().hex[:12]}")
+    keyset = keyset_from_paused_state(paused)
+    paused.state_details.run_input_keyset = keyset
+    poll = max(0.2, float(get_settings().review_poll))
+    with get_client(sync_client=True) as client:
+        state = propose_state_sync(client, paused, flow_run_id=run.id)
+        if not state.is_paused():
+            raise ReviewCancelled(f"review of {run.name}: the run could not pause ({state.name})")
+        form.save(keyset, flow_run_id=run.id)
+        run_logger().info("review of %s: paused for the form (Resume in the UI, or resume_flow_run)", run.name)
+        deadline = time.monotonic() + max(1, int(timeout))
+        while True:
+            time.sleep(max(0.0, min(poll, deadline - time.monotonic())))
             state = client.read_flow_run(run.id).state
-            if state is not None and not state.is_paused():   # cancelled meanwhile: never take it back
-                raise ReviewCancelled(f"review of {run.name}: the run was {state.name.lower()} while it "
-                                      "waited for an answer") from None
-            client.set_flow_run_state(run.id, Running(message="review timed out"), force=True)
-        return None
-    return answer_of(scenes, answer)
+            if state is not None and state.is_running():
+                return answer_of(scenes, form.load(keyset, flow_run_id=run.id))
+            if state is not None and (state.is_cancelling() or state.is_cancelled()):
+                raise ReviewCancelled(f"review of {run.name}: the run was cancelled while it waited for an answer")
+            if state is None or not state.is_paused() or time.monotonic() >= deadline:
+                # Nobody answered: ours or the server's timeout (which fails the paused run).
+                client.set_flow_run_state(run.id, Running(message="review timed out"), force=True)
+                return None
+
 
 
 def scenes_for_review(cut: list[ClipRef], takes: dict[str, list[TakeRef]], actions: dict[str, str]) -> list[SceneReview]:

@@ -137,13 +137,13 @@ def test_a_review_cancelled_while_it_waits_stays_cancelled(small_project, counti
     the render ends with ReviewCancelled, the run stays Cancelled and nothing is published."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import CancelledRun
-    from prefect.states import Cancelled
+    from prefect.states import Cancelled, Cancelling
 
     from flows.render import render_project
 
-    # The pause must outlast finding it paused on a slow machine; the render notices the cancel
-    # when the pause runs out (Prefect's wait looks only for a resume).
-    for name, value in {"REELFLOW_REVIEW_TIMEOUT": "15", "REELFLOW_REVIEW_POLL": "1",
+    # A day-long pause: the render must notice the cancel at its next look, not when the pause
+    # runs out (Prefect's own wait looked only for a resume: Cancelling for a day).
+    for name, value in {"REELFLOW_REVIEW_TIMEOUT": "86400", "REELFLOW_REVIEW_POLL": "1",
                         "REELFLOW_REVIEW_ON_TIMEOUT": "proceed"}.items():
         monkeypatch.setenv(name, value)
     reload_settings()
@@ -159,9 +159,13 @@ def test_a_review_cancelled_while_it_waits_stays_cancelled(small_project, counti
     runner.start()
     run = paused_run("render-small")
     with get_client(sync_client=True) as client:
-        client.set_flow_run_state(run.id, Cancelled(message="cancelled in the UI"), force=True)
+        client.set_flow_run_state(run.id, Cancelling(message="cancelled in the UI"), force=True)
     runner.join(timeout=60)
-    assert not runner.is_alive()
+    if runner.is_alive():                                 # don't leave a day-long pause in the harness
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(run.id, Cancelled(), force=True)
+        runner.join(timeout=30)
+        pytest.fail("the render did not notice the cancel while its review waited")
     assert isinstance(outcome.get("error"), CancelledRun), outcome
     with get_client(sync_client=True) as client:
         state = client.read_flow_run(run.id).state
@@ -179,6 +183,32 @@ def test_nobody_answers_the_form_and_the_render_proceeds(small_project, counting
     reload_settings()
     result = render_project(str(small_project), review=True)
     assert [c.take for c in result.clips] == [1, 1, 1] and picks_of(small_project) == {}
+
+
+@pytest.mark.slow
+def test_a_pause_the_server_expires_follows_the_timeout_setting(small_project, counting, monkeypatch):
+    """The server fails a paused run whose pause expired ('never resumed') before the render's
+    next look; the render took that for a cancel and the run ended Cancelled."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Failed
+
+    from flows.render import render_project
+
+    for name, value in {"REELFLOW_REVIEW_TIMEOUT": "600", "REELFLOW_REVIEW_POLL": "1",
+                        "REELFLOW_REVIEW_ON_TIMEOUT": "proceed"}.items():
+        monkeypatch.setenv(name, value)
+    reload_settings()
+    outcome = {}
+    runner = threading.Thread(target=lambda: outcome.update(result=render_project(str(small_project), review=True)),
+                              daemon=True)
+    runner.start()
+    run = paused_run("render-small")
+    with get_client(sync_client=True) as client:          # what the server's pause_expirations service does
+        client.set_flow_run_state(run.id, Failed(message="The flow was paused and never resumed."), force=True)
+    runner.join(timeout=120)
+    assert not runner.is_alive() and [c.take for c in outcome["result"].clips] == [1, 1, 1]
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(run.id).state.is_completed()
 
 
 @pytest.mark.slow
