@@ -88,9 +88,8 @@ def storyboard_markdown(spec: Project, plans: list[ClipPlan], summary: str, stor
     png, page = f"{prefix}/storyboard.png", f"{prefix}/storyboard.html"
     lines = [f"# {md(spec.title)} — storyboard", "", md(summary), ""]
     png_link, page_link = browser_link(store, png, public_url), browser_link(store, page, public_url)
-    review = review_link(spec.slug, prefix.rsplit("/", 1)[-1], public_url)
-    if page_link:
-        lines.append(f"[Open the storyboard page]({page_link})" + (f" · [review page]({review})" if review else ""))
+    if page_link:      # (no review page link: that page opens once the render is done; the report links it)
+        lines.append(f"[Open the storyboard page]({page_link})")
     lines += ["", f"![storyboard]({png_link or preview or inline_jpeg(store, png, width=960)})", ""]
     lines += ["| # | scene | engine | speech |", "| --- | --- | --- | --- |"]
     for i, plan in enumerate(plans):

@@ -61,6 +61,7 @@ def test_with_a_public_url_every_artifact_link_is_public_url_plus_key(small_proj
     assert f"(http://review.example:8765/review/small/{result.render_id})" in report
     assert f"[final.srt]({base}/final.srt)" in report and f"[storyboard.html]({base}/storyboard.html)" in report
     assert f"![storyboard]({base}/storyboard.png)" in artifacts["render-small-storyboard"].data
+    assert "/review/" not in artifacts["render-small-storyboard"].data    # a page that opens only when the render is done
     rows = artifacts["render-small-clips"].data
     assert "http://review.example:8765/clips/" in str(rows)
 
@@ -86,3 +87,22 @@ def test_review_page_of_a_real_render_with_takes(small_project, counting, isolat
     assert page.count('data-take="2"') == 3 and 'id="final"' in page and "storyboard.png" in page
     for scene in result.scenes:
         assert f'src="/{scene.takes[1].key}#t=0.1"' in page
+
+
+def test_the_production_s_text_is_inert_in_the_review_and_its_form():
+    """Speech with a markdown link and image put a live link, and an image the Prefect UI fetched
+    from anywhere, into the review artifact and the pause form."""
+    from tasks.models import TakeRef
+    from tasks.review import SceneReview, review_form, review_markdown
+
+    evil = "Welcome [click](http://evil.example/steal) ![pix](http://evil.example/t.png) <img src=x>"
+    scene = SceneReview(scene_id="s0", speech=evil, action="[x](javascript:alert(1))", picked=1,
+                        takes=[TakeRef(take=1, seed=1, key="clips/a.mp4", engine="animatic", model=None, cached=True)])
+    table = review_markdown([scene])
+    form = review_form([scene])
+    described = str(form.model_json_schema())
+    import re
+
+    for text in (table, described):
+        assert not re.search(r"(?<!\\)(\]\(|<img)", text), text      # no link or tag left unescaped
+        assert "evil.example" in text                                # the text itself is still there
