@@ -38,6 +38,18 @@ def family_of(model: str | None, params: dict[str, Any]) -> str:
     return family
 
 
+def payload_problems(model: str | None, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """(param, problem) a payload of this model and these params would have, found at validate:
+    not after the render has started (``EngineInfo.params_check`` of the runpod engine)."""
+    try:
+        family = family_of(model, params)
+    except EngineInputError as exc:
+        return [("family", str(exc))]
+    if family == "ovi" and model is not None and model not in OVI_MODELS:
+        return [("model", f"Ovi model {model!r} is not one of {', '.join(OVI_MODELS)}")]
+    return []
+
+
 def b64(path: str) -> str:
     return base64.b64encode(Path(path).read_bytes()).decode()
 

@@ -17,11 +17,12 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
-from pydantic import WithJsonSchema
+from pydantic import Field, WithJsonSchema
 
 from engines.registry import names as engine_names
 from flows.pipeline import RenderFailed, new_render_id, render  # noqa: F401  (RenderFailed, new_render_id: public here too)
-from projects import project_dir_of
+from projects.schema import MAX_TAKES
+from reelflow.errors import InputError
 from reelflow.settings import get_settings
 from tasks.clip import generate_clip
 from tasks.limits import ensure_engine_limits, pool_size
@@ -91,13 +92,15 @@ class PrefectRunner:
 
 
 def _run_name() -> str:
-    project = flow_run.parameters.get("project", "project")
-    return f"render-{project_dir_of(project)[0].resolve().name}"
+    """render-<the production's folder name>: of the path as given, even where nothing is there."""
+    path = Path(flow_run.parameters.get("project") or "project")
+    folder = path.parent if path.name == "project.yaml" else path
+    return f"render-{folder.resolve().name or 'project'}"
 
 
 @flow(flow_run_name=_run_name, task_runner=EngineSizedTaskRunner(), log_prints=True)
 def render_project(project: str, engine: EngineChoice = None, scenes: list[str] | None = None,
-                   takes: int | None = None, redo: list[str] | None = None,
+                   takes: Annotated[int | None, Field(ge=1, le=MAX_TAKES)] = None, redo: list[str] | None = None,
                    force: bool = False, review: bool = False) -> RenderResult:
     """Render a production folder (``projects/<slug>``) into one stitched video.
 
@@ -122,11 +125,19 @@ def render_project(project: str, engine: EngineChoice = None, scenes: list[str] 
 
 
 @flow(name="render-batch", log_prints=True)
-def render_batch(root: str = "projects", engine: str | None = None) -> dict[str, str]:
-    """Render every ``<root>/*/project.yaml``; one failing production does not stop the rest."""
+def render_batch(root: str = "projects", engine: EngineChoice = None) -> dict[str, str]:
+    """Render every ``<root>/*/project.yaml``; one failing production does not stop the rest.
+
+    The run fails (after rendering what it can) when any production failed, and at once when
+    ``root`` holds no production: a scheduled batch that rendered nothing is not green."""
+    from prefect.states import Failed
+
     logger = get_run_logger()
+    folders = find_projects(root)
+    if not folders:
+        raise InputError(f"{root}: no production here (no */project.yaml under it)")
     outcomes: dict[str, str] = {}
-    for folder in find_projects(root):
+    for folder in folders:
         name = Path(folder).name
         state = render_project(folder, engine=engine, return_state=True)
         if state.is_completed():
@@ -134,4 +145,8 @@ def render_batch(root: str = "projects", engine: str | None = None) -> dict[str,
         else:
             outcomes[name] = f"FAILED: {state.message}"
             logger.error("%s failed: %s", name, state.message)
+    failed = [name for name, outcome in outcomes.items() if outcome.startswith("FAILED: ")]
+    if failed:
+        return Failed(message=f"{len(failed)} of {len(outcomes)} production(s) failed: {', '.join(failed)}",
+                      data=outcomes)
     return outcomes

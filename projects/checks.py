@@ -64,7 +64,8 @@ def _engine(found: Found, loc: tuple, spec: Any) -> None:
     if isinstance(params, dict) and isinstance(name, str):
         model = spec.get("model") if isinstance(spec.get("model"), str) else None
         for key, message in check_params(name, params, model):
-            found.append(((*loc, "params", *key.split(".")), message))
+            where = (*loc, "model") if key == "model" else (*loc, "params", *key.split("."))   # the model itself
+            found.append((where, message))
 
 
 def semantic_problems(data: dict, root: Path) -> Found:

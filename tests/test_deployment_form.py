@@ -47,3 +47,12 @@ def test_wrong_project_path_fails_the_run_with_one_clear_line(tmp_path, counting
     assert f"project '{tmp_path / 'nope'}': no such folder" in state.message
     assert len(state.message.strip().splitlines()) == 1
     assert counting.calls == []
+
+
+def test_takes_out_of_bounds_are_refused_by_the_flow_s_parameters():
+    """takes: 1000 from the form started 2,000 clips; 0 and -1 ran as if no value was given."""
+    from flows.render import render_project
+
+    schema = render_project.parameters.model_dump()["properties"]["takes"]
+    bounds = [option for option in schema.get("anyOf", [schema]) if option.get("type") == "integer"][0]
+    assert (bounds["minimum"], bounds["maximum"]) == (1, 16)

@@ -199,6 +199,10 @@ def test_batch_renders_every_project_and_reports_failures(tmp_path, small_projec
     broken = small_project.parent / "broken"
     broken.mkdir()
     (broken / "project.yaml").write_text("title: broken\nscenes: []\n")
-    outcomes = render_batch(str(small_project.parent))
+    state = render_batch(str(small_project.parent), return_state=True)
+    assert state.is_failed() and state.message == "1 of 2 production(s) failed: broken"   # not green: one failed
+    outcomes = state.result(raise_on_failure=False)
     assert set(outcomes) == {"small", "broken"}
     assert outcomes["small"].endswith("final.mp4") and outcomes["broken"].startswith("FAILED")
+    nothing = render_batch(str(tmp_path / "nope"), return_state=True)     # a typo in a scheduled batch's root
+    assert nothing.is_failed() and nothing.message.endswith("nope: no production here (no */project.yaml under it)")

@@ -291,6 +291,8 @@ case("type-music-bool")(lambda p: p.data.update(music={"file": p.copy("audio/bed
 case("type-scenes-mapping")(lambda p: p.data.update(scenes={"one": p.data["scenes"][0]}))
 case("speaker2-without-speech")(lambda p: p.scene.update(speech=None, speaker2={"character": "max", "speech": "Hi."}))
 case("voice-without-dictionary")(lambda p: p.data["characters"]["max"].update(voice="fo"))      # spoke nothing
+case("runpod-unknown-ovi-model")(lambda p: p.data.update(engine={"name": "runpod", "model": "ovi-1.1",
+                                                                 "params": {"endpoint": "e"}}))   # failed mid-render
 case("card-blank-text")(lambda p: p.data.update(title_card={"text": " \n "}))
 case("card-text-too-long")(lambda p: p.data.update(end_card={"text": "a" * 301}))      # passed, then failed the render
 

@@ -91,7 +91,7 @@ def test_panels_show_what_the_engine_starts_from_with_timing_cost_and_warnings(s
     spec["scenes"][1] = {"id": "cut", "footage": "clip.mp4", "speech": "From the track."}
     spec["scenes"][2].update(character=None, action="a <script>alert(1)</script> card",
                              speech="Far too many words for one and a half seconds of video, surely.")
-    spec["engine"] = {"name": "runpod", "model": "ovi-1.1"}
+    spec["engine"] = {"name": "runpod", "model": "960x960_5s"}
     (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
 
     from projects import load_project
@@ -107,14 +107,14 @@ def test_panels_show_what_the_engine_starts_from_with_timing_cost_and_warnings(s
     picture = items[1].picture()
     r, g, b = picture.getpixel((picture.width // 2, picture.height // 2))
     assert g > 200 and r < 60 and b < 60                            # the footage's middle frame
-    assert items[0].model == "ovi-1.1" and items[0].cost.startswith("~") and "$" in items[0].cost
+    assert items[0].model == "960x960_5s" and items[0].cost.startswith("~") and "$" in items[0].cost
     assert items[1].cost == "footage"
     assert any("words" in w for w in items[2].warnings)              # the pace warning
 
     png, page = make_storyboard(project, store, settings, tmp_path / "board")
     text = page.read_text()
     assert "<script>" not in text and "&lt;script&gt;" in text
-    assert "runpod · ovi-1.1" in text and "words" in text
+    assert "runpod · 960x960_5s" in text and "words" in text
 
 
 @pytest.mark.slow
@@ -155,7 +155,7 @@ def test_a_scene_with_takes_costs_every_take_and_shows_the_picked_one(small_proj
     from tasks.storyboard import panels, per_scene, picked_chains, plan_for_storyboard
 
     spec = yaml.safe_load((small_project / "project.yaml").read_text())
-    spec["engine"] = {"name": "runpod", "model": "ovi-1.1"}
+    spec["engine"] = {"name": "runpod", "model": "960x960_5s"}
     spec["scenes"][0]["takes"] = 3
     (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     (small_project / "picks.yaml").write_text("s0: 2\n")
