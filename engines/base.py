@@ -53,8 +53,10 @@ class ClipRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     deadline: float | None = Field(default=None, description="time.time() by which the clip must be done")
 
-    def content_key(self, engine: str, model: str | None, version: int = 1) -> str:
-        """Content address: same engine (and its ``version``), model, prompt, inputs and params -> same key."""
+    def content_key(self, engine: str, model: str | None, version: int = 1, speaks: bool = False) -> str:
+        """Content address: same engine (and its ``version``), model, prompt, inputs and params -> same key.
+        ``speaks``: the engine speaks the lines itself, so the second speaker's voice is in the key
+        (for the others it is not: a second line reaches them as audio2, already keyed)."""
         doc = self.model_dump(exclude={"scene_id", "image", "audio", "audio2", "deadline"})
         doc.update(
             v=KEY_VERSION,
@@ -68,8 +70,8 @@ class ClipRequest(BaseModel):
             del doc["caption_at"]   # keys made before caption placement existed stay valid
         if doc["audio2"] is None:
             del doc["audio2"]  # keys made before two-speaker scenes existed stay valid
-        if doc["voice2"] is None:
-            del doc["voice2"]  # keys of one-speaker scenes stay valid
+        if doc["voice2"] is None or not speaks:
+            del doc["voice2"]  # keys of one-speaker scenes, and of engines that do not speak, stay valid
         if version != 1:
             doc["engine_version"] = version     # keys of an engine's first version stay valid
         blob = json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str)

@@ -37,7 +37,8 @@ def scene_context(project: Project, scene: Scene) -> dict:
 
 
 def clip_key(request: ClipRequest, engine: str, model: str | None) -> str:
-    return f"clips/{request.content_key(engine, model, registry.info(engine).version)}.mp4"
+    declared = registry.info(engine)
+    return f"clips/{request.content_key(engine, model, declared.version, declared.speaks)}.mp4"
 
 
 def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec, max_wps: float) -> ClipPlan:
@@ -51,6 +52,7 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
         max_words_per_second=max_wps, root=root,
     )
     character = project.characters.get(scene.character) if scene.character else None
+    voice2 = project.characters[scene.speaker2.character].voice if scene.speaker2 else None
     out = project.output
     request = ClipRequest(
         scene_id=scene.id,
@@ -60,7 +62,7 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
         image=str(root / character.image) if character and character.image else None,
         audio=str(root / scene.audio) if scene.audio else None,
         voice=character.voice if character else "en-us",
-        voice2=project.characters[scene.speaker2.character].voice if scene.speaker2 else None,
+        voice2=voice2,
         width=out.width, height=out.height, fps=out.fps, duration=duration,
         seed=scene.seed if scene.seed is not None else index,
         params=spec.params,
@@ -71,7 +73,7 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
         engine=spec.name, model=model, engine_params=spec.params, request=request,
         duration=duration, speech=scene.speech, warnings=[*rendered.warnings, *_audio_fit(scene, request.audio, duration)],
         speech2=scene.speaker2.speech if scene.speaker2 else None,
-        voice2=project.characters[scene.speaker2.character].voice if scene.speaker2 else None,
+        voice2=voice2,
     )
 
 

@@ -91,3 +91,15 @@ def test_the_default_model_is_part_of_the_clip_key_and_the_engine_instance(small
         assert registry.get_engine("local").model == str(tmp_path / name)
     assert keys["model-a"] != keys["model-b"]
     assert registry.default_model("animatic") is None and registry.default_model("nope") is None
+
+
+def test_a_second_voice_is_in_the_key_of_an_engine_that_speaks_only():
+    """voice2 (the animatic speaks the second line in it) must not change the key of a clip an
+    engine made from audio2 or from the prompt alone: a paid clip would be made again."""
+    from engines.base import ClipRequest
+    from tasks.plan import clip_key
+
+    one = ClipRequest(scene_id="s", prompt="<S>Hi<E> <S>Ho<E>", width=64, height=64, fps=12, duration=1)
+    two = one.model_copy(update={"voice2": "de"})
+    assert clip_key(one, "runpod", "960x960_5s") == clip_key(two, "runpod", "960x960_5s")
+    assert clip_key(one, "animatic", None) != clip_key(two, "animatic", None)
