@@ -18,7 +18,7 @@ from engines.base import ClipRequest, ClipResult
 from engines.errors import EngineError, EngineInputError
 from media import ffmpeg, images, tts
 from media.profile import exact_rate
-from media.soundtrack import AUDIO_RATE, ENCODE_ARGS, LEAD_IN, soundtrack_args, speak_dialogue, speak_line
+from media.soundtrack import AUDIO_RATE, ENCODE_ARGS, LEAD_IN, soundtrack_args, speak_dialogue
 from prompts import parse_prompt
 
 # zoom in, zoom out, pan right, pan left: picked by the seed
@@ -83,11 +83,9 @@ class AnimaticEngine:
         if not text:
             return None
         try:
-            if request.voice2 and len(lines) == 2 and all(line.strip() for line in lines):   # two speakers, two voices
-                turns = [(lines[0], request.voice), (lines[1], request.voice2)]
-                path, meta["words"] = speak_dialogue(turns, request.duration, work / "speech.wav", request.seed)
-            else:
-                path, meta["words"] = speak_line(text, request.voice, request.duration, work / "speech.wav", request.seed)
+            two = request.voice2 and len(lines) == 2 and all(line.strip() for line in lines)   # two voices
+            turns = [(lines[0], request.voice), (lines[1], request.voice2)] if two else [(text, request.voice)]
+            path, meta["words"] = speak_dialogue(turns, request.duration, work / "speech.wav", request.seed)
             return str(path)
         except tts.TTSError as exc:
             raise EngineInputError(f"scene {request.scene_id!r}: {exc}") from exc

@@ -23,23 +23,16 @@ def speak_line(text: str, voice: str, seconds: float, path: Path, seed: int = 0)
     """``speak_to_fit``, and the line's word timings in the clip's time (after the lead-in):
     ``{"text": spoken text, "words": [{"text", "offset", "start", "end"}, ...]}`` (seconds,
     clipped to the clip's ``seconds``), what ``media.subtitles`` highlights word by word."""
-    room = max(0.5, seconds - LEAD_IN - 0.2)
-    speech = tts.speak(text, path, voice, speed=BASE_WPM, seed=seed)
-    if speech.duration > room:  # speak faster rather than cut the line off
-        speech = tts.speak(text, path, voice, speed=min(MAX_WPM, int(BASE_WPM * speech.duration / room) + 1),
-                           seed=seed)
-    words = [{"text": w.text, "offset": w.offset, "start": round(min(seconds, w.start + LEAD_IN), 4),
-              "end": round(min(seconds, w.end + LEAD_IN), 4)} for w in speech.words]
-    return path, {"text": text, "words": words}
+    return speak_dialogue([(text, voice)], seconds, path, seed)
 
 
 TURN_GAP = 0.15       # seconds between two speakers' lines
 
 
 def speak_dialogue(lines: list[tuple[str, str]], seconds: float, path: Path, seed: int = 0) -> tuple[Path, dict]:
-    """:func:`speak_line` for several speakers: each (text, voice) in its own voice, in turn,
-    ``TURN_GAP`` apart, all sped up alike to end inside the clip. The word timings are in the
-    clip's time and their offsets in the lines joined by spaces (as one speaker's would be)."""
+    """:func:`speak_line` for one speaker or several: each (text, voice) in its own voice, in
+    turn, ``TURN_GAP`` apart, all sped up alike (rather than cut off) to end inside the clip. The
+    word timings are in the clip's time and their offsets in the lines joined by spaces."""
     import wave
 
     room = max(0.5, seconds - LEAD_IN - 0.2)
@@ -55,7 +48,7 @@ def speak_dialogue(lines: list[tuple[str, str]], seconds: float, path: Path, see
             with wave.open(str(part), "rb") as piece:
                 if i == 0:
                     out.setparams(piece.getparams())
-                elif i > 0:
+                else:
                     out.writeframes(b"\0" * piece.getsampwidth() * piece.getnchannels() * round(TURN_GAP * piece.getframerate()))
                     at += TURN_GAP
                 out.writeframes(piece.readframes(piece.getnframes()))
