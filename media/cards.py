@@ -64,17 +64,16 @@ def card_layout(text: str, width: int, height: int) -> tuple:
     """(font, lines, line height) for ``text`` on a ``width`` x ``height`` card: wrapped to the
     safe area's width as drawn, the size lowered until every line fits its height too. Nothing
     is cut: only below ``MIN_CARD_PX`` (frames too small to read any card) may lines overflow."""
-    from media.images import load_font, wrap_to_width
+    from media.images import fit_font, wrap_to_width
 
     box_w, box_h = width - 2 * (width // 10), height - 2 * (height // 10)
-    size = max(MIN_CARD_PX, min(width // 12, height // 10))
-    while True:
-        font = load_font(size)
-        lines = [line for para in text.splitlines() for line in wrap_to_width(para, font, box_w)]
-        line_h = int(size * 1.3)
-        if line_h * len(lines) <= box_h or size == MIN_CARD_PX:
-            return font, lines, line_h
-        size = max(MIN_CARD_PX, size * 9 // 10)
+
+    def lines_of(font) -> list[str]:
+        return [line for para in text.splitlines() for line in wrap_to_width(para, font, box_w)]
+
+    font, size = fit_font(min(width // 12, height // 10), lambda f, s: int(s * 1.3) * len(lines_of(f)) <= box_h,
+                          MIN_CARD_PX)
+    return font, lines_of(font), int(size * 1.3)
 
 
 def card_digest(png: Path, frames: int) -> str:
@@ -121,23 +120,22 @@ def lower_third_png(name: str, style: LowerThird, width: int, height: int, path:
     """
     from PIL import Image, ImageDraw
 
-    from media.images import load_font
+    from media.images import fit_font, with_ellipsis
 
     img = Image.new("RGBA", (width, height), (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
     name = " ".join(name.split())          # one line: a name's newlines are spaces
     left, top = width // 20, int(height * 0.62)
-    size = max(10, min(width // 16, height // 18))
-    while True:                            # smaller until the name fits inside the frame's margins
-        font, pad, accent = load_font(size), size // 2, max(2, size // 6)
-        room = width - 2 * left - 2 * pad - accent
-        if font.getlength(name) <= room or size <= MIN_CARD_PX:
-            break
-        size = max(MIN_CARD_PX, size * 9 // 10)
-    while len(name) > 1 and font.getlength(name) > room:     # frames too small for it: shortened, marked
-        name = name[:-2].rstrip() + "\u2026"
-    text_w = font.getlength(name)
-    bar_w = min(width - left, int(text_w) + 2 * pad + accent)
+
+    def room(size: int) -> int:            # inside the frame's margins, beside the bar's padding and accent
+        return width - 2 * left - 2 * (size // 2) - max(2, size // 6)
+
+    font, size = fit_font(max(10, min(width // 16, height // 18)), lambda f, s: f.getlength(name) <= room(s),
+                          MIN_CARD_PX)
+    if font.getlength(name) > room(size):  # frames too small for it even so: shortened, and marked
+        name = with_ellipsis(name, font, room(size))
+    pad, accent = size // 2, max(2, size // 6)
+    bar_w = min(width - left, int(font.getlength(name)) + 2 * pad + accent)
     draw.rectangle([left, top, left + bar_w, top + size + 2 * pad], fill=(*_rgb(style.color), 170))
     draw.rectangle([left, top, left + accent, top + size + 2 * pad], fill=(*_rgb(style.text_color), 255))
     draw.text((left + pad + accent, top + pad * 0.8), name, font=font, fill=(*_rgb(style.text_color), 255))

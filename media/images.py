@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -54,6 +54,24 @@ def wrap_to_width(paragraph: str, font, width: float) -> list[str]:
     return lines
 
 
+def fit_font(start: int, fits: Callable[[ImageFont.FreeTypeFont, int], bool], smallest: int) -> tuple:
+    """(font, size): the largest size from ``start`` down (a tenth at a time) at which ``fits(font,
+    size)``, or ``smallest``."""
+    size = max(smallest, start)
+    while True:
+        font = load_font(size)
+        if size == smallest or fits(font, size):
+            return font, size
+        size = max(smallest, size * 9 // 10)
+
+
+def with_ellipsis(text: str, font, room: float) -> str:
+    """``text`` cut to end in an ellipsis within ``room`` pixels: it says that more was there."""
+    while text and font.getlength(text + "\u2026") > room:
+        text = text[:-1].rstrip()
+    return text + "\u2026"
+
+
 CAPTION_LINES = 3
 
 
@@ -62,10 +80,7 @@ def caption_lines(text: str, font, room: float) -> list[str]:
     preview of the action, so a longer one is cut, and ends in an ellipsis to say so."""
     lines = wrap_to_width(" ".join(text.split()), font, room)
     if len(lines) > CAPTION_LINES:
-        lines = lines[:CAPTION_LINES]
-        while lines[-1] and font.getlength(lines[-1] + "\u2026") > room:
-            lines[-1] = lines[-1][:-1].rstrip()
-        lines[-1] += "\u2026"
+        lines = [*lines[:CAPTION_LINES - 1], with_ellipsis(lines[CAPTION_LINES - 1], font, room)]
     return lines
 
 
