@@ -176,8 +176,7 @@ def _edited(text: str, updates: dict[str, int]) -> str:
 
 def _yaml_key(scene: str) -> str:
     """A scene id as a YAML key that reads back as that string (``yes``, ``01`` and ``null`` quoted)."""
-    plain = yaml.safe_dump({scene: 1}, default_flow_style=False).split(":", 1)[0]
-    return plain
+    return yaml.safe_dump({scene: 1}, default_flow_style=False).split(":", 1)[0]
 
 
 def _write(path: Path, text: str) -> None:

@@ -31,15 +31,15 @@ def _no_tokens(value: str | None) -> str | None:
     return value
 
 
-PlainText = Annotated[str, Field(max_length=MAX_LINE_CHARS), AfterValidator(_no_tokens)]
-# A card's text: its own limit in the annotation (a ``Field`` default beside ``PlainText`` lost
-# to PlainText's, so 1000 characters passed here and failed in the render's ``Card``).
 def _not_blank(text: str) -> str:
     if not text.strip():
         raise ValueError("is empty or only spaces: write the text")
     return text
 
 
+PlainText = Annotated[str, Field(max_length=MAX_LINE_CHARS), AfterValidator(_no_tokens)]
+# A card's text: its own limit in the annotation (a ``Field`` default beside ``PlainText`` lost
+# to PlainText's, so 1000 characters passed here and failed in the render's ``Card``).
 CardText = Annotated[str, Field(min_length=1, max_length=MAX_CARD_CHARS), AfterValidator(_no_tokens),
                      AfterValidator(_not_blank)]
 SomeText = Annotated[PlainText, AfterValidator(_not_blank)]     # required text: a name, a second line

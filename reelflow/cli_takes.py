@@ -14,17 +14,23 @@ import typer
 from reelflow.cli import ProjectArg, _load_or_exit, app, err, out
 
 
-def _book(spec):
-    """Every scene's takes as the next render sees them (no engine call; speech audio if a family needs it)."""
+def _chains(spec, scenes: list[str] | None = None):
+    """The take-1 chains a render plans (speech audio where a family needs it) and the store."""
     from reelflow.settings import get_settings
     from storage import open_store
     from tasks.plan import plan_project
     from tasks.spoken import speech_folder, with_speech
+
+    folder = speech_folder()
+    chains = [[with_speech(p, folder) for p in chain] for chain in plan_project(spec, None, scenes)]
+    return chains, open_store(get_settings().storage)
+
+
+def _book(spec):
+    """Every scene's takes as the next render sees them (no engine call; speech audio if a family needs it)."""
     from tasks.takes import book_takes
 
-    store = open_store(get_settings().storage)
-    folder = speech_folder()
-    chains = [[with_speech(p, folder) for p in chain] for chain in plan_project(spec)]
+    chains, store = _chains(spec)
     return book_takes(chains, spec, store.exists), store
 
 
@@ -93,8 +99,7 @@ def _stored_note(spec, scene: str, take: int) -> str:
     from tasks.takes import stored_plan
 
     try:
-        book, store = _book(spec)
-        chain = next(c for c in book.chains if c[0].scene_id == scene and c[0].take == 1)
+        [chain], store = _chains(spec, [scene])          # that scene alone: not every scene's takes
         if stored_plan(chain, take, store.exists) is not None:
             return " (stored: the next render makes no engine call for it)"
     except (ReelflowError, OSError):
