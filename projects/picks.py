@@ -127,28 +127,32 @@ def save_picks(root: str | Path, updates: dict[str, int]) -> Path:
         text = path.read_text(encoding="utf-8-sig") if path.is_file() else ""
         meant = {**_picks_in(text), **{scene: int(take) for scene, take in updates.items()}}
         edited = _edited(text, updates)
-        if _picks_in(edited, strict=False) != meant:
+        if not _says(edited, meant):
             edited = "\n".join([HEADER, *(f"{_yaml_key(s)}: {t}" for s, t in meant.items())]) + "\n"
         _write(path, edited)
     return path
 
 
-def _picks_in(text: str, strict: bool = True) -> dict[str, object]:
-    """scene -> take (or the value's text where it is not a take) of a picks.yaml text."""
+def _picks_in(text: str) -> dict[str, object]:
+    """scene -> take (or the value's text where it is not a take) of a picks.yaml text; PicksError
+    if it is not one mapping without repeated keys."""
     try:
         node, duplicates = yaml_safe.compose(text)
     except yaml_safe.YamlProblem as exc:
-        if not strict:
-            return {"": None}                 # unreadable: never what was meant
         raise PicksError([Problem(file=PICKS_NAME, line=exc.line, field="", message=exc.message)]) from None
     if node is None:
         return {}
-    if not isinstance(node, yaml.MappingNode) or (duplicates and not strict):
-        if not strict:
-            return {"": None}
+    if not isinstance(node, yaml.MappingNode) or duplicates:
         raise PicksError([Problem(file=PICKS_NAME, line=node.start_mark.line + 1, field="",
-                                  message="must be a mapping of scene id to take number")])
+                                  message="must be a mapping of scene id to take number, each scene once")])
     return {str(k.value): (_as_take(v) or getattr(v, "value", None)) for k, v in node.value}
+
+
+def _says(text: str, picks: dict[str, object]) -> bool:
+    try:
+        return _picks_in(text) == picks
+    except PicksError:
+        return False
 
 
 def _edited(text: str, updates: dict[str, int]) -> str:
