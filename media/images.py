@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from pathlib import Path
@@ -30,6 +31,37 @@ def font_dir() -> str | None:
 def load_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     path = font_path()
     return ImageFont.truetype(path, size) if path else ImageFont.load_default(size=size)
+
+
+_UNSEEN = ("Cc", "Cf", "Zs", "Zl", "Zp")     # controls, format marks and spaces: nothing to draw
+
+
+def undrawable(text: str) -> str:
+    """The characters of ``text`` the bundled font has no glyph for, once each, in order: cards,
+    lower thirds, captions and burned subtitles draw them as boxes (the font's ``.notdef``)."""
+    if text.isascii() or font_path() is None:
+        return ""
+    import unicodedata
+
+    return "".join(c for c in dict.fromkeys(text)
+                   if not c.isascii() and unicodedata.category(c) not in _UNSEEN and not _drawn(c))
+
+
+@functools.cache
+def _drawn(char: str) -> bool:
+    return _glyph_print(char) != _glyph_print("\U0010FFFF")     # a code point no font has
+
+
+@functools.cache
+def _glyph_print(char: str) -> tuple:
+    font = _probe_font()
+    mask = font.getmask(char)
+    return mask.size, bytes(mask), font.getlength(char)
+
+
+@functools.cache
+def _probe_font():
+    return load_font(32)
 
 
 def wrap_to_width(paragraph: str, font, width: float) -> list[str]:

@@ -41,7 +41,8 @@ def clip_key(request: ClipRequest, engine: str, model: str | None) -> str:
     return f"clips/{request.content_key(engine, model, declared.version, declared.speaks)}.mp4"
 
 
-def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec, max_wps: float) -> ClipPlan:
+def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec, max_wps: float,
+                   shown: list[str]) -> ClipPlan:
     root = Path(project.root)
     duration = project.scene_duration(scene)
     model = spec.model or default_model(spec.name)      # the model that really makes the clip is in its key
@@ -71,7 +72,8 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
         scene_id=scene.id, index=index, project=project.slug, kind="generate",
         key=clip_key(request, spec.name, model),
         engine=spec.name, model=model, engine_params=spec.params, request=request,
-        duration=duration, speech=scene.speech, warnings=[*rendered.warnings, *_audio_fit(scene, request.audio, duration)],
+        duration=duration, speech=scene.speech, warnings=[*rendered.warnings, *_audio_fit(scene, request.audio, duration), *shown,
+                  *_boxes(f"scene {scene.id!r}: the animatic's caption", scene.action if spec.name == "animatic" else "")],
         speech2=scene.speaker2.speech if scene.speaker2 else None,
         voice2=voice2,
     )
@@ -98,7 +100,29 @@ def _audio_fit(scene: Scene, audio: str | None, duration: float) -> list[str]:
             f"its last {seconds - duration:.1f} s are not heard"]
 
 
-def _plan_footage(project: Project, scene: Scene, index: int) -> ClipPlan:
+def _on_screen(project: Project, scene: Scene, index: int, names: dict[str, str]) -> list[str]:
+    """Warnings for text this scene puts on screen in a glyph the bundled font lacks (a box).
+    ``names``: scene id -> the lower third's name, at the first scene to show each name."""
+    texts = []
+    if index == 0 and project.title_card:
+        texts.append(("title_card.text", project.title_card.text))
+    if index == len(project.scenes) - 1 and project.end_card:
+        texts.append(("end_card.text", project.end_card.text))
+    if scene.id in names:
+        texts.append((f"scene {scene.id!r}: the lower third", names[scene.id]))
+    if project.output.subtitles == "burn":
+        texts.append((f"scene {scene.id!r}: the burned subtitles", spoken_text(scene) or ""))
+    return [w for where, text in texts for w in _boxes(where, text)]
+
+
+def _boxes(where: str, text: str) -> list[str]:
+    from media.images import undrawable
+
+    missing = undrawable(text)
+    return [f"{where}: the font (Roboto) has no glyph for {missing}: drawn as boxes"] if missing else []
+
+
+def _plan_footage(project: Project, scene: Scene, index: int, shown: list[str]) -> ClipPlan:
     path = Path(project.root) / scene.footage
     return ClipPlan(
         scene_id=scene.id, index=index, project=project.slug, kind="footage",
@@ -129,12 +153,17 @@ def plan_project(
     if unknown:
         raise PlanError(f"unknown scene id(s) {', '.join(map(repr, unknown))}; scenes are: {', '.join(s.id for s in project.scenes)}")
     chains = []
+    first: dict[str, str] = {}                      # a lower third's name -> the first scene to show it
+    for scene_id, name in (project.speaker_names() if project.lower_third else {}).items():
+        first.setdefault(name, scene_id)
+    names = {scene_id: name for name, scene_id in first.items()}
     for index, scene in enumerate(project.scenes):
         if scene_ids and scene.id not in scene_ids:
             continue
+        shown = _on_screen(project, scene, index, names)
         if scene.footage:
-            chains.append([_plan_footage(project, scene, index)])
+            chains.append([_plan_footage(project, scene, index, shown)])
         else:
-            chains.append([_plan_generate(project, scene, index, spec, max_wps)
+            chains.append([_plan_generate(project, scene, index, spec, max_wps, shown)
                            for spec in engine_chain(project, scene, engine)])
     return chains

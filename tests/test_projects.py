@@ -136,6 +136,31 @@ def test_a_scene_s_audio_longer_than_the_scene_warns(tmp_path):
     assert "scene 'one': audio line.wav is 8.0 s, the scene 3 s: its last 5.0 s are not heard" in result.output
 
 
+def test_text_drawn_in_glyphs_the_font_lacks_warns_once_per_place(tmp_path):
+    """Roboto has Latin, Greek and Cyrillic; kana, kanji, arrows and emoji would be boxes."""
+    spec = (GOOD.replace("name: Max", "name: マックス").replace("action: waving", "action: 手を振る waving")
+            .replace("speech: Hello there.", "speech: Привет, hello → there.")
+            .replace("scenes:", "title_card: {text: Ελλάδα ok}\nend_card: {text: bye 😀}\nlower_third: true\n"
+                     "output: {subtitles: burn}\nscenes:")
+            + "  - id: two\n    character: max\n    speech: Again.\n    action: nodding\n")
+    result = runner.invoke(app, ["validate", str(write_spec(tmp_path / "p", spec))])
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: scene 'one': the lower third: the font (Roboto) has no glyph for マックス: drawn as boxes",
+        "warning: scene 'one': the burned subtitles: the font (Roboto) has no glyph for →: drawn as boxes",
+        "warning: scene 'one': the animatic's caption: the font (Roboto) has no glyph for 手を振る: drawn as boxes",
+        "warning: end_card.text: the font (Roboto) has no glyph for 😀: drawn as boxes",
+    ]
+
+
+def test_text_the_font_draws_gives_no_glyph_warning():
+    from media.images import undrawable
+
+    assert undrawable("Zoë, Ελλάδα, Привет — “ok” … €5\u200b\u00a0") == ""
+    assert undrawable("a 日本 b 日") == "日本"
+
+
 def test_footage_scene_needs_no_character(tmp_path):
     folder = write_spec(tmp_path / "p", GOOD + "  - id: broll\n    footage: clips/b.mp4\n")
     (folder / "clips").mkdir()
