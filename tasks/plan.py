@@ -11,6 +11,7 @@ from tasks.models import ClipPlan
 from projects.schema import EngineSpec, Project, Scene
 from prompts import render_scene_prompt, template_for
 from reelflow.errors import InputError
+from storage.file_memo import FileMemo
 
 
 class PlanError(InputError):
@@ -84,6 +85,9 @@ def spoken_text(scene: Scene) -> str | None:
     return " ".join(t for t in (scene.speech, scene.speaker2.speech if scene.speaker2 else None) if t) or None
 
 
+_AUDIO_SECONDS = FileMemo("audio-seconds")       # a scene's audio is probed once, not at every plan
+
+
 def _audio_fit(scene: Scene, audio: str | None, duration: float) -> list[str]:
     """A warning when the scene's own audio is longer than the scene (its end is not heard)."""
     if not audio:
@@ -91,8 +95,8 @@ def _audio_fit(scene: Scene, audio: str | None, duration: float) -> list[str]:
     from media.probe import ProbeError, probe
 
     try:
-        seconds = probe(audio).audio_duration or 0.0
-    except (ProbeError, OSError):
+        seconds = float(_AUDIO_SECONDS.answer(audio, lambda: repr(probe(audio).audio_duration or 0.0)))
+    except (ProbeError, OSError, ValueError):
         return []                      # validate names an unreadable file
     if seconds <= duration + 0.05:
         return []
