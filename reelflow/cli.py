@@ -340,9 +340,15 @@ def finish_process(code: int) -> None:  # pragma: no cover - ends the process
     import logging
     import threading
 
-    for thread in threading.enumerate():
-        if thread is not threading.main_thread() and not thread.daemon:
-            thread.join()
+    # What the interpreter's own exit does first: the threading exit hooks (idle workers of thread
+    # pools a library left open, gradio_client's, are told to stop), then every other thread joined.
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
+    else:
+        for thread in threading.enumerate():
+            if thread is not threading.main_thread() and not thread.daemon:
+                thread.join()
     atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

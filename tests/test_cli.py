@@ -167,6 +167,25 @@ def test_the_command_exits_with_its_status_after_its_exit_handlers(tmp_path):
                                         "handler ran"]
 
 
+def test_the_command_exits_with_a_library_s_thread_pool_still_open(tmp_path):
+    """gradio_client keeps a ThreadPoolExecutor per cached client and never closes it: its idle
+    workers end only when the interpreter's shutdown tells them to, which the exit must do."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import concurrent.futures, sys\n"
+            "pool = concurrent.futures.ThreadPoolExecutor(2)\n"
+            "pool.submit(lambda: None).result()\n"
+            "sys.argv = ['reelflow', 'render', sys.argv[1]]\n"
+            "from reelflow.cli import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing")], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+                          timeout=60)
+    assert proc.returncode == 2
+
+
 @pytest.mark.slow
 def test_a_render_from_another_folder_with_the_default_settings(small_project, tmp_path):
     """The defaults are relative (./.reelflow): a user renders from their own folder, not the
