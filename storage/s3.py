@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Callable, ContextManager, TypeVar
 from urllib.parse import urlparse
 
+from reelflow.errors import InputError
+from reelflow.urls import mask_url
 from storage.base import StorageError, TransientStorageError, check_key
 
 log = logging.getLogger("reelflow.storage")
@@ -41,6 +43,37 @@ def parse_endpoint(endpoint: str, secure: bool | None) -> tuple[str, bool]:
         url = urlparse(endpoint)
         return url.netloc, (url.scheme == "https") if secure is None else secure
     return endpoint.rstrip("/"), True if secure is None else secure
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def _check_location(url: str, bucket: str, prefix: str) -> None:
+    """Refuse, before any client is built, what S3 (and minio's SDK) cannot address."""
+    where = f"REELFLOW_STORAGE={mask_url(url)!r}"
+    if "@" in bucket or ":" in bucket:
+        raise InputError(f"{where}: credentials do not go in the storage URL; set REELFLOW_S3_ACCESS_KEY "
+                         "and REELFLOW_S3_SECRET_KEY")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise InputError(f"{where}: {bucket!r} is not an S3 bucket name (3-63 characters: lower-case letters, "
+                         "digits, dots and hyphens, starting and ending with a letter or digit)")
+    if prefix and any(part in ("", ".", "..") for part in prefix.split("/")):
+        raise InputError(f"{where}: the prefix {prefix!r} has an empty, '.' or '..' segment")
+
+
+def _check_endpoint(name: str, endpoint: str) -> None:
+    setting = f"{name}={mask_url(endpoint)!r}"
+    parts = urlparse(endpoint if "://" in endpoint else f"//{endpoint}")
+    if "@" in parts.netloc:
+        raise InputError(f"{setting}: credentials do not go in the endpoint; set REELFLOW_S3_ACCESS_KEY "
+                         "and REELFLOW_S3_SECRET_KEY")
+    try:
+        port_ok = parts.port != 0                       # urllib refuses a port past 65535 or not a number
+    except ValueError:
+        port_ok = False
+    host_ok = re.fullmatch(r"[a-z0-9.-]+|[0-9a-f:.]+", parts.hostname or "")   # a name, IPv4 or IPv6
+    if parts.scheme not in ("", "http", "https") or not port_ok or not host_ok or parts.path.strip("/"):
+        raise InputError(f"{setting}: not an S3 endpoint (host, host:port or http(s)://host:port)")
 
 
 class S3Store:
@@ -65,7 +98,11 @@ class S3Store:
 
         parsed = urlparse(url)
         if parsed.scheme != "s3" or not parsed.netloc:
-            raise StorageError(f"storage URL {url!r} must look like s3://bucket/prefix")
+            raise InputError(f"REELFLOW_STORAGE={mask_url(url)!r} must look like s3://bucket/prefix")
+        _check_location(url, parsed.netloc, parsed.path.strip("/"))
+        _check_endpoint("REELFLOW_S3_ENDPOINT", endpoint)
+        if public_endpoint:
+            _check_endpoint("REELFLOW_S3_PUBLIC_ENDPOINT", public_endpoint)
         if not access_key or not secret_key:
             raise StorageError(
                 "S3 storage needs credentials: set REELFLOW_S3_ACCESS_KEY and REELFLOW_S3_SECRET_KEY, "
