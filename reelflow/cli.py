@@ -130,8 +130,9 @@ def _finished_render(spec, engine: str | None, scenes: list[str] | None):
     from tasks.render_index import find_finished
 
     settings = get_settings()
+    store = open_store(settings.storage)     # a store that cannot be opened is the render's error too, said once
     try:
-        found = find_finished(spec, engine, scenes, open_store(settings.storage), settings.max_words_per_second)
+        found = find_finished(spec, engine, scenes, store, settings.max_words_per_second)
     except ReelflowError:
         return None          # the full render reports it, with the right exit code
     return found

@@ -67,6 +67,53 @@ def test_missing_credentials_say_how_to_set_them(monkeypatch, moto_s3):
         open_store()
 
 
+@pytest.mark.parametrize("storage,endpoint,said", [
+    ("s3://Bad_Bucket/x", "127.0.0.1:9", "REELFLOW_STORAGE='s3://Bad_Bucket/x': 'Bad_Bucket' is not an S3 bucket name"),
+    ("s3://sweep/../x", "127.0.0.1:9", "REELFLOW_STORAGE='s3://sweep/../x': the prefix '../x' has an empty, '.' or '..' segment"),
+    ("s3://sweep/a//b", "127.0.0.1:9", "the prefix 'a//b' has an empty"),
+    ("s3://AKID:hunter2pass99@sweep/p", "127.0.0.1:9", "REELFLOW_STORAGE='s3://AKID:***@sweep/p': credentials do not go"),
+    ("s3://sweep/p", "http://admin:hunter2pass99@127.0.0.1:9", "REELFLOW_S3_ENDPOINT='http://admin:***@127.0.0.1:9'"),
+    ("s3://sweep/p", "not a host", "REELFLOW_S3_ENDPOINT='not a host': not an S3 endpoint"),
+    ("s3://sweep/p", "http://127.0.0.1:99999", "not an S3 endpoint"),
+])
+def test_storage_settings_s3_cannot_address_are_one_line_exit_2_at_once(small_project, monkeypatch, storage,
+                                                                       endpoint, said):
+    """minio's own refusals were tracebacks (exit 1), one with the password in it; a malformed
+    endpoint was retried as an outage. Nothing is contacted: the port is closed."""
+    import time
+
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    use_s3(monkeypatch, endpoint, "unused", REELFLOW_STORAGE=storage)
+    started = time.monotonic()
+    for command in (["render", str(small_project)], ["takes", str(small_project)]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert said in result.output and "Traceback" not in result.output and "hunter2pass99" not in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.slow
+def test_render_gives_up_on_an_unreachable_store_once(small_project, monkeypatch):
+    """The unchanged-render lookup opened the store, waited out its retries, kept quiet, and the
+    render opened it again: twice the time the message gave."""
+    import time
+
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+    from storage.s3 import OPEN_RETRY_SECONDS
+
+    use_s3(monkeypatch, "http://127.0.0.1:1", "sweep")
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["render", str(small_project), "--local"])
+    assert result.exit_code == 3 and f"gave up after {OPEN_RETRY_SECONDS:.0f} s" in result.output
+    assert time.monotonic() - started < OPEN_RETRY_SECONDS * 1.5
+
+
 class TestS3StoreOnMoto(StoreContract):
     """The shared contract on moto's S3 server over HTTP (conditional writes included)."""
 
