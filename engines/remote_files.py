@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import shutil
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -60,13 +61,17 @@ _OPENER = urllib.request.build_opener(_CheckedRedirects)
 
 def _download(url: str, dest: Path, timeout: float) -> None:
     check_link(url)
+    ends = time.monotonic() + timeout     # the whole transfer: a socket timeout bounds each read only
     try:
-        with _OPENER.open(url, timeout=timeout) as response, open(dest, "wb") as out:
+        with _OPENER.open(url, timeout=min(timeout, 30.0)) as response, open(dest, "wb") as out:
             total = 0
-            while block := response.read(1 << 20):
+            while block := response.read1(1 << 20):       # what has come, not a full megabyte
                 total += len(block)
                 if total > MAX_CLIP_BYTES:
                     raise InvalidClip(f"the video is larger than {MAX_CLIP_BYTES >> 30} GiB")
+                if time.monotonic() > ends:
+                    raise TransientEngineError(f"downloading the video took over {timeout:.0f} s "
+                                               f"({total} bytes had come)")
                 out.write(block)
     except urllib.error.HTTPError as exc:
         if exc.code in (404, 410):

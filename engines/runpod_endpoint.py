@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -26,6 +27,7 @@ from reelflow.settings import get_settings
 
 T = TypeVar("T")
 DEFAULT_BASE = "https://api.runpod.ai/v2"
+CALL_SECONDS = 60.0        # one call's whole answer (requests' timeout bounds each read, not the answer)
 _INPUT_ERROR_MARKERS = ("invalid input", "validation error", "valueerror", "must be one of", "is required")
 
 
@@ -60,14 +62,25 @@ class RunPodEngine:
             self._client.endpoint_url_base = os.environ.get("RUNPOD_ENDPOINT_BASE_URL", DEFAULT_BASE).rstrip("/")
         return self._client
 
-    def _call(self, what: str, fn: Callable[[], T], deadline: float) -> T:
-        """One SDK call with our backoff on 429, 5xx and connection faults, until ``deadline``."""
+    def _call(self, what: str, fn: Callable[[], T], deadline: float) -> dict:
+        """One SDK call with our backoff on 429, 5xx and connection faults, until ``deadline``;
+        each try gets a whole answer within ``CALL_SECONDS``. An answer that is not a JSON object
+        is a TransientEngineError at once."""
         import requests
 
         attempt = 0
         while True:
             try:
-                return fn()
+                answer = _within(fn, max(1.0, min(CALL_SECONDS, deadline - time.time())))
+            except requests.exceptions.JSONDecodeError:
+                # Not RunPod's API (a proxy's error page, a wrong base URL): the clip's own retries
+                # and fallbacks decide, not a wait until the deadline.
+                raise TransientEngineError(f"RunPod {what}: the answer is not JSON") from None
+            except (requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema,
+                    requests.exceptions.InvalidURL) as exc:
+                base = secrets.clip(self.client().endpoint_url_base, 120)
+                raise EngineInputError(f"RUNPOD_ENDPOINT_BASE_URL={base!r} is not an http(s) URL "
+                                       f"({type(exc).__name__})") from None
             except RuntimeError as exc:            # the SDK's 401
                 if "unauthorized" in str(exc).lower():
                     raise EngineInputError("RunPod refused the API key (401): check RUNPOD_API_KEY") from exc
@@ -81,6 +94,10 @@ class RunPodEngine:
                 error = f"HTTP {code}"
             except (requests.ConnectionError, requests.Timeout) as exc:
                 error = type(exc).__name__
+            else:
+                if isinstance(answer, dict):
+                    return answer
+                raise TransientEngineError(f"RunPod {what}: the answer is not a JSON object ({secrets.clip(answer, 80)})")
             attempt += 1
             pause = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
             if time.time() + pause > deadline:
@@ -135,7 +152,12 @@ class RunPodEngine:
             if time.time() >= deadline:
                 self.cancel(job_id)
                 raise TransientEngineError(f"RunPod job {job_id} did not finish in {budget:.0f} s; it was cancelled")
-            state = self._call("status", lambda: client.get(f"{self.endpoint_id}/status/{job_id}", timeout=30), deadline)
+            try:
+                state = self._call("status", lambda: client.get(f"{self.endpoint_id}/status/{job_id}", timeout=30),
+                                   deadline)
+            except EngineError:
+                self.cancel(job_id)                # the job may run on: nobody would collect (or stop) it
+                raise
             status = state.get("status")
             if status == "COMPLETED":
                 if state.get("output") is None:
@@ -161,3 +183,28 @@ class RunPodEngine:
                        time.time() + 15)
         except EngineError:
             pass
+
+
+def _within(fn: Callable[[], T], seconds: float) -> T:
+    """``fn()``, or ``requests.Timeout`` when it has not returned in ``seconds`` (an answer that
+    trickles in a byte at a time never trips a per-read timeout). The abandoned call ends on its
+    own, on a daemon thread."""
+    import requests
+
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def call() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            box["error"] = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=call, name="reelflow-runpod-call", daemon=True).start()
+    if not done.wait(seconds):
+        raise requests.Timeout(f"no whole answer in {seconds:.0f} s")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]

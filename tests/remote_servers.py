@@ -8,7 +8,10 @@
 
 Faults: ``faults.http`` (statuses for the next requests: 429, 500, ...), ``faults.slow``
 (seconds a job takes), ``faults.jobs`` (a list of what the next jobs do: "fail", "none",
-"truncate", "quota", "ok"), ``faults.rate`` (a share of requests failing with 500, seeded).
+"truncate", "quota", "ok"), ``faults.rate`` (a share of requests failing with 500, seeded),
+``faults.answers`` (raw (content type, body) answers to the next requests: an HTML error page,
+JSON that is not an object), ``faults.drip`` (every answer's body a byte at a time, this many
+seconds apart).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from engines.animatic import AnimaticEngine
 from engines.base import ClipRequest
@@ -39,6 +42,8 @@ class Faults:
     jobs: list[str] = field(default_factory=list)
     slow: float = 0.0
     rate: float = 0.0
+    answers: list[tuple[str, str]] = field(default_factory=list)   # raw (content type, body) for the next requests
+    drip: float = 0.0                                                # seconds between bytes of every answer
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,6 +54,10 @@ class Faults:
             if self.rate and self.rng.random() < self.rate:
                 return 500
         return None
+
+    def next_answer(self) -> tuple[str, str] | None:
+        with self.lock:
+            return self.answers.pop(0) if self.answers else None
 
     def next_job(self) -> str:
         with self.lock:
@@ -108,6 +117,19 @@ class ThreadedApp:
         self.thread.join(timeout=10)
 
 
+def _trickled(response, pause: float) -> StreamingResponse:
+    """``response``'s body a byte at a time, ``pause`` seconds apart."""
+    async def body():
+        import asyncio
+
+        data = b"".join([chunk async for chunk in response.body_iterator])
+        for byte in data:
+            yield bytes([byte])
+            await asyncio.sleep(pause)
+
+    return StreamingResponse(body(), status_code=response.status_code, media_type="application/json")
+
+
 class RunPodServer(ThreadedApp):
     def __init__(self, api_key: str):
         self.api_key = api_key
@@ -129,6 +151,10 @@ class RunPodServer(ThreadedApp):
             status = server.faults.next_http()
             if status:
                 return JSONResponse({"error": f"injected {status}"}, status_code=status)
+            if raw := server.faults.next_answer():
+                return Response(raw[1], media_type=raw[0])
+            if server.faults.drip:
+                return _trickled(await call_next(request), server.faults.drip)
             return await call_next(request)
 
         @app.post("/v2/{endpoint}/run")

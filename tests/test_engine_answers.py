@@ -4,6 +4,7 @@ RunPod-shaped server (tests/remote_servers.py) running our worker."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -87,6 +88,89 @@ def test_runpod_error_echoing_the_key_is_redacted_before_it_is_cut(runpod_env, t
     text = str(info.value)
     assert "failed:" in text and len(text) < 1100
     assert not any(API_KEY[i:i + 8] in text for i in range(len(API_KEY) - 7))
+
+
+@pytest.mark.parametrize("answers,what", [
+    ([("text/html", "<html><body>502 Bad Gateway</body></html>")], "submit: the answer is not JSON"),
+    ([("application/json", "[1, 2, 3]")], "submit: the answer is not a JSON object ([1, 2, 3])"),
+    ([("application/json", '{"id": "x", "status": "IN_QUEUE"}'), ("application/json", '"COMPLETED"')],
+     "status: the answer is not a JSON object (COMPLETED)"),
+], ids=["html", "list", "status-string"])
+def test_runpod_answers_that_are_not_json_objects_are_transient_at_once(runpod_env, tmp_path, answers, what):
+    """A proxy's error page or another API's answer is a failed try for the clip's own retries and
+    fallbacks, not a Python error (no retry, no fallback) nor a wait until the job's deadline."""
+    import time
+
+    runpod_env.faults.answers = list(answers)
+    before = len(runpod_env.requests)
+    started = time.monotonic()
+    with pytest.raises(TransientEngineError, match=re.escape(f"RunPod {what}")):
+        RunPodEngine(model="720x720_5s", params={"endpoint": "ovi", "timeout": 600}).generate(request(), tmp_path)
+    assert time.monotonic() - started < 5
+    if "status" in what:                        # the job we stop following is cancelled
+        assert runpod_env.requests[-1] == "POST /v2/ovi/cancel/x"
+    else:
+        assert runpod_env.requests[before:] == ["POST /v2/ovi/run"]
+
+
+def test_an_answer_that_trickles_in_is_bounded_by_the_clip_s_time(runpod_env, tmp_path, monkeypatch):
+    """requests' timeout bounds each read: an answer a byte every 0.3 s never tripped it."""
+    import time
+
+    from engines import runpod_endpoint
+
+    monkeypatch.setattr(runpod_endpoint, "CALL_SECONDS", 1.0)
+    runpod_env.faults.drip = 0.3
+    try:
+        started = time.monotonic()
+        with pytest.raises(TransientEngineError, match="RunPod submit: Timeout"):
+            RunPodEngine(model="720x720_5s", params={"endpoint": "ovi", "timeout": 3}).generate(request(), tmp_path)
+        assert time.monotonic() - started < 6
+    finally:
+        runpod_env.faults.drip = 0.0
+
+
+def test_a_base_url_that_is_not_a_url_names_the_setting(runpod_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("RUNPOD_ENDPOINT_BASE_URL", "api.runpod.ai/v2")
+    with pytest.raises(EngineError, match=r"RUNPOD_ENDPOINT_BASE_URL='api.runpod.ai/v2' is not an http\(s\) URL"):
+        RunPodEngine(model="720x720_5s", params={"endpoint": "ovi"}).generate(request(), tmp_path)
+
+
+def test_a_video_that_trickles_in_is_bounded_by_the_download_s_time(tmp_path):
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from engines.remote_files import _download
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            try:
+                for _ in range(100):
+                    self.wfile.write(b"x" * 10)
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(TransientEngineError, match="took over 1 s"):
+            _download(f"http://127.0.0.1:{server.server_port}/clip.mp4", tmp_path / "clip.mp4", 1.0)
+        assert time.monotonic() - started < 3
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
 
 
 def test_redact_hides_fragments_and_clip_redacts_first(monkeypatch):
