@@ -110,11 +110,17 @@ class HFSpaceEngine:
         endpoints = api.get("named_endpoints", {})
         if self.api_name not in endpoints:
             raise EngineInputError(f"{self.space} has no endpoint {self.api_name}; it has: {', '.join(endpoints) or 'none'}")
-        have = [p.get("parameter_name") or p.get("label") for p in endpoints[self.api_name].get("parameters", [])]
+        parameters = endpoints[self.api_name].get("parameters", [])
+        have = [p.get("parameter_name") or p.get("label") for p in parameters]
         missing = [n for n in self.arguments.values() if n not in have]
         if missing:
             raise EngineInputError(f"{self.space}{self.api_name} changed: it takes ({', '.join(map(str, have))}), "
                                    f"not {', '.join(missing)}")
+        unsent = [name for name, p in zip(have, parameters)
+                  if not p.get("parameter_has_default", True) and name not in self.arguments.values()]
+        if unsent:
+            raise EngineInputError(f"{self.space}{self.api_name} changed: it now requires "
+                                   f"{', '.join(map(str, unsent))}, which reelflow does not send")
         self._checked = True
 
     def generate(self, request: ClipRequest, out_dir: Path) -> ClipResult:

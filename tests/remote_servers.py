@@ -283,12 +283,18 @@ class SpaceServer(ThreadedApp):
                 Path(clip.path).write_bytes(data[: len(data) // 3])
             return clip.path
 
+        def generate_scene_seeded(text_prompt: str, sample_steps: int, image: str | None, seed: float):
+            return generate_scene(text_prompt, sample_steps, image)
+
         with gr.Blocks(analytics_enabled=False) as demo:
             prompt = gr.Textbox(label="text_prompt")
             steps = gr.Slider(10, 100, value=40, step=1, label="sample_steps")
             image = gr.Image(type="filepath", label="image")
             video = gr.Video(label="video")
             gr.Button("Generate").click(generate_scene, [prompt, steps, image], video, api_name="generate_scene")
+            seed = gr.Number(label="seed")             # the same endpoint, grown a required argument
+            gr.Button("Seeded").click(generate_scene_seeded, [prompt, steps, image, seed], video,
+                                      api_name="generate_scene_seeded")
         demo.queue(default_concurrency_limit=4)
 
         app = FastAPI()

@@ -138,6 +138,9 @@ def test_a_changed_space_fails_fast_saying_what_changed(space, tmp_path):
     engine = HFSpaceEngine(params={"space": space.url, "arguments": {"steps": "num_steps"}})
     with pytest.raises(EngineInputError, match=r"changed: it takes \(text_prompt, sample_steps, image\), not num_steps"):
         engine.generate(request(), tmp_path)
+    engine = HFSpaceEngine(params={"space": space.url, "api_name": "/generate_scene_seeded"})
+    with pytest.raises(EngineInputError, match="changed: it now requires seed, which reelflow does not send"):
+        engine.generate(request(), tmp_path)
 
 
 def test_one_client_per_space_is_reused(space):
