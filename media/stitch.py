@@ -228,6 +228,9 @@ def burn_style(profile: OutputProfile) -> str:
     return f"{base},MarginV=28"
 
 
+MIX_HEADROOM_DB = 12.0     # speech and a bed at full scale sum to +6 dB; a crossfade's overlap adds up to 3
+
+
 def join_audio(list_file: str, profile: OutputProfile, total_samples: int, out: str | Path,
                audio_inputs: list[str] | None = None, audio_graph: str | None = None) -> dict:
     """Write the joined audio as raw PCM (s16le stereo at the profile's rate, exactly
@@ -235,10 +238,15 @@ def join_audio(list_file: str, profile: OutputProfile, total_samples: int, out: 
     summary ``loudness_filter`` takes. By default the audio is the concat list's own; with
     ``audio_graph`` (over ``audio_inputs``, ending in ``[joined]``: crossfades, music) it is that
     graph's output. Hard cuts whose clips' true peaks are known join faster by :func:`join_parts`.
-    """
+
+    A graph's sums (a bed under speech, a crossfade's overlap) can pass full scale: its output is
+    lowered by ``MIX_HEADROOM_DB`` before it is rounded to 16 bits, so nothing clips there. The
+    loudness pass measures this PCM, so its gain takes the headroom back (in floating point, in
+    the encoder)."""
     shape = (f"aresample={profile.audio_rate},aformat=sample_fmts=s16:channel_layouts=stereo,"
              f"apad,atrim=end_sample={total_samples},asplit=2[pcm][tap];[tap]ebur128=peak=true[meter]")
-    graph = f"{audio_graph};[joined]{shape}" if audio_graph else f"[0:a:0]{shape}"
+    graph = (f"{audio_graph};[joined]volume={-MIX_HEADROOM_DB}dB,{shape}" if audio_graph
+             else f"[0:a:0]{shape}")
     args = ["-f", "concat", "-safe", "0", "-i", list_file, *(audio_inputs or []), "-filter_complex", graph,
             "-map", "[pcm]", "-c:a", "pcm_s16le", "-f", "s16le", str(out), "-map", "[meter]", "-f", "null", "-"]
     proc = ffmpeg.run(args, loglevel="info")

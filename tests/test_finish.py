@@ -66,6 +66,30 @@ def test_music_is_mixed_under_speech_ducked_and_loudness_normalised(tmp_path):
     assert float(measured["input_tp"]) <= -1.0
 
 
+def test_a_full_scale_bed_under_full_scale_speech_is_not_clipped_before_the_loudness_pass(tmp_path):
+    """``volume: 0`` is the bed as recorded: summed with loud speech it passed full scale and was
+    rounded to 16 bits there, flat-topped, before the loudness pass lowered the whole mix."""
+    import numpy as np
+
+    from media.music import Music, music_graph, music_inputs
+    from media.stitch import concat_list, join_audio
+
+    clip = tone_clip(tmp_path / "speech.mov", seconds=2.0, freq=440, amplitude=0.99, fps=FPS)
+    bed = tmp_path / "bed.wav"
+    ffmpeg.run(["-f", "lavfi", "-i", "aevalsrc='0.99*sin(2*PI*100*t)':s=48000:d=2", "-ac", "2", str(bed)])
+    music = Music(file=str(bed), volume=0, duck=False, fade_in=0, fade_out=0)
+    listing = tmp_path / "clips.ffconcat"
+    listing.write_text(concat_list([clip]))
+    samples = 96000
+    measured = join_audio(str(listing), SMALL, samples, tmp_path / "joined.pcm", audio_inputs=music_inputs(music),
+                          audio_graph=music_graph(music, 1, samples, 48000, 2.0, [], "[0:a:0]", "[joined]"))
+    pcm = np.fromfile(tmp_path / "joined.pcm", dtype="<i2")
+    assert pcm.size == samples * 2
+    assert int((np.abs(pcm.astype(np.int32)) >= 32767).sum()) == 0
+    assert 0.3 < np.abs(pcm).max() / 32768 < 0.55                    # the sum (about 1.98) lowered 12 dB
+    assert float(measured["input_tp"]) < -5
+
+
 def test_music_must_be_a_file_inside_the_project(tmp_path):
     from projects import load_project
     from projects.loader import ProjectError
