@@ -67,6 +67,14 @@ def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", f
     is this encode (its keys and its encodes under way taken as they are: the PCM is not read
     again); otherwise its encodes this track needs are waited for, the others cancelled where
     they have not begun."""
+    return encode_track(pcm, rate, out, bitrate, folder, workers, gain, ahead)[0]
+
+
+def encode_track(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", folder: Path | None = None,
+                 workers: int | None = None, gain: float = 0.0, ahead: Encoding | None = None) -> tuple[Path, float]:
+    """:func:`encode`, and the track's true peak as decoded (dBTP): the largest of its chunks',
+    each measured once, when it was encoded. An AAC encode can overshoot the PCM's peak by a few
+    dB on sharp transients; this is what a player gets."""
     if ahead is not None and ahead.source == _source(pcm, rate, bitrate, folder, gain):
         encoding = ahead
     else:
@@ -76,7 +84,7 @@ def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", f
             if path not in encoding.running:
                 future.cancel()                  # made ahead for samples this track does not have
     _splice(encoding, Path(pcm).stat().st_size // BYTES_PER_SAMPLE, rate, Path(out))
-    return Path(out)
+    return Path(out), max(_chunk_peak(job[4]) for job in encoding.jobs)
 
 
 def _source(pcm: str | Path, rate: int, bitrate: str, folder: Path | None, gain: float) -> tuple:
@@ -169,9 +177,40 @@ def _encode_chunk(pcm: str | Path, lo: int, hi: int, rate: int, bitrate: str, de
                     str(lo * BYTES_PER_SAMPLE), "-t", f"{(hi - lo) / rate + 1:.3f}", "-i", str(pcm), "-af", shape,
                     "-c:a", "aac", "-b:a", bitrate, "-map_metadata", "-1", "-fflags", "+bitexact",
                     "-f", "mp4", "-y", part])
+        _keep_peak(dest, _measured_peak(part))
         os.replace(part, dest)
     finally:
         Path(part).unlink(missing_ok=True)
+
+
+def _measured_peak(path: str | Path) -> float:
+    """The true peak (dBTP) of an encoded chunk as decoded, pre- and post-roll included (the
+    neighbours' edges, encoded from the same samples: a peak there is counted twice, never missed)."""
+    from media.loudness import measure_loudness, peak_of
+    from media.profile import OutputProfile
+
+    return peak_of(measure_loudness(["-i", str(path)], OutputProfile())["input_tp"])
+
+
+def _peak_file(chunk: Path) -> Path:
+    return chunk.with_suffix(".tp")
+
+
+def _keep_peak(chunk: Path, peak: float) -> None:
+    fd, part = tempfile.mkstemp(dir=chunk.parent, suffix=".part.tp")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(f"{peak!r}\n")
+    os.replace(part, _peak_file(chunk))
+
+
+def _chunk_peak(chunk: Path) -> float:
+    """A chunk's kept true peak; measured now (and kept) for a chunk encoded before peaks were."""
+    try:
+        return float(_peak_file(chunk).read_text())
+    except (OSError, ValueError):
+        peak = _measured_peak(chunk)
+        _keep_peak(chunk, peak)
+        return peak
 
 
 def _splice(encoding: Encoding, samples: int, rate: int, out: Path) -> None:

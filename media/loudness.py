@@ -59,7 +59,7 @@ def true_peak(path: str | Path) -> float:
     return float(measure_loudness(["-i", str(path)], OutputProfile())["input_tp"])
 
 
-def loudness_filter(measured: dict, profile: OutputProfile) -> str | None:
+def loudness_filter(measured: dict, profile: OutputProfile, margin: float = TRUE_PEAK_MARGIN) -> str | None:
     """The one place loudness is set: a linear gain to the target, and a true-peak limiter if
     that gain would push peaks above the ceiling (less a margin for the AAC encode). None for
     silence (nothing to normalise)."""
@@ -71,7 +71,7 @@ def loudness_filter(measured: dict, profile: OutputProfile) -> str | None:
         return None
     gain = float(measured.get("gain", profile.loudness - level))
     chain = [f"volume={gain:.2f}dB"]
-    ceiling = profile.true_peak - TRUE_PEAK_MARGIN
+    ceiling = profile.true_peak - margin
     if not peak + gain <= ceiling:
         rate = profile.audio_rate
         chain += [f"aresample={rate * OVERSAMPLE}",
@@ -81,14 +81,14 @@ def loudness_filter(measured: dict, profile: OutputProfile) -> str | None:
 
 
 def plan_loudness(inputs: list[str], profile: OutputProfile, graph: str | None = None, passes: int = 4,
-                  measured: dict | None = None) -> dict:
+                  measured: dict | None = None, margin: float = TRUE_PEAK_MARGIN) -> dict:
     """Measure (one ``ebur128`` pass, unless ``measured`` is given) what ``loudness_filter``
     needs. If the limiter engages and takes loudness with it (peaky audio), measure the limited
     result and raise the gain by the shortfall, until within 0.5 LU of the target (at most
     ``passes`` more audio-only passes)."""
     measured = measured or measure_loudness(inputs, profile, graph)
     for _ in range(passes):
-        chain = loudness_filter(measured, profile)
+        chain = loudness_filter(measured, profile, margin)
         if chain is None or "alimiter" not in chain:
             break
         tap = f"{graph};[joined]{chain}[limited]" if graph else f"[0:a:0]{chain}[limited]"
@@ -140,22 +140,23 @@ def steady_gain(measured: dict, profile: OutputProfile, previous: tuple[float, f
 
 
 def apply_loudness(joined: str | Path, measured: dict, profile: OutputProfile,
-                   out: str | Path) -> tuple[Path, float | None, float]:
+                   out: str | Path, margin: float = TRUE_PEAK_MARGIN) -> tuple[Path, float | None, float]:
     """Bring ``joined`` (raw PCM) to the target loudness: ``(pcm, gain, left)``. ``gain`` is the
     gain to the target it carries (dB; None for silence, which is left as it is); ``left`` the
     part of it still to apply when the PCM is encoded (``media.aac.encode(gain=...)``). A plain
     gain is all left to the encoder (no pass over the PCM); a gain that would push peaks over
     the ceiling goes through ``loudness_filter``'s limiter in one ffmpeg pass over the raw PCM
-    into ``out``, planned by :func:`plan_loudness`, and leaves nothing."""
-    chain = loudness_filter(measured, profile)
+    into ``out``, planned by :func:`plan_loudness`, and leaves nothing. ``margin``: dB kept
+    below the ceiling for the encoder's overshoot."""
+    chain = loudness_filter(measured, profile, margin)
     if chain is None:
         return Path(joined), None, 0.0
     if "alimiter" in chain:
-        planned = measured if measured.get("kept") else plan_loudness(raw_input(joined, profile), profile,
-                                                                      measured=measured)
+        planned = (measured if measured.get("kept")      # the kept gain was planned at this margin
+                   else plan_loudness(raw_input(joined, profile), profile, measured=measured, margin=margin))
         samples = Path(joined).stat().st_size // 4
         ffmpeg.run([*raw_input(joined, profile), "-af",
-                    f"{loudness_filter(planned, profile)},aformat=sample_fmts=s16:channel_layouts=stereo,"
+                    f"{loudness_filter(planned, profile, margin)},aformat=sample_fmts=s16:channel_layouts=stereo,"
                     f"apad,atrim=end_sample={samples}", "-c:a", "pcm_s16le", "-f", "s16le", str(out)])
         return Path(out), float(planned.get("gain", profile.loudness - float(planned["input_i"]))), 0.0
     decibels = round(float(measured.get("gain", profile.loudness - float(measured["input_i"]))), 2)

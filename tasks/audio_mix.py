@@ -47,10 +47,27 @@ def audio_track(join: Callable[[Path, Callable[[Path], None]], dict], profile: O
     previous = previous_gain(slug, profile)
     ahead = EncodeAhead(profile, previous)
     measured = loudness.steady_gain(join(joined, ahead), profile, previous)
-    pcm, gain, left = loudness.apply_loudness(joined, measured, profile, folder / "audio.pcm")
+    margin = previous[2] if previous else loudness.TRUE_PEAK_MARGIN
+    encoding = ahead.started()
+    for _ in range(PEAK_TRIES):
+        pcm, gain, left = loudness.apply_loudness(joined, measured, profile, folder / "audio.pcm", margin)
+        track, peak = aac.encode_track(pcm, profile.audio_rate, folder / "audio.m4a", gain=left, ahead=encoding)
+        if gain is None or peak <= profile.true_peak:
+            break
+        # The encode overshot the margin (sharp transients): limit lower by the excess, and again.
+        _log.info("the AAC track peaks at %.2f dBTP, over %.1f: limiting %.1f dB lower", peak, profile.true_peak,
+                  peak - profile.true_peak + PEAK_STEP)
+        margin += peak - profile.true_peak + PEAK_STEP
+        measured, encoding = {k: v for k, v in measured.items() if k != "kept"}, None
+    else:
+        _log.warning("the AAC track still peaks at %.2f dBTP, over the %.1f dBTP ceiling", peak, profile.true_peak)
     if gain is not None:
-        remember_gain(slug, profile, (float(measured["base"]), gain))
-    return aac.encode(pcm, profile.audio_rate, folder / "audio.m4a", gain=left, ahead=ahead.started())
+        remember_gain(slug, profile, (float(measured["base"]), gain, margin))
+    return track
+
+
+PEAK_TRIES = 3      # encodes of one cut's track at most (each later one limited lower by the overshoot)
+PEAK_STEP = 0.3     # dB below the ceiling past the measured overshoot
 
 
 def mix_key(items: list, samples: int, profile: Output) -> str:
@@ -116,7 +133,7 @@ class EncodeAhead:
     land; a gain that moved (or a limiter, which rewrites the PCM) leaves them unused (those not
     begun are cancelled). Called with the joined PCM."""
 
-    def __init__(self, profile: Output, previous: tuple[float, float] | None):
+    def __init__(self, profile: Output, previous: tuple[float, float, float] | None):
         plain = previous is not None and abs(previous[1] - previous[0]) < 0.005   # no limiter last time
         self.rate, self.gain = profile.audio_rate, previous[1] if plain else None
         self.future: Future | None = None
@@ -146,11 +163,12 @@ def _gain_file(slug: str, profile: Output) -> Path:
     return Path(get_settings().work_dir) / "cache" / "loudness" / f"{key[:32]}.txt"
 
 
-def previous_gain(slug: str, profile: Output) -> tuple[float, float] | None:
-    """This machine's last render of ``slug``: (its gain to the target, the gain it applied), dB."""
+def previous_gain(slug: str, profile: Output) -> tuple[float, float, float] | None:
+    """This machine's last render of ``slug``: (its gain to the target, the gain it applied, the
+    margin its limiter kept below the ceiling), dB."""
     try:
-        base, applied = _gain_file(slug, profile).read_text().split()
-        return float(base), float(applied)
+        base, applied, *margin = map(float, _gain_file(slug, profile).read_text().split())
+        return base, applied, margin[0] if margin else loudness.TRUE_PEAK_MARGIN
     except (OSError, ValueError):
         return None
 
@@ -180,5 +198,5 @@ def kept_blocks(key: str, true_peak: float | None, samples: int, rate: int) -> g
     return blocks if len(blocks.blocks) == samples // gating.hop(rate) - gating.EDGE else None
 
 
-def remember_gain(slug: str, profile: Output, gains: tuple[float, float]) -> None:
-    keep_file(_gain_file(slug, profile), f"{gains[0]:.2f} {gains[1]:.2f}".encode())   # else measured afresh
+def remember_gain(slug: str, profile: Output, gains: tuple[float, float, float]) -> None:
+    keep_file(_gain_file(slug, profile), " ".join(f"{g:.2f}" for g in gains).encode())   # else measured afresh
