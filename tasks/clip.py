@@ -27,8 +27,9 @@ from tasks.step import in_prefect_run, step
 MIN_DURATION_RATIO = 0.5   # shorter than this share of the request: a broken clip, not a short one
 
 
-def validate_clip(path: str | Path, requested: float | None) -> MediaInfo:
-    """Probe a clip and raise InvalidClip if it is unreadable, empty, truncated or far too short."""
+def validate_clip(path: str | Path, requested: float | None, spoken: bool = False) -> MediaInfo:
+    """Probe a clip and raise InvalidClip if it is unreadable, empty, truncated or far too short,
+    or, for a scene with speech (``spoken``), has no sound at all: the line would be lost."""
     try:
         info = probe(path, count_frames=True)
     except ProbeError as exc:
@@ -40,6 +41,8 @@ def validate_clip(path: str | Path, requested: float | None) -> MediaInfo:
     length = info.video_duration or info.duration
     if requested and length < requested * MIN_DURATION_RATIO:
         raise InvalidClip(f"{path}: {length:.2f} s long, {requested:g} s was asked for")
+    if spoken and not info.has_audio:
+        raise InvalidClip(f"{path}: no audio stream, and the scene has speech")
     return info
 
 
@@ -116,7 +119,7 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Atte
                         time.sleep(exc.wait)
                         attempt_start = time.monotonic()
                         result = engine.generate(request, scratch)
-                validate_clip(result.path, plan.duration)
+                validate_clip(result.path, plan.duration, spoken=bool(plan.speech or request.audio))
                 if result.meta.get("words") and (words := write_words(result.meta["words"], scratch / "words.json")):
                     store.put_file(words_key(plan.key), words,   # before the clip: the clip's presence means complete
                                        {"project": plan.project, "scene": plan.scene_id, "kind": "words"})

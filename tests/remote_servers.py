@@ -8,7 +8,7 @@
 
 Faults: ``faults.http`` (statuses for the next requests: 429, 500, ...), ``faults.slow``
 (seconds a job takes), ``faults.jobs`` (a list of what the next jobs do: "fail", "none",
-"truncate", "quota", "ok"), ``faults.rate`` (a share of requests failing with 500, seeded),
+"truncate", "mute" (no audio stream), "quota", "ok"), ``faults.rate`` (a share of requests failing with 500, seeded),
 ``faults.answers`` (raw (content type, body) answers to the next requests: an HTML error page,
 JSON that is not an object), ``faults.drip`` (every answer's body a byte at a time, this many
 seconds apart).
@@ -240,6 +240,18 @@ class RunPodServer(ThreadedApp):
         if output.get("error"):
             job.update(status="FAILED", error=output["error"])
             return
+        if fault == "mute":                  # the video without its sound
+            key = "video_base64" if "video_base64" in output else None
+            with tempfile.TemporaryDirectory() as tmp:
+                src, dst = Path(tmp) / "in.mp4", Path(tmp) / "out.mp4"
+                src.write_bytes(base64.b64decode(output[key] if key else output["data"][0]["b64_json"]))
+                from media import ffmpeg
+                ffmpeg.run(["-i", str(src), "-map", "0:v", "-c", "copy", str(dst)])
+                muted = base64.b64encode(dst.read_bytes()).decode()
+            if key:
+                output[key] = muted
+            else:
+                output["data"][0]["b64_json"] = muted
         if fault == "truncate":
             key = "video_base64" if "video_base64" in output else None
             raw = base64.b64decode(output[key] if key else output["data"][0]["b64_json"])

@@ -80,6 +80,18 @@ def test_twelve_scenes_with_30_percent_transient_faults_all_land_once(tmp_path, 
     assert again.generated == 0 and again.reused == 12
 
 
+def test_a_clip_without_sound_for_a_spoken_scene_is_invalid_and_the_fallback_speaks(tmp_path, runpod_server):
+    """An Ovi clip with no audio stream lost the line silently, and was stored for later renders."""
+    folder = make_project(tmp_path, 1, {"name": "runpod", "model": "720x720_5s", "fallback": ["animatic"],
+                                        "params": {"width": 160, "height": 160, "sample_steps": 10}})
+    runpod_server.faults.jobs = ["mute"] * 4
+    result = render_project(str(folder))
+    assert [c.engine for c in result.clips] == ["animatic"]
+    assert result.clips[0].attempts[0] == "runpod: InvalidClip"
+    rows = [a for a in open_catalog().attempts(render_id=result.render_id) if a.engine == "runpod"]
+    assert rows and all(a.status == "failed" and "no audio stream" in a.error for a in rows)
+
+
 @pytest.mark.slow
 def test_quota_on_the_space_sends_the_scene_to_runpod(tmp_path, space):
     folder = make_project(tmp_path, 2, {"name": "hf-space", "fallback": ["runpod"]})
