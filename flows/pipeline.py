@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from engines import EngineInputError, falls_back
+from engines.settings import engine_settings
 from projects import Project
 from reelflow.errors import RenderError, one_line
 from reelflow.heap import freeze_heap, return_large_buffers
@@ -83,6 +84,7 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
         publish_artifacts(finished)      # a run in the UI still shows the report, its links open
         events.emit("done", video=finished.video)
         return finished
+    engine_settings()                    # a bad REELFLOW_<engine setting> is bad input now, not each clip's failure
     runner.ensure_limits(sorted({p.engine for chain in chains for p in chain if p.engine}))
     render_id = new_render_id()
     open_render(spec, render_id, engine, len(book.picked))

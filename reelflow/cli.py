@@ -95,9 +95,11 @@ def _load_or_exit(project: Path):
 @app.command()
 def validate(project: ProjectArg) -> None:
     """Check a production; print every problem (file:line: field: message) and exit 2 if any."""
+    from engines.settings import engine_settings
     from tasks.plan import plan_project
 
     spec = _load_or_exit(project)
+    engine_settings()                    # the engines' REELFLOW_* settings too (one line, exit 2)
     chains = plan_project(spec)
     for chain in chains:
         for warning in chain[0].warnings:

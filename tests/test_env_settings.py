@@ -67,3 +67,18 @@ def test_limits_prices_and_speeds_that_cannot_be_are_refused_up_front(variable, 
     """Not a render whose every clip fails on them (a limit of -1 was a Semaphore's ValueError per clip)."""
     with pytest.raises(InputError, match=f"^{variable}: .*{message}"):
         from_environment(Settings, {variable: value})
+
+
+@pytest.mark.parametrize("variable,value", [("REELFLOW_RUNPOD_TIMEOUT", "-1"), ("REELFLOW_INLINE_LIMIT_MB", "nan")])
+def test_a_bad_engine_setting_is_bad_input_at_validate_and_before_a_render(small_project, monkeypatch, variable, value):
+    """Engines read their settings when first built, inside a clip: a bad one was each scene's
+    failure ("render failed", exit 1) and validate said nothing."""
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    monkeypatch.setenv(variable, value)
+    for command in ("validate", "render"):
+        result = CliRunner().invoke(app, [command, str(small_project)])
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().startswith(f"{variable}:") and len(result.output.strip().splitlines()) == 1
