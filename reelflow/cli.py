@@ -140,8 +140,8 @@ def _finished_render(spec, engine: str | None, scenes: list[str] | None):
     return found
 
 
-def _report(result, out_dir: Path | None, generated: str | None = None) -> None:
-    for warning in result.warnings:
+def _report(result, out_dir: Path | None, generated: str | None = None, said: list[str] | None = None) -> None:
+    for warning in [*(said or []), *result.warnings]:
         err.print(f"warning: {warning}", markup=False, highlight=False)
     err.print(f"{result.slug}: {result.duration:.2f} s, {result.generated} clip(s) generated, "
               f"{result.reused} reused; render {result.render_id}", highlight=False)
@@ -200,7 +200,7 @@ def render(
         _local_logging(verbose)
         with progress:
             result = _render_with_review(render_local, review, progress, str(project), spec=spec, **options)
-    _report(result, out_dir, progress.summary())
+    _report(result, out_dir, progress.summary(), progress.warnings)
 
 
 def _local_logging(verbose: bool) -> None:

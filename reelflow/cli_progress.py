@@ -51,6 +51,7 @@ class RenderProgress:
         self.speeds: dict[str, float] = {}
         self.stage = ""
         self.normalized = 0
+        self.warnings: list[str] = []        # said during the render (``events.emit("warning", text=...)``)
         self.shown = always or console.is_terminal
         self.live = Live(console=console, refresh_per_second=4, transient=False, get_renderable=self.render)
         self.unsubscribe = lambda: None
@@ -64,6 +65,8 @@ class RenderProgress:
             self.normalized += 1
         elif kind == "stitch":
             self.stage = f"stitching: {data.get('stage')}"
+        elif kind == "warning":
+            self.warnings.append(str(data.get("text")))
         self.board.apply(kind, data)
 
     def render(self):

@@ -54,6 +54,17 @@ class FileMemo:
             self._memory[key] = value
         return value
 
+    def remember(self, path: str | os.PathLike, value: str, *extra: str) -> None:
+        """Keep ``value`` as the answer for ``path`` as it is now (one known without computing it:
+        a file this process just wrote and checked)."""
+        found = identity(path)
+        if found is None:
+            return
+        key = (*found, *extra, self.version)
+        self._write(self._file(key), value)
+        with self._lock:
+            self._memory[key] = value
+
     def forget(self) -> None:
         """Drop the answers kept in memory (the next call reads the disk: a later command's view)."""
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import random
 import shutil
 from contextlib import nullcontext
@@ -18,11 +19,13 @@ from media.probe import MediaInfo, ProbeError, probe
 from reelflow.secrets import redact_exception
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
-from tasks import events
+from tasks import events, intact
 from tasks.catalog import AttemptLog, render_catalog
 from tasks.limits import engine_slot
 from tasks.models import ClipPlan, ClipRef
 from tasks.step import in_prefect_run, step
+
+_log = logging.getLogger("reelflow")
 
 MIN_DURATION_RATIO = 0.5   # shorter than this share of the request: a broken clip, not a short one
 
@@ -44,6 +47,19 @@ def validate_clip(path: str | Path, requested: float | None, spoken: bool = Fals
     if spoken and not info.has_audio:
         raise InvalidClip(f"{path}: no audio stream, and the scene has speech")
     return info
+
+
+def _damaged(store: ClipStore, plan: ClipPlan) -> bool:
+    """True (after saying so, and removing it) when the stored clip of ``plan`` cannot be used:
+    it is then made again like a missing one (``tasks.intact``)."""
+    problem = intact.problem(store, plan.key)
+    if problem is None:
+        return False
+    said = f"scene {plan.scene_id!r}: the stored clip {plan.key} is damaged ({problem}); it is made again"
+    _log.warning("%s", said)
+    events.emit("warning", text=said)
+    store.delete(plan.key)
+    return True
 
 
 def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: AttemptLog | None = None,
@@ -75,14 +91,14 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Atte
     attempt_start = started
     said = dict(scene=plan.scene_id, take=plan.take, render_id=render_id)
     try:
-        if store.exists(plan.key):
+        if store.exists(plan.key) and not _damaged(store, plan):
             record("reused", started)
             events.emit("clip", **said, cached=True, engine=plan.engine)
             return ClipRef(**ref, cached=True, attempts=[f"{plan.engine or 'footage'}: reused"])
         # One engine call per clip, even with two renders at once: hold the key's lease, then
         # look again (a render we waited for may have made it).
         with store.lease(plan.key, wait=_lease_wait(plan.deadline)):
-            if store.exists(plan.key):
+            if store.exists(plan.key) and not _damaged(store, plan):
                 record("reused", started)
                 events.emit("clip", **said, cached=True, engine=plan.engine)
                 return ClipRef(**ref, cached=True, attempts=[f"{plan.engine or 'footage'}: reused (made meanwhile)"])
@@ -92,6 +108,7 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Atte
                 except InvalidClip as exc:
                     raise EngineInputError(f"scene {plan.scene_id!r}: footage is not a usable video: {exc}") from exc
                 store.put_file(plan.key, plan.footage, {"project": plan.project, "scene": plan.scene_id, "kind": "footage"})
+                intact.vouch(store, plan.key)
                 record("stored", started)
                 events.emit("clip", **said, cached=False, engine=None)
                 return ClipRef(**ref, cached=False, seconds=time.monotonic() - started, attempts=["footage: stored"])
@@ -127,6 +144,7 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Atte
                     "project": plan.project, "scene": plan.scene_id, "engine": plan.engine or "",
                     "model": plan.model or "", "prompt-sha256": hashlib.sha256(plan.request.prompt.encode()).hexdigest(),
                 })
+                intact.vouch(store, plan.key)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
     except Exception as exc:

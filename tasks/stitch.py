@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,11 +26,13 @@ from reelflow.process import lower_thread_priority
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
 from storage.batch import publish_all
-from tasks import audio_mix, events
+from tasks import audio_mix, events, intact
 from tasks.catalog import catalog_ready
 from tasks.limits import cpu_slot, cpu_slots
 from tasks.models import ClipRef, NormalizedRef
 from tasks.step import step
+
+_log = logging.getLogger("reelflow")
 
 
 TITLE_CARD, END_CARD = "title card", "end card"   # not valid scene ids: they never collide
@@ -70,6 +73,11 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
     peak = None
     meta = store.metadata(key) if store.exists(key) else None
     kept = _number_or_none(meta.get("frames"), int) if meta is not None else None
+    if meta is not None and _reusable(kept, frames) and (problem := intact.problem(store, key, kept or frames)):
+        said = f"scene {ref.scene_id!r}: the stored normalised clip {key} is damaged ({problem}); it is made again"
+        _log.warning("%s", said)
+        events.emit("warning", text=said)
+        meta = None
     if meta is not None and _reusable(kept, frames):
         frames = kept or frames
         peak = _number_or_none(meta.get("true_peak"), float)     # clips normalised before it was kept: None
@@ -93,6 +101,7 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
             frames, peak = info.video_frames, sound.true_peak          # what was asked: normalize_clip checks
             store.put_file(key, out, {"scene": ref.scene_id, "source": ref.key, "frames": str(frames),
                                       "true_peak": f"{peak:.2f}"})
+            intact.vouch(store, key, frames)
     events.emit("normalized", scene=ref.scene_id)
     return normalized(frames, peak)
 
