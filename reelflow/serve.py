@@ -4,7 +4,9 @@
     GET /review/<slug>/<render_id>   the final video, the storyboard, every scene's takes
     GET /<key>                       a stored object (Range requests: a <video> seeks)
 
-Only GET and HEAD. A key is checked like every store key (no ``..``, no absolute path, no
+Only GET and HEAD. A request that is refused (405) or carries a body (``Content-Length`` above 0,
+or ``Transfer-Encoding``) is answered once and its connection closed, the body discarded unread:
+a body is never parsed as a next request (no request smuggling behind a proxy). A key is checked like every store key (no ``..``, no absolute path, no
 hidden or partial files, nothing reached through a symlink that leaves the store root), and
 folders are never listed. With an S3 store an object answers with a redirect to a fresh
 presigned link. Standard library only (``http.server``), no Prefect import.
@@ -16,7 +18,9 @@ import json
 import mimetypes
 import os
 import re
+import socket
 import tempfile
+import time
 from email.utils import formatdate
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +39,9 @@ TYPES = {
 }
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 1 << 16
+LINGER_BYTES = 1 << 20     # at most this much of an unwanted body is read (and dropped) before closing,
+LINGER_SECONDS = 2.0       # for at most this long: closing with unread input resets the connection,
+                           # and a client then may lose the answer it was sent
 
 
 class NotServed(Exception):
@@ -95,6 +102,35 @@ class StoreHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "reelflow-serve"
     head = False
+    linger = False         # the connection closes with input we did not read: drain it first
+
+    def parse_request(self) -> bool:
+        """The base parser, then: a request with a body is its connection's last (we read no body)."""
+        if not super().parse_request():
+            return False
+        if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length", "0").strip() != "0":
+            self.close_connection = self.linger = True
+        return True
+
+    def handle(self) -> None:
+        super().handle()
+        if self.linger:
+            self._drain()
+
+    def _drain(self) -> None:
+        """Stop sending, then read and drop what the client still sends (bounded in bytes and time),
+        so that closing does not reset the connection before the client has read our answer."""
+        try:
+            self.connection.shutdown(socket.SHUT_WR)
+            left, deadline = LINGER_BYTES, time.monotonic() + LINGER_SECONDS
+            while left > 0 and (wait := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(wait)
+                chunk = self.connection.recv(min(CHUNK, left))
+                if not chunk:
+                    break
+                left -= len(chunk)
+        except OSError:
+            pass
 
     def do_GET(self) -> None:
         self._answer(head=False)
@@ -103,8 +139,13 @@ class StoreHandler(BaseHTTPRequestHandler):
         self._answer(head=True)
 
     def _refuse(self) -> None:
+        self.close_connection = self.linger = True     # its body, if any, is never read as a request
         self._send_text(HTTPStatus.METHOD_NOT_ALLOWED, "read-only: GET and HEAD only\n",
                         extra={"Allow": "GET, HEAD"})
+
+    def _close_header(self) -> None:
+        if self.close_connection:
+            self.send_header("Connection", "close")
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
 
@@ -164,6 +205,7 @@ class StoreHandler(BaseHTTPRequestHandler):
             self.send_header("X-Content-Type-Options", "nosniff")
             if span:
                 self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+            self._close_header()
             self.end_headers()
             if self.head:
                 return
@@ -189,6 +231,7 @@ class StoreHandler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         for name, value in (extra or {}).items():
             self.send_header(name, value)
+        self._close_header()
         self.end_headers()
         if not self.head:
             self.wfile.write(body)

@@ -193,3 +193,51 @@ def test_serve_on_a_busy_port_is_one_clear_line(isolated_storage):
         busy.listen()
         result = CliRunner().invoke(app, ["serve", "--port", str(busy.getsockname()[1])])
     assert result.exit_code == 3 and "cannot listen on 127.0.0.1:" in result.output and "Traceback" not in result.output
+
+
+def raw_exchange(port: int, data: bytes, wait: float = 5.0) -> tuple[bytes, bool]:
+    """Send ``data`` on one connection; everything answered, and whether the server closed it."""
+    import socket
+    import time
+
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as sock:
+        sock.sendall(data)
+        got, deadline = b"", time.monotonic() + wait
+        sock.settimeout(0.5)
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                continue
+            if not chunk:
+                return got, True
+            got += chunk
+        return got, False
+
+
+INNER = b"GET /clips/abc.mp4 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+@pytest.mark.parametrize("head", [
+    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(INNER),
+    b"PUT /clips/abc.mp4 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(INNER),
+    b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(INNER),
+    b"HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(INNER),
+    b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+    b"DELETE /clips/abc.mp4 HTTP/1.1\r\nHost: x\r\n\r\n",
+])
+def test_a_request_body_is_never_read_as_the_next_request(served, head):
+    """A body (here: a whole GET) after a refused or a body-carrying request gets no answer of
+    its own: the server answers the first request once, then closes the connection."""
+    _, port = served
+    got, closed = raw_exchange(port, head + INNER)
+    assert got.count(b"HTTP/1.1 ") == 1, got[:300]
+    assert closed and b"Connection: close" in got
+    assert PAYLOAD[:64] not in got
+
+
+def test_keep_alive_still_answers_pipelined_requests_without_a_body(served):
+    _, port = served
+    first = b"GET /clips/abc.mp4 HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n"
+    got, closed = raw_exchange(port, first + INNER)
+    assert got.count(b"HTTP/1.1 206") == 1 and got.count(b"HTTP/1.1 200") == 1 and closed
