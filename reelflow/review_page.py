@@ -3,12 +3,16 @@
 A render's page reads its manifest ``renders/<slug>/<render_id>/render.json`` (the render's
 ``RenderResult``: scenes with their takes and the picked one). Renders made before manifests
 existed still get a page from the files beside their final video. Every value from a
-manifest is escaped; every key is checked before it becomes a link.
+manifest is escaped; every key is checked before it becomes a link; a number that is not a
+finite, non-negative one (``1e400``, ``NaN``, text) shows as nothing. A local store is read
+through ``serve.served_view``: nothing the object route would answer 404 for (a symlink that
+leaves the store, a hidden file) is read, listed or linked.
 """
 
 from __future__ import annotations
 
 import html
+import math
 from urllib.parse import quote
 
 from media.storyboard import timecode
@@ -51,8 +55,23 @@ def _safe_key(key) -> str | None:
         return None
 
 
+def _seconds(value) -> float | None:
+    """``value`` as a finite, non-negative number of seconds, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _list(value) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
 def render_folders(store: ClipStore) -> list[tuple[str, str]]:
     """(slug, render_id) of every render with a final video, newest first."""
+    from reelflow.serve import served_view
+
+    store = served_view(store)
     found = set()
     for key in store.list("renders"):
         parts = key.split("/")
@@ -62,8 +81,9 @@ def render_folders(store: ClipStore) -> list[tuple[str, str]]:
 
 
 def index_html(store: ClipStore) -> str:
-    from reelflow.serve import link_for
+    from reelflow.serve import link_for, served_view
 
+    store = served_view(store)
     rows = []
     for slug, render_id in render_folders(store):
         review = f"/review/{quote(slug)}/{quote(render_id)}"
@@ -83,12 +103,10 @@ def scenes_of(manifest: dict) -> list[dict]:
     """The manifest's scenes (each with takes); a manifest without ``scenes`` (one clip per
     scene, the older shape) is read as one take per scene, timed by its clips' durations."""
     if isinstance(manifest.get("scenes"), list):
-        return [s for s in manifest["scenes"] if isinstance(s, dict)]
+        return _list(manifest["scenes"])
     scenes, start = [], 0.0
-    for clip in manifest.get("clips") or []:
-        if not isinstance(clip, dict):
-            continue
-        length = float(clip.get("duration") or 0.0)
+    for clip in _list(manifest.get("clips")):
+        length = _seconds(clip.get("duration")) or 0.0
         scenes.append({
             "scene_id": clip.get("scene_id", "?"), "start": start, "end": start + length,
             "speech": clip.get("speech"), "action": "", "engine": clip.get("engine"), "picked": 1,
@@ -121,11 +139,9 @@ def _take_html(store: ClipStore, take: dict, picked: bool) -> str:
 
 def _scene_html(store: ClipStore, index: int, scene: dict) -> str:
     esc = html.escape
-    try:
-        span = f"{timecode(float(scene.get('start') or 0))}–{timecode(float(scene.get('end') or 0))}"
-    except (TypeError, ValueError):
-        span = ""
-    takes = [t for t in scene.get("takes") or [] if isinstance(t, dict)]
+    start, end = _seconds(scene.get("start") or 0), _seconds(scene.get("end") or 0)
+    span = f"{timecode(start)}–{timecode(end)}" if start is not None and end is not None else ""
+    takes = _list(scene.get("takes"))
     picked = scene.get("picked", 1)
     parts = [
         f'<section class="scene" id="scene-{esc(str(scene.get("scene_id")))}">',
@@ -142,8 +158,9 @@ def _scene_html(store: ClipStore, index: int, scene: dict) -> str:
 
 def review_html(store: ClipStore, slug: str, render_id: str) -> str | None:
     """The review page of one render, or None if the store has no such render."""
-    from reelflow.serve import link_for, read_json
+    from reelflow.serve import link_for, read_json, served_view
 
+    store = served_view(store)
     esc = html.escape
     prefix = _safe_key(f"renders/{slug}/{render_id}")
     if prefix is None or "/" in slug or "/" in render_id:
@@ -156,10 +173,11 @@ def review_html(store: ClipStore, slug: str, render_id: str) -> str | None:
     files = {k for k in store.list(prefix) if k.startswith(prefix + "/")}
     body = [f"<h1>{esc(slug)} — render {esc(render_id)}</h1>"]
     facts = []
-    if isinstance(manifest.get("duration"), (int, float)):
-        facts.append(f"{manifest['duration']:.2f} s")
-    if "generated" in manifest:
-        facts.append(f"{esc(str(manifest.get('generated')))} clip(s) generated, {esc(str(manifest.get('reused')))} reused")
+    if (duration := _seconds(manifest.get("duration"))) is not None:
+        facts.append(f"{duration:.2f} s")
+    counts = [manifest.get(k) for k in ("generated", "reused")]
+    if all(isinstance(n, int) and not isinstance(n, bool) for n in counts):
+        facts.append(f"{counts[0]} clip(s) generated, {counts[1]} reused")
     links = [f'<a href="{esc(link_for(store, k))}">{esc(k.rsplit("/", 1)[-1])}</a>' for k in sorted(files)
              if k.rsplit("/", 1)[-1] != "render.json"]
     body.append(f'<p class="dim">{" · ".join(facts + links)}</p>')

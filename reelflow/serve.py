@@ -48,19 +48,68 @@ class NotServed(Exception):
     """The request names nothing this server hands out (answered 404)."""
 
 
-def object_key(url_path: str) -> str:
-    """The store key a URL path names, or NotServed: percent-decoded once, then checked like
-    any store key, with hidden (``.x``), partial and metadata files refused."""
-    raw = unquote(url_path, errors="strict").removeprefix("/")
+def servable(raw: str) -> str:
+    """``raw`` as a store key this server hands out, or NotServed: checked like any store key,
+    with hidden (``.x``), partial and metadata files refused."""
     if not raw or "\\" in raw or "\x00" in raw or "%" in raw:
-        raise NotServed(url_path)
+        raise NotServed(raw)
     try:
         key = check_key(raw)
     except ValueError:
-        raise NotServed(url_path) from None
+        raise NotServed(raw) from None
     if any(part.startswith(".") for part in key.split("/")) or key.endswith((".part", ".meta.json")):
-        raise NotServed(url_path)
+        raise NotServed(raw)
     return key
+
+
+def object_key(url_path: str) -> str:
+    """The store key a URL path names (percent-decoded once), or NotServed."""
+    return servable(unquote(url_path, errors="strict").removeprefix("/"))
+
+
+def inside_root(root: Path, key: str) -> Path:
+    """The regular file of servable ``key`` whose real path (symlinks followed) is inside ``root``, or NotServed."""
+    try:
+        path = (root / servable(key)).resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise NotServed(key) from None
+    if not path.is_relative_to(root) or not path.is_file():
+        raise NotServed(key)
+    return path
+
+
+class ServedView:
+    """A local store as this server shows it: a key exists only if ``inside_root`` finds it.
+    The review pages read through it (manifest, final video, storyboard, file links), so they
+    show nothing that the object route answers 404 for. Read-only."""
+
+    def __init__(self, store: LocalStore):
+        self.store, self.root = store, store.root
+
+    def exists(self, key: str) -> bool:
+        try:
+            inside_root(self.root, key)
+        except NotServed:
+            return False
+        return True
+
+    def fetch(self, key: str, workdir: str | Path) -> Path:
+        try:
+            return inside_root(self.root, key)
+        except NotServed:
+            raise StorageError(f"{key} is not served from {self.root}") from None
+
+    def list(self, prefix: str = "") -> list[str]:
+        return [key for key in self.store.list(prefix) if self.exists(key)]
+
+    def url(self, key: str) -> str:
+        return self.store.url(key)
+
+
+def served_view(store: ClipStore) -> ClipStore:
+    """What the server shows of ``store``: a ServedView of a local folder; S3 as it is (its
+    objects are keys, no symlinks)."""
+    return ServedView(store) if isinstance(store, LocalStore) else store
 
 
 def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -94,7 +143,7 @@ def link_for(store: ClipStore, key: str) -> str:
     """Where the review page's browser finds ``key``: this server for a folder, S3 presigned."""
     from urllib.parse import quote
 
-    return "/" + quote(key) if isinstance(store, LocalStore) else store.url(key)
+    return "/" + quote(key) if isinstance(store, (LocalStore, ServedView)) else store.url(key)
 
 
 class StoreHandler(BaseHTTPRequestHandler):
@@ -247,14 +296,7 @@ class StoreServer(ThreadingHTTPServer):
 
     def resolve(self, key: str) -> Path:
         """The file of ``key`` inside the store root (symlinks followed), or NotServed."""
-        root = self.store.root
-        try:
-            path = (root / key).resolve(strict=True)
-        except (OSError, RuntimeError):
-            raise NotServed(key) from None
-        if not path.is_relative_to(root) or not path.is_file():
-            raise NotServed(key)
-        return path
+        return inside_root(self.store.root, key)
 
 
 def make_server(storage: str, host: str = "127.0.0.1", port: int = 8765, verbose: bool = True) -> StoreServer:

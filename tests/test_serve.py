@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import threading
 from pathlib import Path
 
@@ -241,3 +242,49 @@ def test_keep_alive_still_answers_pipelined_requests_without_a_body(served):
     first = b"GET /clips/abc.mp4 HTTP/1.1\r\nHost: x\r\nRange: bytes=0-9\r\n\r\n"
     got, closed = raw_exchange(port, first + INNER)
     assert got.count(b"HTTP/1.1 206") == 1 and got.count(b"HTTP/1.1 200") == 1 and closed
+
+
+def put_json(store: LocalStore, tmp_path: Path, key: str, data) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    store.put_file(key, path)
+
+
+def test_the_review_page_reads_nothing_through_a_symlink_that_leaves_the_store(served, tmp_path):
+    """The object route already 404s such a link; the page and the index must not show it either."""
+    store, port = served
+    outside = tmp_path / "outside.json"
+    outside.write_text(json.dumps({"scenes": [{"scene_id": "s", "speech": "OUTSIDE-SECRET", "takes": []}]}))
+    (tmp_path / "outside.png").write_bytes(b"\x89PNG outside")
+    folder = store.root / "renders" / "evil" / "r1"
+    folder.mkdir(parents=True)
+    for name, target in (("render.json", outside), ("final.mp4", tmp_path / "payload.bin"),
+                         ("storyboard.png", tmp_path / "outside.png")):
+        os.symlink(target, folder / name)
+    assert request(port, "/renders/evil/r1/render.json")[0].status == 404
+    resp, body = request(port, "/review/evil/r1")
+    assert resp.status == 404 and b"OUTSIDE-SECRET" not in body
+    resp, body = request(port, "/")
+    assert resp.status == 200 and b"evil" not in body
+    # a link that stays inside the store is followed, as by the object route
+    os.symlink(store.root / "renders" / "demo" / "r1" / "final.mp4", store.root / "renders" / "demo" / "r1" / "alias.mp4")
+    put_json(store, tmp_path, "renders/demo/r1/render.json", {"duration": 1.0, "scenes": []})
+    resp, body = request(port, "/review/demo/r1")
+    assert resp.status == 200 and b"alias.mp4" in body and b"1.00 s" in body
+
+
+@pytest.mark.parametrize("manifest", [
+    {"duration": 1e400, "generated": 1e400, "reused": "x", "scenes": [{"scene_id": "s", "start": 1e400, "end": "NaN", "takes": [{"take": 1, "key": "clips/abc.mp4"}]}]},
+    '{"duration": NaN, "scenes": [{"scene_id": "s", "start": -Infinity, "end": NaN, "takes": 3}]}',
+    {"clips": [{"scene_id": "s", "duration": 1e400, "key": "clips/abc.mp4"}, {"scene_id": "t", "duration": "long"}]},
+    {"scenes": "nope", "clips": 7},
+    {"scenes": [{"scene_id": "s", "start": [1], "end": {"x": 1}, "picked": [], "takes": [{"take": [2], "seed": {}}]}]},
+])
+def test_a_manifest_with_bad_numbers_or_shapes_renders_a_page_never_a_500(served, tmp_path, manifest):
+    store, port = served
+    put_json(store, tmp_path, "renders/demo/r1/render.json", manifest)
+    resp, body = request(port, "/review/demo/r1")
+    page = body.decode()
+    assert resp.status == 200 and 'id="final"' in page, page
+    text = page.split("</style>", 1)[1]
+    assert not re.search(r"\b(inf|infinity|nan)\b", text, re.IGNORECASE), text
