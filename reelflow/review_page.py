@@ -2,7 +2,9 @@
 
 A render's page reads its manifest ``renders/<slug>/<render_id>/render.json`` (the render's
 ``RenderResult``: scenes with their takes and the picked one). Renders made before manifests
-existed still get a page from the files beside their final video. Every value from a
+existed still get a page from the files beside their final video, and so does a render that
+has no final video (yet): it is running, waiting for review, or failed, and its folder holds
+the storyboard it published before its first clip. Every value from a
 manifest is escaped; every key is checked before it becomes a link; a number that is not a
 finite, non-negative one (``1e400``, ``NaN``, text) shows as nothing. A local store is read
 through ``serve.served_view``: nothing the object route would answer 404 for (a symlink that
@@ -67,15 +69,18 @@ def _list(value) -> list[dict]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
+RENDER_FILES = ("final.mp4", "render.json", "storyboard.png", "storyboard.html")   # any one: a render's folder
+
+
 def render_folders(store: ClipStore) -> list[tuple[str, str]]:
-    """(slug, render_id) of every render with a final video, newest first."""
+    """(slug, render_id) of every render folder (a final video, a manifest or a storyboard), newest first."""
     from reelflow.serve import served_view
 
     store = served_view(store)
     found = set()
     for key in store.list("renders"):
         parts = key.split("/")
-        if len(parts) == 4 and parts[3] in ("final.mp4", "render.json"):
+        if len(parts) == 4 and parts[3] in RENDER_FILES:
             found.add((parts[1], parts[2]))
     return sorted(found, key=lambda f: (f[1], f[0]), reverse=True)
 
@@ -88,7 +93,8 @@ def index_html(store: ClipStore) -> str:
     for slug, render_id in render_folders(store):
         review = f"/review/{quote(slug)}/{quote(render_id)}"
         final = f"renders/{slug}/{render_id}/final.mp4"
-        video = f' · <a href="{html.escape(link_for(store, final))}">final.mp4</a>' if store.exists(final) else ""
+        video = (f' · <a href="{html.escape(link_for(store, final))}">final.mp4</a>' if store.exists(final)
+                 else ' · <span class="dim">not finished (no final video: running, waiting for review, or failed)</span>')
         rows.append(f'<tr><td>{html.escape(slug)}</td><td><a href="{html.escape(review)}">'
                     f"{html.escape(render_id)}</a>{video}</td></tr>")
     body = "<h1>reelflow renders</h1>"
@@ -168,9 +174,9 @@ def review_html(store: ClipStore, slug: str, render_id: str) -> str | None:
     manifest = read_json(store, f"{prefix}/render.json") or {}
     final = f"{prefix}/final.mp4"
     has_final = store.exists(final)
-    if not manifest and not has_final:
-        return None
     files = {k for k in store.list(prefix) if k.startswith(prefix + "/")}
+    if not manifest and not has_final and not files & {f"{prefix}/storyboard.{x}" for x in ("png", "html")}:
+        return None
     body = [f"<h1>{esc(slug)} — render {esc(render_id)}</h1>"]
     facts = []
     if (duration := _seconds(manifest.get("duration"))) is not None:
@@ -186,12 +192,13 @@ def review_html(store: ClipStore, slug: str, render_id: str) -> str | None:
                     f'src="{esc(link_for(store, final))}"></video></div>')
     else:
         body.append('<p class="dim">No final video yet (the render is running, waiting for review, or failed).</p>')
-    board = f"{prefix}/storyboard.png"
+    board, page = f"{prefix}/storyboard.png", f"{prefix}/storyboard.html"
     if board in files:
-        page = f"{prefix}/storyboard.html"
         target = link_for(store, page) if page in files else link_for(store, board)
         body.append(f'<h2>Storyboard</h2><div class="board"><a href="{esc(target)}">'
                     f'<img alt="storyboard" src="{esc(link_for(store, board))}"></a></div>')
+    elif page in files:
+        body.append(f'<h2>Storyboard</h2><p><a href="{esc(link_for(store, page))}">storyboard.html</a></p>')
     scenes = scenes_of(manifest)
     if scenes:
         body.append('<h2>Scenes and takes</h2><div class="scenes">')

@@ -288,3 +288,25 @@ def test_a_manifest_with_bad_numbers_or_shapes_renders_a_page_never_a_500(served
     assert resp.status == 200 and 'id="final"' in page, page
     text = page.split("</style>", 1)[1]
     assert not re.search(r"\b(inf|infinity|nan)\b", text, re.IGNORECASE), text
+
+
+@pytest.mark.parametrize("names", [("storyboard.png", "storyboard.html"), ("storyboard.html",)])
+def test_a_render_without_a_final_video_has_its_page_and_is_listed_as_not_finished(served, tmp_path, names):
+    """A render publishes its storyboard before its first clip: while it runs, and after it
+    failed, the folder holds only that, and it is what there is to look at."""
+    store, port = served
+    for name in names:
+        (tmp_path / name).write_bytes(b"<html>board</html>" if name.endswith("html") else b"\x89PNG board")
+        store.put_file(f"renders/demo/20990101-000000-aaaaaa/{name}", tmp_path / name)
+    resp, body = request(port, "/review/demo/20990101-000000-aaaaaa")
+    page = body.decode()
+    assert resp.status == 200 and "No final video yet" in page and 'id="final"' not in page
+    assert 'href="/renders/demo/20990101-000000-aaaaaa/storyboard.html"' in page
+    if "storyboard.png" in names:
+        assert 'src="/renders/demo/20990101-000000-aaaaaa/storyboard.png"' in page
+    rows = request(port, "/")[1].decode().split("<tr>")
+    unfinished = [r for r in rows if "20990101-000000-aaaaaa" in r]
+    finished = [r for r in rows if "/review/demo/r1" in r]
+    assert len(unfinished) == 1 and "not finished" in unfinished[0] and "final.mp4" not in unfinished[0]
+    assert len(finished) == 1 and "not finished" not in finished[0] and "final.mp4" in finished[0]
+    assert request(port, "/renders/demo/20990101-000000-aaaaaa/storyboard.html")[0].status == 200
