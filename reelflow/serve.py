@@ -300,8 +300,9 @@ class StoreServer(ThreadingHTTPServer):
 
 
 def make_server(storage: str, host: str = "127.0.0.1", port: int = 8765, verbose: bool = True) -> StoreServer:
-    """A server (not yet serving) for the store at ``storage`` (a folder or s3:// URL)."""
-    return StoreServer(open_store(storage), (host, port), verbose=verbose)
+    """A server (not yet serving) for the store at ``storage`` (a folder or s3:// URL). A folder
+    that does not exist is an InputError: a read-only server creates no store."""
+    return StoreServer(open_store(storage, create=False), (host, port), verbose=verbose)
 
 
 def read_json(store: ClipStore, key: str) -> dict | None:

@@ -21,22 +21,36 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def open_local(url: str) -> "LocalStore":
-    """The registry's ``local`` factory: a folder path or ``file:///path``."""
+def open_local(url: str, create: bool = True) -> "LocalStore":
+    """The registry's ``local`` factory: a folder path or ``file:///path``. ``create=False``
+    (readers such as ``reelflow serve``): a folder that does not exist is an InputError naming
+    REELFLOW_STORAGE, and nothing is created."""
     from urllib.parse import unquote, urlsplit
 
+    path = url
     if url.lower().startswith("file://"):
         parts = urlsplit(url)
         if parts.netloc not in ("", "localhost"):
             raise InputError(f"REELFLOW_STORAGE={url!r}: a file:// URL names a folder on this machine "
                              f"(file:///path), not on host {parts.netloc!r}")
-        url = unquote(parts.path)
-    return LocalStore(url)
+        path = unquote(parts.path)
+    try:
+        return LocalStore(path, create=create)
+    except InputError as exc:
+        raise InputError(f"REELFLOW_STORAGE={url!r}: {exc}") from None
 
 
 class LocalStore:
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, create: bool = True):
+        """The store in folder ``root``, created (with its parents) unless ``create`` is False:
+        then a missing folder is an InputError and nothing is written."""
         self.root = Path(root).expanduser().resolve()
+        if not create:
+            if self.root.exists() and not self.root.is_dir():
+                raise InputError(f"{self.root} is not a folder")
+            if not self.root.is_dir():
+                raise InputError(f"no such folder {self.root} (a render creates its store: is the path mistyped?)")
+            return
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

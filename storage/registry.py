@@ -70,8 +70,10 @@ def _factory(scheme: str, url: str) -> Callable[[str], ClipStore]:
         raise StorageError(f"{scheme}:// storage cannot load ({exc.name} missing){extra}") from exc
 
 
-def open_store(url: str | None = None) -> ClipStore:
-    """A store for ``url`` or the ``REELFLOW_STORAGE`` setting."""
+def open_store(url: str | None = None, create: bool = True) -> ClipStore:
+    """A store for ``url`` or the ``REELFLOW_STORAGE`` setting. ``create=False`` (readers such as
+    ``reelflow serve``): a local folder must exist already (InputError, nothing created). Other
+    schemes open as usual (an S3 bucket that is missing is still created)."""
     if url is None:
         from reelflow.settings import get_settings
 
@@ -79,4 +81,9 @@ def open_store(url: str | None = None) -> ClipStore:
     url = str(url)
     if not url.strip():
         raise InputError("REELFLOW_STORAGE is empty: give a folder path or s3://bucket/prefix")
-    return _factory(scheme_of(url), url)(url)
+    scheme = scheme_of(url)
+    if not create and scheme == "local" and "local" not in _FACTORIES:
+        from storage.local import open_local
+
+        return open_local(url, create=False)
+    return _factory(scheme, url)(url)

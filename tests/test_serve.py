@@ -189,6 +189,7 @@ def test_serve_on_a_busy_port_is_one_clear_line(isolated_storage):
 
     from reelflow.cli import app
 
+    isolated_storage.mkdir(parents=True, exist_ok=True)      # serve reads an existing store only
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -310,3 +311,32 @@ def test_a_render_without_a_final_video_has_its_page_and_is_listed_as_not_finish
     assert len(unfinished) == 1 and "not finished" in unfinished[0] and "final.mp4" not in unfinished[0]
     assert len(finished) == 1 and "not finished" not in finished[0] and "final.mp4" in finished[0]
     assert request(port, "/renders/demo/20990101-000000-aaaaaa/storyboard.html")[0].status == 200
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_serve_refuses_a_store_folder_that_does_not_exist_and_creates_nothing(isolated_storage, tmp_path, monkeypatch, kind):
+    """serve is read-only: a mistyped REELFLOW_STORAGE is one line naming it, not a new empty store."""
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+    from tests.conftest import reload_settings
+
+    wrong = tmp_path / "typo" / "stroe"
+    if kind == "file":
+        wrong.parent.mkdir()
+        wrong.write_text("not a folder")
+    monkeypatch.setenv("REELFLOW_STORAGE", str(wrong))
+    monkeypatch.setattr("reelflow.serve.StoreServer.serve_forever", lambda self: None)   # never block
+    reload_settings()
+    result = CliRunner().invoke(app, ["serve", "--port", "0"])
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1, result.output
+    assert "REELFLOW_STORAGE" in lines[0] and str(wrong) in lines[0] and "Traceback" not in result.output
+    assert (wrong.is_file() if kind == "file" else not (tmp_path / "typo").exists())
+
+
+def test_a_render_still_creates_its_store_folder(tmp_path):
+    from storage import open_store
+
+    open_store(str(tmp_path / "new" / "store"))
+    assert (tmp_path / "new" / "store").is_dir()
