@@ -175,6 +175,11 @@ def render(
     """
     verbose = ctx.meta[VERBOSE] = verbose or ctx.meta.get(VERBOSE, False)
     _check_engine(engine)
+    from reelflow.orchestrator import check_clip_workers, uses_prefect
+
+    use_prefect = prefect if prefect is not None else uses_prefect()
+    if use_prefect:
+        check_clip_workers()
     spec = _load_or_exit(project)
     check_out(out_dir)
     shortcut = not (force or review or redo or takes)      # takes/redo/review: the flow decides
@@ -183,11 +188,10 @@ def render(
         _report(finished, out_dir)
         return
     from reelflow.cli_progress import RenderProgress
-    from reelflow.orchestrator import uses_prefect
 
     progress = RenderProgress(err, always=verbose)
     options = dict(engine=engine, scenes=scene or None, force=force, takes=takes, redo=redo or None, review=review)
-    if prefect if prefect is not None else uses_prefect():
+    if use_prefect:
         _quiet_prefect(verbose)
         from flows.render import render_project
         from reelflow.prefect_api import prefect_boundary, temporary_server

@@ -15,6 +15,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from reelflow.errors import InputError
 from reelflow.settings import get_settings
 
 
@@ -51,3 +52,15 @@ def uses_prefect() -> bool:
     if settings.orchestrator == "auto":
         return configured_api_url() is not None or settings.clip_workers == "task-workers"
     return settings.orchestrator == "prefect"
+
+
+def check_clip_workers() -> None:
+    """A Prefect render whose clips go to task workers needs a Prefect API the workers share:
+    without one, the render's temporary server is private to it and no worker could ever
+    serve its clips (it waited for ever). Refused before any work (exit 2)."""
+    if get_settings().clip_workers == "task-workers" and configured_api_url() is None:
+        raise InputError("REELFLOW_CLIP_WORKERS=task-workers needs PREFECT_API_URL: `reelflow worker` serves clips "
+                         "from a Prefect server, and a render without one starts a temporary server no worker "
+                         "can reach",
+                         hint="start a server (prefect server start) and set PREFECT_API_URL for the render and "
+                              "its workers, or unset REELFLOW_CLIP_WORKERS")
