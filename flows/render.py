@@ -20,6 +20,7 @@ from prefect.utilities.annotations import quote
 from pydantic import Field, WithJsonSchema
 
 from engines.registry import names as engine_names
+from flows.clip_queue import QueuedClip, as_landed
 from flows.pipeline import RenderFailed, new_render_id, render  # noqa: F401  (RenderFailed, new_render_id: public here too)
 from projects.schema import MAX_TAKES
 from reelflow.errors import InputError
@@ -64,15 +65,19 @@ class PrefectRunner:
 
     def submit_clips(self, plans: list[ClipPlan], render_id: str) -> list:
         if get_settings().clip_workers == "task-workers":
-            return [generate_clip.delay(plan, render_id) for plan in plans]
+            return [QueuedClip(plan, render_id) for plan in plans]
         # quote: a plan holds no futures, so Prefect need not walk each one looking for them
         # (walked several times per task run, on the flow thread).
         return generate_clip.map([quote(plan) for plan in plans], render_id=unmapped(render_id))
 
     def as_completed(self, futures: list):
+        if futures and isinstance(futures[0], QueuedClip):       # clips queued for task workers
+            return as_landed(futures, self.logger)
         return as_completed(futures)
 
     def outcome(self, future):
+        if isinstance(future, QueuedClip):
+            return future.outcome()
         return future.result(raise_on_failure=False)
 
     def progress(self, slug: str, done: int, total: int) -> None:

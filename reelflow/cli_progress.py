@@ -67,6 +67,8 @@ class RenderProgress:
             self.stage = f"stitching: {data.get('stage')}"
         elif kind == "warning":
             self.warnings.append(str(data.get("text")))
+        elif kind == "waiting_for_worker":       # said even off a terminal: a render that seems stuck
+            self.console.print(str(data.get("message")), markup=False, highlight=False)
         self.board.apply(kind, data)
 
     def render(self):

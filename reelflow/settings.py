@@ -67,6 +67,11 @@ class Settings(BaseModel):
         description="Where clips are made: in the flow's process, or by `reelflow worker` task workers "
                     "(Prefect background tasks; one per GPU, sharing the store and the catalog).",
     )
+    worker_wait: float = Field(
+        default=30, gt=0, allow_inf_nan=False,
+        description="Seconds a task-workers render waits with no `reelflow worker` picking up its clips "
+                    "before it says so on stderr (it keeps waiting).",
+    )
     allow_http_hosts: str = Field(
         default="localhost,127.0.0.1,::1",
         description="Hosts an engine answer may link to with plain http (comma-separated); all others need https.",
