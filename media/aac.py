@@ -71,10 +71,13 @@ def encode(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", f
 
 
 def encode_track(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "192k", folder: Path | None = None,
-                 workers: int | None = None, gain: float = 0.0, ahead: Encoding | None = None) -> tuple[Path, float]:
-    """:func:`encode`, and the track's true peak as decoded (dBTP): the largest of its chunks',
-    each measured once, when it was encoded. An AAC encode can overshoot the PCM's peak by a few
-    dB on sharp transients; this is what a player gets."""
+                 workers: int | None = None, gain: float = 0.0,
+                 ahead: Encoding | None = None) -> tuple[Path, Callable[[], float]]:
+    """:func:`encode`, and a function that gives the track's true peak as decoded (dBTP): the
+    largest of its chunks', each measured once (kept beside it) on a thread of its own as the
+    splice takes it, so the measuring runs beside the rest of the splice and whatever follows.
+    An AAC encode can overshoot the PCM's peak by a few dB on sharp transients; this is what a
+    player gets."""
     if ahead is not None and ahead.source == _source(pcm, rate, bitrate, folder, gain):
         encoding = ahead
     else:
@@ -83,8 +86,14 @@ def encode_track(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "19
         for path, future in running.items():
             if path not in encoding.running:
                 future.cancel()                  # made ahead for samples this track does not have
-    _splice(encoding, Path(pcm).stat().st_size // BYTES_PER_SAMPLE, rate, Path(out))
-    return Path(out), max(_chunk_peak(job[4]) for job in encoding.jobs)
+    peaks: list[Future] = []
+    measuring = ThreadPoolExecutor(1, thread_name_prefix="reelflow-aac-peak")
+    try:
+        _splice(encoding, Path(pcm).stat().st_size // BYTES_PER_SAMPLE, rate, Path(out),
+                lambda chunk: peaks.append(measuring.submit(_chunk_peak, chunk)))
+    finally:
+        measuring.shutdown(wait=False)
+    return Path(out), lambda: max(future.result() for future in peaks)
 
 
 def _source(pcm: str | Path, rate: int, bitrate: str, folder: Path | None, gain: float) -> tuple:
@@ -177,7 +186,6 @@ def _encode_chunk(pcm: str | Path, lo: int, hi: int, rate: int, bitrate: str, de
                     str(lo * BYTES_PER_SAMPLE), "-t", f"{(hi - lo) / rate + 1:.3f}", "-i", str(pcm), "-af", shape,
                     "-c:a", "aac", "-b:a", bitrate, "-map_metadata", "-1", "-fflags", "+bitexact",
                     "-f", "mp4", "-y", part])
-        _keep_peak(dest, _measured_peak(part))
         os.replace(part, dest)
     finally:
         Path(part).unlink(missing_ok=True)
@@ -204,7 +212,7 @@ def _keep_peak(chunk: Path, peak: float) -> None:
 
 
 def _chunk_peak(chunk: Path) -> float:
-    """A chunk's kept true peak; measured now (and kept) for a chunk encoded before peaks were."""
+    """A chunk's true peak: kept beside it once measured."""
     try:
         return float(_peak_file(chunk).read_text())
     except (OSError, ValueError):
@@ -213,10 +221,11 @@ def _chunk_peak(chunk: Path) -> float:
         return peak
 
 
-def _splice(encoding: Encoding, samples: int, rate: int, out: Path) -> None:
+def _splice(encoding: Encoding, samples: int, rate: int, out: Path,
+            taken: Callable[[Path], None] = lambda chunk: None) -> None:
     """Keep each chunk's own packets (global pts in [start, end); the first chunk also its priming
     packet, the last every packet to the end) and mux them into one track, each chunk as soon as
-    its encode is done."""
+    its encode is done. ``taken(chunk)`` is called with each chunk's file as the splice takes it."""
     import av
 
     jobs = encoding.jobs
@@ -229,7 +238,8 @@ def _splice(encoding: Encoding, samples: int, rate: int, out: Path) -> None:
             last = len(jobs) - 1
             for index, job in enumerate(jobs):
                 start, end, lo = job[0], job[1], job[2]
-                with av.open(str(encoding.ready(job))) as chunk:
+                taken(encoding.ready(job))
+                with av.open(str(job[4])) as chunk:
                     source = chunk.streams.audio[0]
                     scale = source.time_base * rate          # pts units -> samples
                     num, den = scale.numerator, scale.denominator   # integers: no Fraction per packet

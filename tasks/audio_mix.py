@@ -32,7 +32,7 @@ _log = logging.getLogger("reelflow")
 @dataclass
 class Mix:
     key: str
-    track: Path          # the AAC track, in ``folder``
+    track: Track         # the AAC track, in ``folder``
     folder: Path         # the mix's own working folder: removed by whoever takes the mix
 
     def discard(self) -> None:
@@ -40,7 +40,7 @@ class Mix:
 
 
 def audio_track(join: Callable[[Path, Callable[[Path], None]], dict], profile: Output, slug: str,
-                folder: Path) -> Path:
+                folder: Path) -> Track:
     """The final AAC track in ``folder``. ``join(out, joined)`` writes the cut's PCM to ``out``, calls
     ``joined(out)`` as soon as it is written and returns its loudness (``media.stitch.join_audio``)."""
     joined = folder / "joined.pcm"
@@ -48,22 +48,44 @@ def audio_track(join: Callable[[Path, Callable[[Path], None]], dict], profile: O
     ahead = EncodeAhead(profile, previous)
     measured = loudness.steady_gain(join(joined, ahead), profile, previous)
     margin = previous[2] if previous else loudness.TRUE_PEAK_MARGIN
-    encoding = ahead.started()
-    for _ in range(PEAK_TRIES):
-        pcm, gain, left = loudness.apply_loudness(joined, measured, profile, folder / "audio.pcm", margin)
-        track, peak = aac.encode_track(pcm, profile.audio_rate, folder / "audio.m4a", gain=left, ahead=encoding)
-        if gain is None or peak <= profile.true_peak:
-            break
-        # The encode overshot the margin (sharp transients): limit lower by the excess, and again.
-        _log.info("the AAC track peaks at %.2f dBTP, over %.1f: limiting %.1f dB lower", peak, profile.true_peak,
-                  peak - profile.true_peak + PEAK_STEP)
-        margin += peak - profile.true_peak + PEAK_STEP
-        measured, encoding = {k: v for k, v in measured.items() if k != "kept"}, None
-    else:
-        _log.warning("the AAC track still peaks at %.2f dBTP, over the %.1f dBTP ceiling", peak, profile.true_peak)
+    pcm, gain, left = loudness.apply_loudness(joined, measured, profile, folder / "audio.pcm", margin)
+    path, peak = aac.encode_track(pcm, profile.audio_rate, folder / "audio.m4a", gain=left, ahead=ahead.started())
     if gain is not None:
         remember_gain(slug, profile, (float(measured["base"]), gain, margin))
-    return track
+
+    def settle() -> Path | None:
+        """None when the track holds the true-peak ceiling, else a track limited lower by what the
+        encoder overshot (sharp transients), encoded again: at most ``PEAK_TRIES`` encodes in all."""
+        nonlocal margin, measured
+        if gain is None:
+            return None
+        current, peak_of = None, peak
+        for tries in range(1, PEAK_TRIES + 1):
+            over = peak_of() - profile.true_peak
+            if over <= 0:
+                return current
+            if tries == PEAK_TRIES:
+                _log.warning("the AAC track still peaks %.2f dB over the %.1f dBTP ceiling", over, profile.true_peak)
+                return current
+            _log.info("the AAC track peaks %.2f dB over %.1f dBTP: limiting %.1f dB lower", over,
+                      profile.true_peak, over + PEAK_STEP)
+            margin += over + PEAK_STEP
+            measured = {k: v for k, v in measured.items() if k != "kept"}      # planned afresh at the new margin
+            pcm, limited, left = loudness.apply_loudness(joined, measured, profile, folder / "audio.pcm", margin)
+            current, peak_of = aac.encode_track(pcm, profile.audio_rate, folder / "audio.m4a", gain=left)
+            remember_gain(slug, profile, (float(measured["base"]), limited, margin))
+        return current
+
+    return Track(path, settle)
+
+
+@dataclass
+class Track:
+    """The cut's AAC track, and ``settle()``: None when it holds the true-peak ceiling, else the
+    path of one limited lower (the track's file itself, rewritten): mux again. The peak is
+    measured beside whatever follows the encode (the final mux), so the common case costs no wait."""
+    path: Path
+    settle: Callable[[], Path | None]
 
 
 PEAK_TRIES = 3      # encodes of one cut's track at most (each later one limited lower by the overshoot)

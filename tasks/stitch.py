@@ -240,11 +240,16 @@ def stitch_render(
                 profile, slug, tmp)
         events.emit("stitch", stage="encode")
         final = tmp / "final.mp4"
-        ffmpeg.run(stitch.finish_args(
-            str(list_file), str(track), profile, str(final),
-            burn_subtitles=str(burn) if burn else None, font_dir=font_dir(),
-            chapters=str(write_ffmetadata(timeline, tmp / "chapters.txt")) if profile.chapters else None,
-        ))
+        chapters = str(write_ffmetadata(timeline, tmp / "chapters.txt")) if profile.chapters else None
+
+        def mux(audio: Path) -> None:
+            ffmpeg.run(stitch.finish_args(str(list_file), str(audio), profile, str(final),
+                                          burn_subtitles=str(burn) if burn else None, font_dir=font_dir(),
+                                          chapters=chapters))
+
+        mux(track.path)
+        if (limited := track.settle()) is not None:      # the AAC encode overshot the true-peak ceiling
+            mux(limited)
         sheet = sheet_future.result()
         keys = {"video": f"{dest_prefix}/final.mp4", "contact_sheet": f"{dest_prefix}/contact-sheet.png"}
         files: list[tuple[str, Path]] = []
