@@ -35,12 +35,13 @@ class EngineInfo:
     version: int = 1                           # bump when the engine makes other clips from the same request
                                                # (part of every clip key of the engine past 1)
     speaks: bool = False                       # speaks the prompt's lines itself, in both speakers' voices
+    captions: bool = False                     # draws the scene's action on its picture (in the bundled font)
 
 
 _BUILTIN: dict[str, EngineInfo] = {
     # 2: a scene's own audio from its first sample (it had the TTS lead-in), captions wrapped by
     # their drawn width, photos turned by their EXIF, the sound whole at NTSC rates.
-    "animatic": EngineInfo("engines.animatic:AnimaticEngine", speed=0.5, version=2, speaks=True),
+    "animatic": EngineInfo("engines.animatic:AnimaticEngine", speed=0.5, version=2, speaks=True, captions=True),
     "hf-space": EngineInfo("engines.hf_space:HFSpaceEngine", "'reelflow[remote]' (gradio_client)",
                            concurrency=1, speed=15.0),
     "runpod": EngineInfo("engines.runpod_endpoint:RunPodEngine", "'reelflow[remote]' (runpod)",

@@ -149,7 +149,7 @@ def test_text_drawn_in_glyphs_the_font_lacks_warns_once_per_place(tmp_path):
     assert warnings == [
         "warning: scene 'one': the lower third: the font (Roboto) has no glyph for マックス: drawn as boxes",
         "warning: scene 'one': the burned subtitles: the font (Roboto) has no glyph for →: drawn as boxes",
-        "warning: scene 'one': the animatic's caption: the font (Roboto) has no glyph for 手を振る: drawn as boxes",
+        "warning: scene 'one': the animatic engine's caption: the font (Roboto) has no glyph for 手を振る: drawn as boxes",
         "warning: end_card.text: the font (Roboto) has no glyph for 😀: drawn as boxes",
     ]
 
