@@ -16,11 +16,22 @@ from media.tts import check_voice
 Found = list[tuple[tuple, str]]
 
 
+class Unresolvable(ValueError):
+    """A path that names no file: a symlink loop, a name longer than the system allows."""
+
+
 def inside(root: Path, rel: str) -> Path | None:
-    """Resolve ``rel`` inside ``root`` (symlinks followed); None if absolute or outside."""
+    """Resolve ``rel`` inside ``root`` (symlinks followed); None if absolute or outside;
+    :class:`Unresolvable` if it cannot be resolved at all."""
     if not rel or Path(rel).is_absolute() or "\x00" in rel:
         return None
-    target = (root / rel).resolve()
+    try:
+        target = (root / rel).resolve()
+        target.is_file()                     # a component too long fails here, not in resolve()
+    except RuntimeError:                     # Python's word for a symlink loop
+        raise Unresolvable("a symlink loop") from None
+    except OSError as exc:
+        raise Unresolvable(exc.strerror or type(exc).__name__) from None
     return target if target.is_relative_to(root.resolve()) else None
 
 
@@ -34,7 +45,11 @@ def _file(found: Found, root: Path, loc: tuple, rel: Any, kind: str) -> None:
 
     if not isinstance(rel, str):
         return
-    target = inside(root, rel)
+    try:
+        target = inside(root, rel)
+    except Unresolvable as exc:
+        found.append((loc, f"{rel[:80]!r} cannot be resolved ({exc})"))
+        return
     if target is None:
         found.append((loc, f"{rel!r} is outside the project folder; use a path inside it"))
     elif not target.is_file():

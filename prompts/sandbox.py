@@ -130,10 +130,14 @@ class ProjectLoader(jinja2.FileSystemLoader):
     def get_source(self, environment, template):
         pieces = jinja2.loaders.split_template_path(template)
         for base in self.searchpath:
-            path = Path(base, *pieces).resolve()
+            try:
+                path = Path(base, *pieces).resolve()
+                found = path.is_file()
+            except (OSError, RuntimeError):  # a name too long, a symlink loop
+                raise jinja2.TemplateNotFound(f"{template[:80]} (cannot be resolved)") from None
             if not path.is_relative_to(self.root):
-                raise jinja2.TemplateNotFound(f"{template} (resolves outside the project folder)")
-            if path.is_file():
+                raise jinja2.TemplateNotFound(f"{template[:80]} (resolves outside the project folder)")
+            if found:
                 if path.stat().st_size > MAX_TEMPLATE_BYTES:
                     raise TemplateBudget(f"template {template} is over {MAX_TEMPLATE_BYTES} bytes")
                 text = path.read_text(encoding="utf-8")
