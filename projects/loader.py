@@ -106,6 +106,9 @@ def check_project(path: str | Path) -> tuple[Project | None, list[Problem]]:
     name = str(spec)
     if not spec.is_file():
         return None, [Problem(file=name, line=None, field="", message="no such file; a project is a folder with project.yaml")]
+    if not spec.resolve().is_relative_to(root.resolve()):     # a link out: nothing is read outside the folder
+        return None, [Problem(file=name, line=None, field="", message="must be a file inside the project folder "
+                              "(it is a link to a file outside it)")]
     try:
         node, data, duplicates = yaml_safe.load(spec)
     except yaml_safe.YamlProblem as exc:
