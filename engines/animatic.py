@@ -68,7 +68,7 @@ class AnimaticEngine:
         if request.image:
             try:
                 with Image.open(request.image) as img:
-                    ImageOps.fit(img.convert("RGB"), size, Image.Resampling.LANCZOS).save(path)
+                    ImageOps.fit(images.rgb(img), size, Image.Resampling.LANCZOS).save(path)
             except OSError as exc:
                 raise EngineInputError(f"scene {request.scene_id!r}: cannot read image {request.image}: {exc}") from exc
         else:

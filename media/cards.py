@@ -42,11 +42,11 @@ def card_png(card: Card, width: int, height: int, path: str | Path) -> Path:
     size (up to a twelfth of the width) at which every line of it fits."""
     from PIL import Image, ImageDraw, ImageOps
 
-    from media.images import upright
+    from media.images import rgb
 
     if card.image:
         with Image.open(card.image) as img:
-            canvas = ImageOps.fit(upright(img).convert("RGB"), (width, height), Image.Resampling.LANCZOS)
+            canvas = ImageOps.fit(rgb(img), (width, height), Image.Resampling.LANCZOS)
         canvas = Image.blend(canvas, Image.new("RGB", canvas.size, _rgb(card.color)), 0.35)  # text stays legible
     else:
         canvas = Image.new("RGB", (width, height), _rgb(card.color))

@@ -210,15 +210,32 @@ def upright(img: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(img) if img.getexif().get(ORIENTATION, 1) not in (0, 1) else img
 
 
+_DEEP = ("I;16", "I;16L", "I;16B", "I;16N", "I")     # 16-bit PNGs open as these
+
+
+def eight_bit(img: Image.Image) -> Image.Image:
+    """``img`` with 8-bit samples: a 16-bit image scaled down (``convert`` clips it instead, and
+    a 16-bit grey photo came out white)."""
+    if img.mode not in _DEEP:
+        return img
+    wide = img if img.mode == "I" else img.convert("I")
+    return wide.point(lambda value: value * (1 / 256)).convert("L")
+
+
+def rgb(img: Image.Image) -> Image.Image:
+    """``img`` as 8-bit RGB, the right way up (:func:`upright`, :func:`eight_bit`)."""
+    return eight_bit(upright(img)).convert("RGB")
+
+
 def upright_copy(path: str | Path, folder: Path) -> Path:
-    """``path`` itself, or an upright PNG copy of it in ``folder`` when its EXIF says the camera was
-    turned: engines and models read pixels, not EXIF."""
+    """``path`` itself, or a PNG copy of it in ``folder`` when its EXIF says the camera was turned
+    or its samples are 16-bit: engines and models read 8-bit pixels, not EXIF."""
     try:
         with Image.open(path) as img:
-            if img.getexif().get(ORIENTATION, 1) in (0, 1):
+            if img.getexif().get(ORIENTATION, 1) in (0, 1) and img.mode not in _DEEP:
                 return Path(path)
             out = folder / f"upright-{Path(path).stem}.png"
-            upright(img).save(out, "PNG")
+            eight_bit(upright(img)).save(out, "PNG")
             return out
     except (OSError, ValueError, SyntaxError):
         return Path(path)          # unreadable: the engine says so, as for any image

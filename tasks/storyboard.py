@@ -12,7 +12,7 @@ from pathlib import Path
 from PIL import Image
 
 from media import storyboard as board
-from media.images import placeholder_image, upright
+from media.images import placeholder_image, rgb
 from projects import Project
 from reelflow.settings import Settings
 from storage import ClipStore
@@ -46,7 +46,7 @@ def scene_picture(plan: ClipPlan, size: tuple[int, int]) -> tuple[Image.Image, s
             with Image.open(plan.request.image) as img:
                 img.draft("RGB", (size[0] * 2, size[1] * 2))   # JPEG: decode at a reduced scale
                 img.thumbnail((size[0] * 2, size[1] * 2), Image.Resampling.BILINEAR)
-                return upright(img).convert("RGB"), None
+                return rgb(img), None
     except Exception as exc:  # noqa: BLE001 - a bad picture is shown as a warning, not a crash
         return placeholder_image(plan.scene_id, *size), f"cannot read the scene's picture: {exc}"
     return placeholder_image(plan.scene_id, *size), None

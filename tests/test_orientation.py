@@ -78,3 +78,30 @@ def test_an_engine_gets_a_turned_photo_upright_under_the_same_key(small_project)
     with av.open(str(open_store(get_settings().storage).path(clip.key))) as container:
         frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
     assert red_above_blue(frame)
+
+
+def test_a_16_bit_grey_image_keeps_its_tones_for_engines_cards_and_the_storyboard(tmp_path):
+    """A 16-bit PNG opens with 0..65535 samples, which ``convert("RGB")`` clips to white."""
+    from engines.animatic import AnimaticEngine
+    from engines.base import ClipRequest
+    from media.cards import Card, card_png
+    from media.images import upright_copy
+    from tasks.models import ClipPlan
+    from tasks.storyboard import scene_picture
+
+    deep = tmp_path / "grey16.png"
+    Image.fromarray(np.tile(np.linspace(0, 65535, 160), (160, 1)).astype(np.uint16)).save(deep)
+
+    def dark_to_light(picture) -> bool:
+        row = np.asarray(picture.convert("L"), dtype=float)[picture.height // 2]
+        return row[-len(row) // 8:].mean() - row[: len(row) // 8].mean() > 80     # clipped: all white
+
+    with Image.open(upright_copy(deep, tmp_path)) as copy:
+        assert copy.mode == "L" and dark_to_light(copy)
+    assert dark_to_light(Image.open(card_png(Card(text=".", image=str(deep)), 160, 160, tmp_path / "card.png")))
+    request = ClipRequest(scene_id="a", prompt="x", image=str(deep), width=160, height=160, fps=12, duration=1)
+    picture, _ = scene_picture(ClipPlan(scene_id="a", index=0, project="p", kind="generate", key="clips/x.mp4",
+                                        engine="animatic", request=request), (160, 160))
+    assert dark_to_light(picture)
+    (tmp_path / "work").mkdir()
+    assert dark_to_light(Image.open(AnimaticEngine()._still(request, tmp_path / "work")))

@@ -167,3 +167,30 @@ def test_footage_scene_needs_no_character(tmp_path):
     marked_clip(folder / "clips" / "b.mp4", width=64, height=64, fps=24, seconds=0.5)
     project = load_project(folder)
     assert project.scenes[1].footage == "clips/b.mp4"
+
+
+def test_a_path_that_cannot_be_resolved_is_one_line(tmp_path):
+    """A symlink loop or a name longer than the system allows was a traceback (exit 1)."""
+    folder = write_spec(tmp_path / "p", GOOD.replace("image: characters/max.png", "image: loop/x.png"))
+    (folder / "loop").symlink_to("loop")
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "characters.max.image: 'loop/x.png' cannot be resolved (a symlink loop)" in result.output
+    included = write_spec(tmp_path / "i", GOOD.replace("title: Test", "title: Test\ntemplate: t.j2"))
+    (included / "t.j2").write_text("{% include ('a' * 300) %}")
+    result = runner.invoke(app, ["validate", str(included)])
+    assert result.exit_code == 2 and "(cannot be resolved)" in result.output and "Traceback" not in result.output
+    long = write_spec(tmp_path / "q", GOOD.replace("image: characters/max.png", f"image: {'a' * 300}.png"))
+    result = runner.invoke(app, ["validate", str(long)])
+    assert result.exit_code == 2 and "cannot be resolved (File name too long)" in result.output
+
+
+def test_a_project_yaml_linked_to_a_file_outside_is_not_read(tmp_path):
+    outside = tmp_path / "secret.yaml"
+    outside.write_text("api_key: hunter2\n")
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "project.yaml").symlink_to(outside)
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2 and "api_key" not in result.output
+    assert "project.yaml: must be a file inside the project folder" in result.output
