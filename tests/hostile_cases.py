@@ -281,6 +281,14 @@ _BOMBS = {
     "dunder": "{{ scene.__class__.__mro__ }}",
     "mutation": "{% set l = [] %}{{ l.append(1) }}",
     "lipsum": "{{ lipsum(10**6) }}",
+    # a result that is the product of its input's and its argument's sizes, refused before it is built
+    "translate": "{% set s = 'a' * 100000 %}{{ s.translate({97: 'x' * 20000}) }}",
+    "expandtabs": "{{ ('\\t' * 20000).expandtabs(99999) }}",
+    "replace-empty": "{{ ('a' * 50000).replace('', 'b' * 49999) }}",
+    "str-join": "{{ ('y' * 20000).join('x' * 20000) }}",
+    "indent-filter": "{{ ('a\\n' * 20000) | indent('x' * 20000, true, true) }}",
+    "wordwrap-filter": "{{ ('a' * 20000) | wordwrap(1, true, 'y' * 20000) }}",
+    "tojson-indent": "{{ range(10000) | list | tojson(indent=20000) }}",
 }
 for _name, _src in _BOMBS.items():
     case(f"template-bomb-{_name}")(lambda p, s=_src: p.data.update(template=p.file("t.j2", s)))

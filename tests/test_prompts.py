@@ -196,3 +196,63 @@ def test_the_pace_counts_what_is_said_in_every_language_and_by_both_speakers(dem
     (demo_copy / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     result = CliRunner().invoke(app, ["validate", str(demo_copy)])
     assert f"scene '{scene['id']}': 21 words in 2 s" in result.output, result.output
+
+
+# A string method or filter whose result is the product of its input's and its argument's sizes
+# was computed in full (46 s, ~4 GB for translate) before the size check: each must be refused
+# from its arguments, at once and without building anything big.
+_GROWTH_BOMBS = {
+    "translate": "{% set s = 'a' * 100000 %}{{ s.translate({97: 'x' * 20000}) }}",
+    "expandtabs": "{% set s = '\t' * 20000 %}{{ s.expandtabs(99999) }}",
+    "replace-empty": "{{ ('a' * 50000).replace('', 'b' * 49999) }}",
+    "replace-many": "{{ ('ab' * 25000).replace('a', 'c' * 49999) }}",
+    "str-join": "{{ ('y' * 20000).join('x' * 20000) }}",
+    "str-join-generator": "{{ ('y' * 90000).join(range(10000) | map('string')) }}",
+    "center": "{{ 'a'.center(10**9) }}",
+    "ljust": "{{ ('a' * 1000).ljust(100001) }}",
+    "zfill": "{{ '1'.zfill(100001) }}",
+    "bytes-replace": "{{ ('a' * 50000).encode().replace(''.encode(), ('b' * 49999).encode()) }}",
+    "indent-filter": "{{ ('a\n' * 20000) | indent('x' * 20000, true, true) }}",
+    "wordwrap-filter": "{{ ('a' * 20000) | wordwrap(1, true, 'y' * 20000) }}",
+    "center-filter": "{{ 'a' | center(999999999) }}",
+    "tojson-indent": "{{ range(10000) | list | tojson(indent=20000) }}",
+    "replace-filter": "{{ ('a' * 50000) | replace('', 'b' * 49999) }}",
+    "join-filter": "{{ range(10000) | map('string') | join('y' * 90000) }}",
+    "join-filter-attribute": "{{ [['x' * 90000]] * 10000 | join('', attribute=0) }}",
+    "urlize-target": "{{ ('a.com ' * 10000) | urlize(target='x' * 40000) }}",
+}
+
+
+@pytest.mark.parametrize("text", _GROWTH_BOMBS.values(), ids=_GROWTH_BOMBS.keys())
+def test_growing_string_calls_are_refused_before_they_are_computed(tmp_path, text):
+    import time
+    import tracemalloc
+
+    (tmp_path / "t.j2").write_text(text)
+    tracemalloc.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(PromptError) as caught:
+            render_scene_prompt(scene_id="s", template=tmp_path / "t.j2", sandboxed=True, model=None,
+                                context={"scene": {"action": "a"}}, speech=None, duration=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    elapsed = time.monotonic() - started
+    message = str(caught.value)
+    assert "\n" not in message and "scene 's': " in message and "Traceback" not in message, message
+    assert elapsed < 1, f"{elapsed:.2f} s"
+    assert peak < 50 * 2**20, f"{peak / 2**20:.0f} MiB"
+
+
+def test_growing_calls_used_normally_render_as_before(tmp_path):
+    text = ("{{ scene.action.translate({97: 'bc'}) }} {{ 'a-b'.replace('-', ' ') }} {{ ', '.join(['x', 'y']) }} "
+            "{{ ['p', 'q'] | join(', ') }} {{ 'l1\nl2' | indent(2) }} {{ {'a': [1, 2]} | tojson(indent=2) }} "
+            "{{ 'hello world-foo' | wordwrap(5) }} {{ 'x' | center(9) }}{{ 'a\tb'.expandtabs(4) }}{{ 'ab'.zfill(5) }}"
+            "{{ ('x', 'y') | join('-', attribute=0) }} {{ 'www.a.com' | urlize }} {{ 'y'.join(range(3) | map('string')) }}"
+            "{{ 'ab' | replace('a', 'c', 1) }}")
+    (tmp_path / "t.j2").write_text(text)
+    prompt = render_scene_prompt(scene_id="s", template=tmp_path / "t.j2", sandboxed=True, model=None,
+                                 context={"scene": {"action": "waving"}}, speech=None, duration=1).prompt
+    assert prompt == ('wbcving a b x, y p, q l1 l2 { "a": [ 1, 2 ] } hello world -foo xa b000abx-y '
+                      '‹a href="https://www.a.com" rel="noopener"›www.a.com‹/a› 0y1y2cb')
