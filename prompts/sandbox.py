@@ -15,7 +15,10 @@ no unsafe methods) every render here runs under budgets, each ending in one Prom
   a function of the production: the same scene, the same prompt, the same clip key);
 * **growth**: the sandbox is immutable (no ``list.append``), ``~`` joins, filters and
   ``{{ ... }}`` refuse inputs over ``MAX_OUTPUT`` characters, ``str.format`` and the
-  ``format`` filter are refused (a width of 10**9 is one call);
+  ``format`` filter are refused (a width of 10**9 is one call); string methods and filters
+  whose result is the product of their text's and their arguments' sizes (``translate``,
+  ``replace``, ``join``, ``expandtabs``, the ``indent``/``wordwrap``/``tojson``/``urlize``
+  filters...) are refused from a bound computed from the arguments, before the one C call;
 * **output**: rendering streams and stops past ``MAX_OUTPUT`` characters.
 
 The checks are cooperative (they run in the rendering thread, which cannot be killed), so
