@@ -41,7 +41,7 @@ _SCALARS = (str, int, float, bool, type(None))
 
 
 def _type_name(kind: Any) -> str:
-    if kind is NUMBER:
+    if kind == NUMBER:       # by value: the local engine's families declare their own (int, float)
         return "a number"
     return {str: "text", int: "an integer", bool: "true or false", dict: "a mapping"}.get(kind, str(kind))
 
