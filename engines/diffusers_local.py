@@ -152,8 +152,9 @@ class DiffusersEngine:
         params = params or {}
         try:
             family = families.family_for(families.pipeline_class(model or engine_settings().local_model), params)
-        except EngineInputError as exc:
-            return [("family" if "family" in str(exc).split(":")[0] else "frame_rule", str(exc).partition(": ")[2])]
+        except EngineInputError as exc:      # "engine.params.family: ...", "engine.model: ..."
+            where, _, message = str(exc).partition(": ")
+            return [(where.rpartition(".")[2], message)]
         return families.problems(params, family)
 
     def pipeline(self, i2v: bool = False):

@@ -16,6 +16,9 @@ table: ``accepted_params`` for ``validate`` and ``check_params`` for the engine 
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -89,6 +92,17 @@ COMMON_PARAMS: dict[str, Any] = {
 }
 
 
+# Ranges of numeric params (inclusive), checked at validate: generous for every family, but finite,
+# so one YAML line cannot ask for a billion denoising steps, a 1e8-token prompt or a 25 TB latent.
+LIMITS: dict[str, tuple[float, float]] = {
+    "steps": (1, 1000), "height": (1, 4096), "width": (1, 4096), "max_sequence_length": (1, 4096),
+    "image_crf": (0, 63), "image_embed_interleave": (1, 64),
+}
+FPS_MAX = 120.0
+FRAME_STEP_MAX = 64
+INDEX_MAX_BYTES = 1 << 20       # a model_index.json is a few hundred bytes
+
+
 def by_class(class_name: str) -> Family | None:
     return next((f for f in FAMILIES.values() if class_name in f.classes), None)
 
@@ -99,9 +113,35 @@ def pipeline_class(model: str | None) -> str | None:
         return None
     index = Path(model).expanduser() / "model_index.json"
     try:
-        return str(json.loads(index.read_text())["_class_name"])
-    except (OSError, ValueError, KeyError, TypeError):
+        text = _read_index(index)
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise EngineInputError(f"engine.model: cannot read {index}: {exc.strerror or exc}") from exc
+    if text is None:
+        return None
+    try:
+        return str(json.loads(text)["_class_name"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _read_index(index: Path) -> str | None:
+    """The text of a regular file of at most ``INDEX_MAX_BYTES``; an EngineInputError line for anything else
+    (a FIFO would block, a link to /dev/zero never ends). Opened non-blocking, checked on the open file."""
+    if not index.parent.is_dir():
+        return None
+    fd = os.open(index, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise EngineInputError(f"engine.model: {index} is not a regular file")
+        data = os.read(fd, INDEX_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > INDEX_MAX_BYTES:
+        raise EngineInputError(f"engine.model: {index} is larger than {INDEX_MAX_BYTES // 1024} KB; "
+                               "not a model_index.json")
+    return data.decode("utf-8", errors="replace")
 
 
 def family_for(class_name: str | None, params: dict | None = None) -> Family:
@@ -142,8 +182,9 @@ def parse_rule(rule: Any) -> int:
         return 1
     text = str(rule).replace(" ", "")
     head, _, tail = text.partition("k")
-    if tail != "+1" or not head.isdigit() or int(head) < 1:
-        raise EngineInputError(f"engine.params.frame_rule: {rule!r} is not a frame rule (4k+1, 8k+1 or any)")
+    if tail != "+1" or not (head.isascii() and head.isdigit()) or not 1 <= int(head) <= FRAME_STEP_MAX:
+        raise EngineInputError(f"engine.params.frame_rule: {rule!r} is not a frame rule (4k+1, 8k+1 or any; "
+                               f"a step from 1 to {FRAME_STEP_MAX})")
     return int(head)
 
 
@@ -175,7 +216,8 @@ def declared_params() -> dict[str, Any]:
 
 
 def problems(params: dict, family: Family) -> list[tuple[str, str]]:
-    """(param, problem) for unknown names, wrong types and sizes off the model's multiple."""
+    """(param, problem) for unknown names, wrong types, non-finite numbers, values out of ``LIMITS``
+    and sizes off the model's multiple."""
     accepted = accepted_params(family)
     found: list[tuple[str, str]] = []
     for name, value in params.items():
@@ -193,13 +235,21 @@ def problems(params: dict, family: Family) -> list[tuple[str, str]]:
             parse_rule(params["frame_rule"])
         except EngineInputError as exc:
             found.append(("frame_rule", str(exc).partition(": ")[2]))
+    for name, value in params.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            found.append((name, f"must be a finite number, got {value!r}"))
+        elif name in LIMITS and isinstance(value, int) and not LIMITS[name][0] <= value <= LIMITS[name][1]:
+            low, high = LIMITS[name]
+            found.append((name, f"must be from {low} to {high}, got {value!r}"))
+    bad = {name for name, _ in found}
     for name in ("height", "width"):
         value = params.get(name)
-        if value is not None and (value <= 0 or value % family.size_multiple):
+        if value is not None and name not in bad and value % family.size_multiple:
             found.append((name, f"{value} is not a multiple of {family.size_multiple} ({family.name} models "
                                 f"need it); try {nearest(value, family.size_multiple)}"))
-    if params.get("fps") is not None and params["fps"] <= 0:
-        found.append(("fps", f"must be above 0, got {params['fps']!r}"))
+    fps = params.get("fps")
+    if fps is not None and "fps" not in bad and not 0 < fps <= FPS_MAX:
+        found.append(("fps", f"must be above 0 and at most {FPS_MAX:g}, got {fps!r}"))
     return found
 
 

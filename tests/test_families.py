@@ -94,3 +94,120 @@ def test_reelflow_validate_checks_local_params_against_the_models_family(tmp_pat
     (folder / "project.yaml").write_text(yaml.safe_dump(spec))
     result = CliRunner().invoke(app, ["validate", str(folder)])
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"steps": 0}, r"engine.params.steps: must be from 1 to 1000, got 0"),
+    ({"steps": -3}, r"engine.params.steps: must be from 1 to 1000"),
+    ({"steps": 100000}, r"engine.params.steps: must be from 1 to 1000, got 100000"),
+    ({"steps": 10**9}, r"engine.params.steps: must be from 1 to 1000"),
+    ({"max_sequence_length": 100000000}, r"engine.params.max_sequence_length: must be from 1 to 4096"),
+    ({"max_sequence_length": -1}, r"engine.params.max_sequence_length: must be from 1 to 4096"),
+    ({"height": -16}, r"engine.params.height: must be from 1 to 4096"),
+    ({"width": 10**6}, r"engine.params.width: must be from 1 to 4096"),
+    ({"frame_rule": "99999999999k+1"}, r"engine.params.frame_rule: '99999999999k\+1' is not a frame rule"),
+    ({"frame_rule": "65k+1"}, r"engine.params.frame_rule: .* a step from 1 to 64"),
+    ({"frame_rule": "²k+1"}, r"engine.params.frame_rule: '²k\+1' is not a frame rule"),   # isdigit, not int()
+    ({"fps": float("inf")}, r"engine.params.fps: must be a finite number, got inf"),
+    ({"fps": float("nan")}, r"engine.params.fps: must be a finite number, got nan"),
+    ({"fps": 1e9}, r"engine.params.fps: must be above 0 and at most 120"),
+    ({"guidance_scale": float("-inf")}, r"engine.params.guidance_scale: must be a finite number"),
+    ({"guidance_scale_2": float("nan")}, r"engine.params.guidance_scale_2: must be a finite number"),
+])
+def test_numbers_are_finite_and_in_range(params, message):
+    with pytest.raises(EngineInputError, match=message):
+        check_params(params, FAMILIES["wan"])
+
+
+def test_the_limits_leave_every_familys_defaults_and_the_ends_of_the_ranges_valid():
+    for family in FAMILIES.values():
+        check_params({"steps": family.steps, "height": family.height, "width": family.width, "fps": family.fps,
+                      "frame_rule": family.frame_rule}, family)
+    check_params({"steps": 1, "max_sequence_length": 4096, "frame_rule": "64k+1", "fps": 120}, FAMILIES["wan"])
+    check_params({"steps": 1000, "max_sequence_length": 1, "height": 4096, "width": 16}, FAMILIES["wan"])
+
+
+def test_a_wrong_type_for_a_number_says_a_number():
+    from engines.params import check_params as check_engine_params
+
+    for name in ("fps", "guidance_scale", "guidance_scale_2"):
+        assert check_engine_params("local", {name: "fast"}) == [(name, "must be a number, not str")]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero", "huge", "folder"])
+def test_a_model_index_that_is_not_a_small_regular_file_is_one_line(tmp_path, kind):
+    import os
+    import time
+
+    from engines.diffusers_local import DiffusersEngine
+
+    index = tmp_path / "model_index.json"
+    if kind == "fifo":
+        os.mkfifo(index)                   # reading it would block validate forever
+    elif kind == "dev-zero":
+        index.symlink_to("/dev/zero")      # reading it would never end
+    elif kind == "huge":
+        index.write_text(json.dumps({"_class_name": "WanPipeline", "pad": "x" * (2 << 20)}))
+    else:
+        index.mkdir()
+    started = time.monotonic()
+    found = DiffusersEngine.param_problems(str(tmp_path), {"steps": 2})
+    assert time.monotonic() - started < 5
+    assert len(found) == 1 and found[0][0] == "model", found
+    assert "model_index.json" in found[0][1]
+    assert "regular file" in found[0][1] or "larger than" in found[0][1]
+    with pytest.raises(EngineInputError, match=r"^engine.model: .*model_index.json"):
+        pipeline_class(str(tmp_path))
+
+
+def test_a_missing_or_unreadable_index_still_falls_back_to_the_params(tmp_path):
+    assert pipeline_class(str(tmp_path)) is None                       # no model_index.json
+    assert pipeline_class(str(tmp_path / "no-such-folder")) is None
+    assert pipeline_class("org/hub-model") is None
+    (tmp_path / "model_index.json").write_text("{not json")
+    assert pipeline_class(str(tmp_path)) is None
+
+
+@pytest.mark.parametrize("params,where,message", [
+    ("{steps: 100000}", "engine.params.steps", "must be from 1 to 1000"),
+    ("{max_sequence_length: 100000000}", "engine.params.max_sequence_length", "must be from 1 to 4096"),
+    ("{frame_rule: 99999999999k+1}", "engine.params.frame_rule", "'99999999999k+1' is not a frame rule"),
+    ("{fps: .inf}", "engine.params.fps", "must be a finite number"),
+    ("{fps: .nan}", "engine.params.fps", "must be a finite number"),
+    ("{fps: fast}", "engine.params.fps", "must be a number, not str"),
+])
+def test_reelflow_validate_refuses_out_of_range_local_params_with_one_line(tmp_path, params, where, message):
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    folder = tmp_path / "projects" / "p"
+    folder.mkdir(parents=True)
+    (folder / "project.yaml").write_text(
+        "title: T\n"
+        f"engine: {{name: local, model: {tmp_path / 'no-model'}, params: {params}}}\n"
+        "scenes:\n  - {id: a, action: a driver waves, duration: 1.0}\n")
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert f"project.yaml:2: {where}: {message}" in result.output, result.output
+    assert "<class" not in result.output
+
+
+def test_reelflow_validate_does_not_hang_on_a_fifo_model_index(tmp_path):
+    import os
+
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    model = tmp_path / "model"
+    model.mkdir()
+    os.mkfifo(model / "model_index.json")
+    folder = tmp_path / "projects" / "p"
+    folder.mkdir(parents=True)
+    (folder / "project.yaml").write_text(
+        f"title: T\nengine: {{name: local, model: {model}, params: {{steps: 2}}}}\n"
+        "scenes:\n  - {id: a, action: a driver waves, duration: 1.0}\n")
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert "engine.model:" in result.output and "not a regular file" in result.output, result.output
