@@ -19,7 +19,8 @@ Params: ``height``, ``width`` (the family's native size by default; a multiple o
 size multiple), ``fps`` (the family's), ``frame_rule`` (``4k+1``, ``8k+1``, ``any``),
 ``steps``, ``guidance_scale``, ``negative_prompt``, the family's extra call params,
 ``dtype`` (bfloat16 on GPU, float32 on CPU), ``device`` (cuda if present), ``cpu_offload``,
-``vae_tiling``, ``vae_slicing``, ``compile``, ``family``, ``i2v_model``.
+``vae_tiling``, ``vae_slicing``, ``compile``, ``family``, ``i2v_model``. Numbers are range-checked
+at validate (``families.LIMITS``); the clip's budget (``request.deadline``) stops the denoising loop.
 One clip at a time per process (and per GPU through the Prefect limit ``gpu:<index>``);
 GPU memory is released after an error.
 """
@@ -123,6 +124,27 @@ def _audio_rate(pipe) -> int:
     return int(getattr(config, "output_sampling_rate", 24000))
 
 
+def _lock_wait(request: ClipRequest) -> float:
+    """Seconds to wait for the GPU: what is left of the clip's budget (-1: no budget, wait)."""
+    return -1 if request.deadline is None else min(request.seconds_left(float("inf")), threading.TIMEOUT_MAX)
+
+
+def _check_budget(request: ClipRequest, when: str, step: int | None = None) -> None:
+    if request.deadline is not None and time.time() >= request.deadline:
+        at = f"after denoising step {step + 1}" if step is not None else when
+        raise TransientEngineError(f"scene {request.scene_id!r}: the clip's time budget "
+                                   f"(REELFLOW_CLIP_BUDGET) ran out {at}; the pipeline was stopped")
+
+
+def _budget_callback(request: ClipRequest):
+    """A diffusers ``callback_on_step_end`` that stops the denoising loop once the budget is spent
+    (raising is the one way out of the loop: the pipelines' interrupt flag skips steps but still decodes)."""
+    def check(pipe, step: int, timestep, callback_kwargs: dict) -> dict:
+        _check_budget(request, "", step)
+        return callback_kwargs
+    return check
+
+
 class DiffusersEngine:
     name = "local"
 
@@ -195,17 +217,29 @@ class DiffusersEngine:
         return kwargs
 
     def run_pipeline(self, request: ClipRequest):
-        """(frames as uint8, audio or None, audio rate, family); GPU memory is released if it fails."""
+        """(frames as uint8, audio or None, audio rate, family); GPU memory is released if it fails.
+
+        The clip's budget (``request.deadline``) bounds the wait for the GPU and the denoising loop:
+        each step ends with a check, and a spent budget stops the pipeline with a TransientEngineError."""
         torch = _torch()
-        with _GPU_LOCK:
+        if not _GPU_LOCK.acquire(timeout=_lock_wait(request)):
+            raise TransientEngineError(f"scene {request.scene_id!r}: the clip's time budget ran out waiting "
+                                       "for the GPU (another clip holds it)")
+        try:
             pipe = None
             try:
+                _check_budget(request, "before the pipeline started")
                 pipe = self.pipeline(i2v=bool(request.image and self.params.get("i2v_model")))
                 family = families.from_pipeline(pipe, {**self.params, **request.params})
                 if family.image_to_video and not request.image:
                     raise EngineInputError(f"scene {request.scene_id!r}: {self.model} is an image-to-video model; "
                                            "the scene needs a character image")
                 kwargs = self.call_kwargs(request, pipe)
+                if request.deadline is not None:
+                    if "callback_on_step_end" not in inspect.signature(pipe.__call__).parameters:
+                        _check_budget(request, "before denoising")
+                    else:
+                        kwargs["callback_on_step_end"] = _budget_callback(request)
                 with torch.inference_mode():
                     output = pipe(**kwargs)
                     frames = as_uint8_frames(output.frames[0])
@@ -218,6 +252,8 @@ class DiffusersEngine:
                     name = type(pipe).__name__ if pipe is not None else "the pipeline"
                     raise EngineError(f"scene {request.scene_id!r}: {name} failed: {exc}") from exc
                 raise
+        finally:
+            _GPU_LOCK.release()
 
     def generate(self, request: ClipRequest, out_dir: Path) -> ClipResult:
         started = time.monotonic()

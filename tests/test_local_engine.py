@@ -124,14 +124,52 @@ def test_the_worker_serves_the_local_engine(wan_t2v, monkeypatch):
     assert out["data"][0]["b64_json"] and out["usage"]["duration_seconds"] == 5.0
 
 
-def test_a_failing_pipeline_is_a_typed_error_and_the_engine_recovers(wan_t2v, tmp_path):
-    engine = DiffusersEngine(str(wan_t2v), {**TINY, "num_frames_bad": 1})
-    engine.params.pop("num_frames_bad")
-    engine.params["max_sequence_length"] = 0      # the text encoder cannot encode an empty sequence
-    with pytest.raises(Exception) as info:
-        engine.generate(request(), tmp_path / "bad")
+def test_a_failing_pipeline_is_a_typed_error_and_the_engine_recovers(wan_t2v, tmp_path, monkeypatch):
+    engine = DiffusersEngine(str(wan_t2v), TINY)
+    pipe = engine.pipeline()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch in the transformer")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipe.transformer, "forward", broken)
+        with pytest.raises(Exception) as info:
+            engine.generate(request(), tmp_path / "bad")
     assert type(info.value).__module__ == "engines.errors"
+    assert "shape mismatch" in str(info.value)
     assert get_engine("local", str(wan_t2v), TINY).generate(request(), tmp_path / "ok").path
+
+
+def test_the_clips_budget_stops_the_denoising_loop(wan_t2v, tmp_path, monkeypatch):
+    import time
+
+    from engines import TransientEngineError
+
+    engine = DiffusersEngine(str(wan_t2v), {**TINY, "steps": 1000})
+    pipe = engine.pipeline()
+    steps = []
+    forward = pipe.transformer.forward
+
+    def counted(*args, **kwargs):
+        steps.append(1)
+        if len(steps) == 3:
+            time.sleep(0.6)                 # the budget runs out during the second step (cfg: two passes a step)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(pipe.transformer, "forward", counted)
+    started = time.monotonic()
+    with pytest.raises(TransientEngineError, match=r"'win': the clip's time budget .* ran out after denoising step 2;"):
+        engine.generate(request(duration=0.5, deadline=time.time() + 0.5), tmp_path)
+    assert len(steps) == 4 and time.monotonic() - started < 30          # two steps of 1000
+
+
+def test_a_spent_budget_never_starts_the_pipeline(wan_t2v, tmp_path):
+    import time
+
+    from engines import TransientEngineError
+
+    with pytest.raises(TransientEngineError, match="time budget .* ran out before the pipeline started"):
+        DiffusersEngine(str(wan_t2v), TINY).generate(request(deadline=time.time() - 1), tmp_path)
 
 
 def test_a_size_off_the_models_multiple_is_a_clear_input_error(wan_t2v, tmp_path):
