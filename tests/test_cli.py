@@ -147,21 +147,22 @@ def test_render_to_s3_with_out_copies_the_files_and_prints_the_local_path(small_
     assert probe(out / "final.mp4").duration == pytest.approx(4.5, abs=0.1)
 
 
-def test_the_command_exits_with_its_status_after_its_exit_handlers(tmp_path):
-    """``reelflow`` skips the interpreter's teardown, not what an exit owes: atexit handlers run,
-    streams are flushed, the exit status is the command's."""
+def _main_in_a_process(tmp_path, setup: str):
+    """``reelflow render <missing>`` through ``reelflow.cli.main`` in a child, after ``setup``."""
     import os
     import subprocess
     import sys
 
-    code = ("import atexit, sys\n"
-            "atexit.register(lambda: print('handler ran', file=sys.stderr))\n"
-            "sys.argv = ['reelflow', 'render', sys.argv[1]]\n"
-            "from reelflow.cli import main\n"
-            "main()\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing")], capture_output=True, text=True,
+    code = f"import sys\n{setup}\nsys.argv = ['reelflow', 'render', sys.argv[1]]\nfrom reelflow.cli import main\nmain()\n"
+    return subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing")], capture_output=True, text=True,
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
                           timeout=120)
+
+
+def test_the_command_exits_with_its_status_after_its_exit_handlers(tmp_path):
+    """``reelflow`` skips the interpreter's teardown, not what an exit owes: atexit handlers run,
+    streams are flushed, the exit status is the command's."""
+    proc = _main_in_a_process(tmp_path, "import atexit\natexit.register(lambda: print('handler ran', file=sys.stderr))")
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [f"{tmp_path / 'missing'}: no such file; a project is a folder with project.yaml",
                                         "handler ran"]
@@ -170,19 +171,8 @@ def test_the_command_exits_with_its_status_after_its_exit_handlers(tmp_path):
 def test_the_command_exits_with_a_library_s_thread_pool_still_open(tmp_path):
     """gradio_client keeps a ThreadPoolExecutor per cached client and never closes it: its idle
     workers end only when the interpreter's shutdown tells them to, which the exit must do."""
-    import os
-    import subprocess
-    import sys
-
-    code = ("import concurrent.futures, sys\n"
-            "pool = concurrent.futures.ThreadPoolExecutor(2)\n"
-            "pool.submit(lambda: None).result()\n"
-            "sys.argv = ['reelflow', 'render', sys.argv[1]]\n"
-            "from reelflow.cli import main\n"
-            "main()\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "missing")], capture_output=True, text=True,
-                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
-                          timeout=60)
+    proc = _main_in_a_process(tmp_path, "import concurrent.futures\npool = concurrent.futures.ThreadPoolExecutor(2)\n"
+                                        "pool.submit(lambda: None).result()")
     assert proc.returncode == 2
 
 
