@@ -32,19 +32,22 @@ def _check_time() -> None:
         raise TemplateBudget(f"the template ran longer than {TIME_LIMIT:g} s")
 
 
-def _sized(value: Any, depth: int = 0) -> int:
-    """Characters and items ``value`` stands for, nested values included (stops past the limit)."""
-    if isinstance(value, (str, bytes)):
-        return len(value)
-    if isinstance(value, (list, tuple, dict, set, frozenset)) and depth < 8:
-        items = value.values() if isinstance(value, dict) else value
-        total = len(value)
-        for item in items:
-            total += _sized(item, depth + 1)
-            if total > MAX_OUTPUT:
-                break
-        return total
-    return 0
+def _sized(value: Any) -> int:
+    """Characters and items ``value`` stands for, nested values included at any depth (a
+    namespace's too); stops counting past the limit, so a shared list repeated is cheap."""
+    from jinja2.utils import Namespace
+
+    total, todo = 0, [value]
+    while todo and total <= MAX_OUTPUT:
+        item = todo.pop()
+        if isinstance(item, (str, bytes)):
+            total += len(item)
+        elif isinstance(item, (list, tuple, dict, set, frozenset)):
+            total += len(item)
+            todo.extend(item.values() if isinstance(item, dict) else item)
+        elif isinstance(item, Namespace):
+            todo.append(dict(item._Namespace__attrs))
+    return total
 
 
 def _check_value(value: Any) -> Any:

@@ -220,6 +220,8 @@ _GROWTH_BOMBS = {
     "join-filter": "{{ range(10000) | map('string') | join('y' * 90000) }}",
     "join-filter-attribute": "{{ [['x' * 90000]] * 10000 | join('', attribute=0) }}",
     "urlize-target": "{{ ('a.com ' * 10000) | urlize(target='x' * 40000) }}",
+    "deep-list-repeated": "{% set l = [[[[[[[[['a' * 90000]]]]]]]]] * 10000 %}{{ l }}",   # sizes stopped at depth 8
+    "namespace-repeated": "{% set ns = namespace(x='a' * 90000) %}{{ [ns] * 10000 }}",
 }
 
 
