@@ -47,7 +47,19 @@ def payload_problems(model: str | None, params: dict[str, Any]) -> list[tuple[st
         return [("family", str(exc))]
     if family == "ovi" and model is not None and model not in OVI_MODELS:
         return [("model", f"Ovi model {model!r} is not one of {', '.join(OVI_MODELS)}")]
-    return []
+    return step_problems(model, params)
+
+
+MAX_STEPS = 1000     # a remote job's denoising steps: past this it is a typo that bills GPU time
+
+
+def step_problems(model: str | None, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """Step counts a remote engine is sent (``sample_steps``, ``sampling_steps``, ...): whole
+    numbers from 1 to ``MAX_STEPS`` (``EngineInfo.params_check`` of the hf-space engine)."""
+    return [(name, f"must be a whole number from 1 to {MAX_STEPS} (got {value!r})")
+            for name, value in params.items()
+            if "steps" in name and not (isinstance(value, int) and not isinstance(value, bool)
+                                        and 1 <= value <= MAX_STEPS)]
 
 
 def b64(path: str) -> str:

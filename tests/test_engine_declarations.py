@@ -103,3 +103,20 @@ def test_a_second_voice_is_in_the_key_of_an_engine_that_speaks_only():
     two = one.model_copy(update={"voice2": "de"})
     assert clip_key(one, "runpod", "960x960_5s") == clip_key(two, "runpod", "960x960_5s")
     assert clip_key(one, "animatic", None) != clip_key(two, "animatic", None)
+
+
+@pytest.mark.parametrize("engine", ["runpod", "hf-space"])
+@pytest.mark.parametrize("steps", [0, -3, 1001, 10**9])
+def test_a_remote_engine_s_step_count_is_checked_at_validate(engine, steps):
+    """A remote job runs as many steps as it is sent, billing GPU time until its timeout."""
+    from projects.checks import semantic_problems
+
+    found = semantic_problems({"engine": {"name": engine, "params": {"sample_steps": steps}}, "scenes": []}, REPO)
+    assert ((("engine", "params", "sample_steps"), f"must be a whole number from 1 to 1000 (got {steps!r})")
+            in found), found
+
+
+def test_a_remote_engine_s_usual_step_counts_pass():
+    from engines.adapters import step_problems
+
+    assert step_problems(None, {"sample_steps": 50, "sampling_steps": 1000, "seed": 10**9}) == []
