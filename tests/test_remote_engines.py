@@ -15,7 +15,7 @@ from tasks.clip import validate_clip
 from tests.engine_contract import RemoteEngineContract, request
 from tests.remote_servers import RunPodServer, SpaceServer
 
-API_KEY = "rpa_reelflow_test_key_0123456789"
+API_KEY = "rpa_q7test_key_0123456789"
 
 
 @pytest.fixture(scope="module")

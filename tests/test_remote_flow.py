@@ -18,7 +18,7 @@ from tests.conftest import DEMO
 from tests.remote_servers import RunPodServer, SpaceServer
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-API_KEY = "rpa_reelflow_flow_key_987654321"
+API_KEY = "rpa_q7flow_key_987654321"
 
 
 @pytest.fixture(scope="module")
