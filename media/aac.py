@@ -191,33 +191,22 @@ def _encode_chunk(pcm: str | Path, lo: int, hi: int, rate: int, bitrate: str, de
         Path(part).unlink(missing_ok=True)
 
 
-def _measured_peak(path: str | Path) -> float:
-    """The true peak (dBTP) of an encoded chunk as decoded, pre- and post-roll included (the
-    neighbours' edges, encoded from the same samples: a peak there is counted twice, never missed)."""
-    from media.loudness import measure_loudness, peak_of
-    from media.profile import OutputProfile
-
-    return peak_of(measure_loudness(["-i", str(path)], OutputProfile())["input_tp"])
-
-
 def _peak_file(chunk: Path) -> Path:
     return chunk.with_suffix(".tp")
 
 
-def _keep_peak(chunk: Path, peak: float) -> None:
-    fd, part = tempfile.mkstemp(dir=chunk.parent, suffix=".part.tp")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"{peak!r}\n")
-    os.replace(part, _peak_file(chunk))
-
-
 def _chunk_peak(chunk: Path) -> float:
-    """A chunk's true peak: kept beside it once measured."""
+    """A chunk's true peak as decoded (dBTP), pre- and post-roll included (the neighbours' edges,
+    encoded from the same samples: a peak there is counted twice, never missed); kept beside it
+    once measured."""
+    from media.loudness import true_peak
+    from storage.file_memo import keep_file
+
     try:
         return float(_peak_file(chunk).read_text())
     except (OSError, ValueError):
-        peak = _measured_peak(chunk)
-        _keep_peak(chunk, peak)
+        peak = true_peak(chunk)
+        keep_file(_peak_file(chunk), f"{peak!r}\n".encode())
         return peak
 
 
