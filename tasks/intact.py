@@ -42,16 +42,13 @@ def _local_file(store: ClipStore, key: str) -> Path | None:
 
 
 def _probe(path: Path, frames: int | None) -> str | None:
-    from media.probe import ProbeError, probe
+    from engines import InvalidClip
+    from tasks.clip import validate_clip     # (tasks.clip imports this module)
 
     try:
-        info = probe(path, count_frames=True)
-    except ProbeError as exc:
+        info = validate_clip(path, None)
+    except InvalidClip as exc:
         return str(exc).removeprefix(f"{path}: ")
-    if not info.has_video or not info.video_frames:
-        return "no video frames"
-    if info.declared_frames and info.video_frames < info.declared_frames:
-        return f"truncated, {info.video_frames} of {info.declared_frames} frames readable"
     if frames is not None and (info.video_frames != frames or not info.has_audio):
         return f"{info.video_frames} frames{'' if info.has_audio else ' and no sound'} where {frames} were stored"
     return None
