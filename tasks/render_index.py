@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import tempfile
 from pathlib import Path
 
@@ -116,6 +117,8 @@ def lookup(store: ClipStore, digest: str) -> RenderResult | None:
         result = RenderResult.model_validate(_read_json(store, entry["manifest"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None                              # unreadable entry or manifest: render again
+    if _damaged_video(store, result.video_key):
+        return None                              # stitched again from the stored clips
     by_name = {k.rsplit("/", 1)[-1].rsplit(".", 1)[-1]: k for k in files}
     clips = [c.model_copy(update={"cached": True, "seconds": 0.0, "attempts": [f"{c.engine or 'footage'}: reused"]})
              for c in result.clips]
@@ -126,6 +129,21 @@ def lookup(store: ClipStore, digest: str) -> RenderResult | None:
         "generated": 0, "reused": len(clips), "clips": clips,
         "links": {c.scene_id: store.url(c.key) for c in clips},
     })
+
+
+def _damaged_video(store: ClipStore, key: str) -> bool:
+    """True (after saying so) when the finished video in a local store was cut short or replaced
+    behind reelflow's back (``tasks.intact``: probed once per file identity, and reelflow's own
+    videos are vouched for as they are published)."""
+    from tasks import events, intact
+
+    problem = intact.problem(store, key)
+    if problem is None:
+        return False
+    said = f"the finished video {key} is damaged ({problem}); the render is stitched again"
+    logging.getLogger("reelflow").warning("%s", said)
+    events.emit("warning", text=said)
+    return True
 
 
 def find_in_index(store: ClipStore, spec: Project, chains: list[list[ClipPlan]], picked: dict[str, int],

@@ -266,6 +266,7 @@ def stitch_render(
         if ready is not None:
             ready()
         publish_all(store, files)   # all or none; the video last: its presence means the render is complete
+        intact.vouch(store, keys["video"])    # an unchanged render returns it without probing it
         keys["duration"] = timeline.duration
         keys["timeline"] = timeline
         return keys

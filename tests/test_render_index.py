@@ -14,6 +14,7 @@ import yaml
 
 from projects import load_project
 from storage import LocalStore
+from tasks import intact
 from tasks.models import ClipRef, RenderResult
 from tasks.render_index import digest_of_plans, digest_of_result, find_finished, index_key, lookup, record
 from tasks.plan import plan_project
@@ -71,6 +72,7 @@ def _fake_render(store: LocalStore, tmp_path: Path) -> RenderResult:
     for name in ("final.mp4", "final.srt", "contact-sheet.png", "render.json"):
         (tmp_path / name).write_bytes(b"x")
         store.put_file(f"renders/p/r1/{name}", tmp_path / name)
+    intact.vouch(store, "renders/p/r1/final.mp4")     # published by a render: not probed by a lookup
     clip = ClipRef(scene_id="a", index=0, key="clips/k.mp4", engine="animatic", cached=False, seconds=3.0,
                    duration=1.5, speech="hi")
     return RenderResult(slug="p", render_id="r1", video=store.url("renders/p/r1/final.mp4"),
