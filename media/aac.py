@@ -20,6 +20,7 @@ keeps the encoder's shortened final packet: the track is exactly ``samples`` lon
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Callable
 
 from media import ffmpeg
+
+log = logging.getLogger("reelflow")
 
 FRAME = 1024               # samples per AAC frame
 CHUNK_FRAMES = 512         # frames per chunk: 10.9 s at 48 kHz
@@ -214,38 +217,71 @@ def _splice(encoding: Encoding, samples: int, rate: int, out: Path,
             taken: Callable[[Path], None] = lambda chunk: None) -> None:
     """Keep each chunk's own packets (global pts in [start, end); the first chunk also its priming
     packet, the last every packet to the end) and mux them into one track, each chunk as soon as
-    its encode is done. ``taken(chunk)`` is called with each chunk's file as the splice takes it."""
+    its encode is done. ``taken(chunk)`` is called with each chunk's file as the splice takes it.
+
+    A chunk is read whole before any of its packets is muxed: a cached chunk that cannot be read
+    (cut short by a crash or a full disk after it was kept) is encoded again, once, instead of
+    failing every later render of the production."""
     import av
 
     jobs = encoding.jobs
     base = Fraction(1, rate)
-    with av.open(str(encoding.ready(jobs[0]))) as first:
-        template = first.streams.audio[0]
+    first = _readable(encoding, jobs[0], rate)
+    with av.open(str(jobs[0][4])) as head:                      # the track's codec parameters
+        template = head.streams.audio[0]
         with av.open(str(out), "w", format="mp4", options={"movie_timescale": str(rate)}) as output:
             stream = output.add_stream_from_template(template)
             stream.time_base = base
             last = len(jobs) - 1
             for index, job in enumerate(jobs):
                 start, end, lo = job[0], job[1], job[2]
-                taken(encoding.ready(job))
-                with av.open(str(job[4])) as chunk:
-                    source = chunk.streams.audio[0]
-                    scale = source.time_base * rate          # pts units -> samples
-                    num, den = scale.numerator, scale.denominator   # integers: no Fraction per packet
-                    for packet in chunk.demux(source):
-                        if packet.pts is None or packet.size == 0:
-                            continue
-                        at = lo + _trunc(packet.pts * num, den)
-                        if at < start and not (index == 0 and at < 0):
-                            continue                         # pre-roll (and a later chunk's priming)
-                        if at >= end and index != last:
-                            continue                         # post-roll
-                        duration = _trunc((packet.duration or FRAME) * num, den)
-                        packet.stream = stream
-                        packet.time_base = base
-                        packet.pts = packet.dts = at
-                        packet.duration = duration
-                        output.mux(packet)
+                time_base, packets = first if index == 0 else _readable(encoding, job, rate)
+                taken(job[4])
+                scale = time_base * rate                         # pts units -> samples
+                num, den = scale.numerator, scale.denominator    # integers: no Fraction per packet
+                for packet in packets:
+                    at = lo + _trunc(packet.pts * num, den)
+                    if at < start and not (index == 0 and at < 0):
+                        continue                         # pre-roll (and a later chunk's priming)
+                    if at >= end and index != last:
+                        continue                         # post-roll
+                    duration = _trunc((packet.duration or FRAME) * num, den)
+                    packet.stream = stream
+                    packet.time_base = base
+                    packet.pts = packet.dts = at
+                    packet.duration = duration
+                    output.mux(packet)
+
+
+def _readable(encoding: Encoding, job: tuple, rate: int) -> tuple:
+    """The time base and the packets of ``job``'s chunk, read whole; a chunk that cannot be read
+    is encoded again, once."""
+    import av
+
+    path, samples = encoding.ready(job), job[3] - job[2]
+    try:
+        return _packets(path, samples, rate)
+    except (av.FFmpegError, IndexError, OSError, ValueError) as exc:
+        log.warning("the cached AAC chunk %s cannot be read (%s); it is encoded again", path.name, exc)
+        path.unlink(missing_ok=True)
+        _peak_file(path).unlink(missing_ok=True)
+        encoding.redo(job)
+    try:
+        return _packets(path, samples, rate)
+    except (av.FFmpegError, IndexError, OSError, ValueError) as exc:
+        raise ffmpeg.FFmpegError(f"{path}: the AAC chunk just encoded cannot be read ({exc})") from exc
+
+
+def _packets(path: Path, samples: int, rate: int) -> tuple:
+    """The chunk's time base and packets; ValueError if they end before its ``samples``."""
+    import av
+
+    with av.open(str(path)) as chunk:
+        source = chunk.streams.audio[0]
+        packets = [p for p in chunk.demux(source) if p.pts is not None and p.size]
+    if not packets or (packets[-1].pts + (packets[-1].duration or 0)) * source.time_base * rate < samples:
+        raise ValueError("cut short")
+    return source.time_base, packets
 
 
 def _trunc(numerator: int, denominator: int) -> int:

@@ -148,3 +148,21 @@ def test_a_track_is_spliced_from_encodes_already_under_way(tmp_path, monkeypatch
     aac.encode(pcm, RATE, tmp_path / "again.m4a", folder=cache, ahead=elsewhere)
     assert stranger.cancelled()
     assert np.array_equal(_decode(out, tmp_path / "out.dec"), _decode(plain, tmp_path / "plain.dec"))
+
+
+@pytest.mark.parametrize("damage", ["cut short", "not media"])
+def test_a_cached_chunk_that_cannot_be_read_is_encoded_again(tmp_path, small_chunks, damage, caplog):
+    """A chunk kept in the cache and later damaged (a crash, a full disk) is made again, once,
+    instead of failing every later render of the production."""
+    pcm = tmp_path / "a.raw"
+    source = _source(pcm, 5.0)
+    cache = tmp_path / "cache"
+    first = aac.encode(pcm, RATE, tmp_path / "1.m4a", folder=cache)
+    chunk = sorted(cache.glob("*.m4a"), key=lambda p: p.stat().st_mtime_ns)[1]
+    data = chunk.read_bytes()
+    chunk.write_bytes(data[: len(data) * 2 // 3] if damage == "cut short" else b"junk" * 100)
+    again = aac.encode(pcm, RATE, tmp_path / "2.m4a", folder=cache)
+    assert again.read_bytes() == first.read_bytes()
+    assert chunk.read_bytes() == data
+    assert f"the cached AAC chunk {chunk.name} cannot be read" in caplog.text
+    assert len(_decode(again, tmp_path / "2.dec")) == len(source)
