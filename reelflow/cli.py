@@ -38,15 +38,38 @@ def report(exc: ReelflowError, verbose: bool = False) -> None:
         err.print(f"hint: {one_line(redact(exc.hint))}", markup=False, highlight=False)
 
 
+def report_unexpected(exc: Exception, verbose: bool = False) -> None:
+    """An error outside reelflow's tree (a bug, or a library's failure reelflow did not foresee):
+    one line naming it, and how to get the traceback for a report."""
+    import traceback
+
+    from reelflow.secrets import redact
+
+    if verbose:
+        err.print(redact("".join(traceback.format_exception(exc))).rstrip(), markup=False, highlight=False)
+    err.print(f"internal error: {type(exc).__name__}: {one_line(redact(exc))}", markup=False, highlight=False)
+    if not verbose:
+        err.print("hint: this is a reelflow bug; run the command again with -v for the traceback to report",
+                  markup=False, highlight=False)
+
+
 class _Commands(TyperGroup):
-    """Runs a command; its ReelflowError becomes one line and the error's exit code."""
+    """Runs a command; its ReelflowError becomes one line and the error's exit code. Any other
+    error is one line too (exit 1), its traceback only with ``-v``."""
 
     def invoke(self, ctx):
+        from typer.exceptions import TyperException
+
         try:
             return super().invoke(ctx)
         except ReelflowError as exc:
             report(exc, ctx.meta.get(VERBOSE, False))
             raise typer.Exit(exc.exit_code) from None
+        except (typer.Exit, typer.Abort, TyperException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the documented promise: no traceback without -v
+            report_unexpected(exc, ctx.meta.get(VERBOSE, False))
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("interrupted: clips that landed are stored (the next render reuses them); "
                       "`reelflow history` shows what was made", highlight=False)

@@ -55,6 +55,29 @@ def test_verbose_adds_the_traceback(small_project):
     assert "Traceback" in result.output and "unknown engine 'nope'" in result.output
 
 
+def test_an_error_outside_the_tree_is_one_line_too_and_its_traceback_only_with_verbose(small_project, monkeypatch):
+    """A bug (or a library failure nothing foresaw) is still one line, exit 1, secrets masked;
+    ``-v`` adds the traceback for a report."""
+    import projects
+    from reelflow.secrets import remember
+
+    remember("a-secret-nobody-should-see")            # as the settings do with a configured secret
+
+    def broken(*args, **kwargs):
+        raise LookupError("a-secret-nobody-should-see went missing\nsecond line")
+
+    monkeypatch.setattr(projects, "check_project", broken)
+    result = CliRunner().invoke(app, ["validate", str(small_project)])
+    assert result.exit_code == 1 and "Traceback" not in result.output, result.output
+    assert error_lines(result)[0].startswith("internal error: LookupError: *** went missing")
+    assert "went missing" in result.output and "second line" not in result.output
+    assert "a-secret-nobody-should-see" not in result.output
+    assert "-v" in error_lines(result)[-1]
+    verbose = CliRunner().invoke(app, ["-v", "validate", str(small_project)])
+    assert verbose.exit_code == 1 and "Traceback" in verbose.output and "in broken" in verbose.output
+    assert "a-secret-nobody-should-see" not in verbose.output
+
+
 def test_an_unknown_storage_scheme_is_bad_input_naming_the_known_ones(small_project, monkeypatch, tmp_path):
     from reelflow.settings import reload_settings
 
