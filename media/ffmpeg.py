@@ -55,12 +55,28 @@ def _resolve(explicit: str | None) -> str:
     try:
         import imageio_ffmpeg
 
-        return imageio_ffmpeg.get_ffmpeg_exe()
+        return _bundled() or imageio_ffmpeg.get_ffmpeg_exe()
     except Exception:  # noqa: BLE001 - fall through to PATH
         found = shutil.which("ffmpeg")
         if found:
             return found
     raise FFmpegError("ffmpeg not found: pip install imageio-ffmpeg, or set REELFLOW_FFMPEG")
+
+
+def _bundled() -> str | None:
+    """The imageio-ffmpeg wheel's own binary, found without running it: ``get_ffmpeg_exe`` runs
+    ``ffmpeg -version`` first (13 ms before every command's first ffmpeg). None when the wheel
+    is laid out otherwise, or ``IMAGEIO_FFMPEG_EXE`` names another binary."""
+    if os.environ.get("IMAGEIO_FFMPEG_EXE"):
+        return None
+    try:
+        import imageio_ffmpeg
+        from imageio_ffmpeg._definitions import FNAME_PER_PLATFORM, get_platform
+
+        exe = os.path.join(os.path.dirname(imageio_ffmpeg.__file__), "binaries", FNAME_PER_PLATFORM[get_platform()])
+    except Exception:  # noqa: BLE001 - another version of the wheel: ask it
+        return None
+    return exe if os.path.isfile(exe) and os.access(exe, os.X_OK) else None
 
 
 def ffmpeg_binary() -> str:

@@ -5,12 +5,13 @@ collector that does not scan what was alive before the render started.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import sys
 import threading
 
-_LIBC = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform.startswith("linux") else None
+# The C library through the process's own symbols: ctypes.util.find_library("c") runs
+# `ldconfig -p` (16 ms, on every command).
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 M_MMAP_THRESHOLD = -3          # glibc's mallopt parameters
 M_ARENA_MAX = -8
 LARGE_BUFFER = 1 << 20
