@@ -122,11 +122,14 @@ def draw_png(panels: list[Panel], title: str, summary: str, path: str | Path, *,
     with PngBands(path, width, HEADER + rows * (IMAGE_H + TEXT_H + GAP) + GAP, preview) as out:
         out.add(_header(width, title, summary))
         for top in range(0, len(panels), cols):           # a row of panels at a time (media.png_stream)
-            band = Image.new("RGB", (width, IMAGE_H + TEXT_H + GAP), BACKGROUND)
-            for i in range(top, min(top + cols, len(panels))):
-                tile = _kept_tile(panels[i], i + 1, tiles) if tiles else draw_tile(panels[i], i + 1)
-                band.paste(tile, (GAP + (i - top) * (PANEL_W + GAP), 0))
-            out.add(band)
+            row = [(panels[i], i + 1) for i in range(top, min(top + cols, len(panels)))]
+            if tiles is None:
+                out.add(_band(row, width))
+                continue
+            keys = [_tile_key(panel, number) for panel, number in row]
+            band_key = hashlib.sha256(repr((TILE_VERSION, width, cols, keys)).encode()).hexdigest()[:40]
+            out.add_kept(tiles / f"band-{band_key}.deflate", IMAGE_H + TEXT_H + GAP,
+                         lambda row=row, keys=keys: _band(row, width, tiles, keys))
         out.add(Image.new("RGB", (width, GAP), BACKGROUND))
     _keep_preview(out, path)
     return Path(path)
@@ -185,9 +188,18 @@ def draw_tile(panel: Panel, number: int) -> Image.Image:
     return tile
 
 
-def _kept_tile(panel: Panel, number: int, folder: Path) -> Image.Image:
-    """:func:`draw_tile`, kept in ``folder`` under a digest of everything it draws (raw RGB:
-    loading one costs well under a millisecond)."""
+def _band(row: list[tuple[Panel, int]], width: int, tiles: Path | None = None,
+          keys: list[str] | None = None) -> Image.Image:
+    """A row of panels (kept tiles when ``tiles`` is given, with their ``keys``)."""
+    band = Image.new("RGB", (width, IMAGE_H + TEXT_H + GAP), BACKGROUND)
+    for column, (panel, number) in enumerate(row):
+        tile = _kept_tile(panel, number, tiles, keys[column]) if tiles and keys else draw_tile(panel, number)
+        band.paste(tile, (GAP + column * (PANEL_W + GAP), 0))
+    return band
+
+
+def _tile_key(panel: Panel, number: int) -> str:
+    """A digest of everything :func:`draw_tile` draws for ``panel``."""
     if isinstance(panel.image, Path):
         picture = panel.image.name.encode()           # its name is its content's digest
     else:
@@ -195,7 +207,13 @@ def _kept_tile(panel: Panel, number: int, folder: Path) -> Image.Image:
     key = hashlib.sha256(repr((TILE_VERSION, number, panel.scene_id, panel.timecode, panel.engine_label,
                                panel.cost, panel.action, panel.speech, panel.warnings[:1])).encode())
     key.update(hashlib.sha256(picture).digest())
-    path = folder / f"{key.hexdigest()[:40]}.rgb"
+    return key.hexdigest()[:40]
+
+
+def _kept_tile(panel: Panel, number: int, folder: Path, key: str) -> Image.Image:
+    """:func:`draw_tile`, kept in ``folder`` under its :func:`_tile_key` (raw RGB: loading one
+    costs well under a millisecond)."""
+    path = folder / f"{key}.rgb"
     size = (PANEL_W, IMAGE_H + TEXT_H)
     try:
         data = path.read_bytes()

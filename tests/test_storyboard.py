@@ -194,6 +194,36 @@ def test_a_redrawn_storyboard_draws_only_the_panels_that_changed(tmp_path, monke
     assert edited.read_bytes() == fresh.read_bytes() != first.read_bytes()
 
 
+def test_a_redrawn_storyboard_compresses_only_the_rows_that_changed(tmp_path, monkeypatch):
+    """Each row of panels is kept compressed beside the tiles: after an edit only that row (and
+    the title and the bottom margin) is compressed again, and the sheet is the same file as one
+    drawn from nothing."""
+    from PIL import Image
+
+    from media import storyboard as board
+    from media.png_stream import PngBands
+
+    pictures = [board.compact(Image.new("RGB", (64, 96), (40 * i, 80, 200 - 30 * i))) for i in range(6)]
+    panels = [board.Panel(scene_id=f"s{i}", image=pictures[i], start=i * 2.0, end=i * 2.0 + 2, engine="animatic",
+                          action="waving", speech=f"line {i}") for i in range(6)]       # rows of 4 and 2
+    compressed = []
+    real = PngBands._deflated
+    monkeypatch.setattr(PngBands, "_deflated", lambda self, band: compressed.append(band.height) or real(self, band))
+    tiles = tmp_path / "tiles"
+    first = board.draw_png(panels, "t", "s", tmp_path / "1.png", tiles=tiles)
+    row = board.IMAGE_H + board.TEXT_H + board.GAP
+    assert compressed == [board.HEADER, row, row, board.GAP]
+    compressed.clear()
+    again = board.draw_png(panels, "t", "s", tmp_path / "2.png", tiles=tiles)
+    assert compressed == [board.HEADER, board.GAP] and again.read_bytes() == first.read_bytes()
+    panels[4].speech = "a new line"                                     # in the second row
+    compressed.clear()
+    edited = board.draw_png(panels, "t", "s", tmp_path / "3.png", tiles=tiles)
+    assert compressed == [board.HEADER, row, board.GAP]
+    fresh = board.draw_png(panels, "t", "s", tmp_path / "4.png")          # nothing kept
+    assert edited.read_bytes() == fresh.read_bytes() != first.read_bytes()
+
+
 def test_history_is_read_only_from_a_catalog_that_can_hold_some(tmp_path):
     from storage.history import open_history, sqlite_file
 
