@@ -93,7 +93,7 @@ def encode_track(pcm: str | Path, rate: int, out: str | Path, bitrate: str = "19
     measuring = ThreadPoolExecutor(1, thread_name_prefix="reelflow-aac-peak")
     try:
         _splice(encoding, Path(pcm).stat().st_size // BYTES_PER_SAMPLE, rate, Path(out),
-                lambda chunk: peaks.append(measuring.submit(_chunk_peak, chunk)))
+                lambda job: peaks.append(measuring.submit(_chunk_peak, job[4], _own_start(job) / rate)))
     finally:
         measuring.shutdown(wait=False)
     return Path(out), lambda: max(future.result() for future in peaks)
@@ -198,26 +198,31 @@ def _peak_file(chunk: Path) -> Path:
     return chunk.with_suffix(".tp")
 
 
-def _chunk_peak(chunk: Path) -> float:
-    """A chunk's true peak as decoded (dBTP), pre- and post-roll included (the neighbours' edges,
-    encoded from the same samples: a peak there is counted twice, never missed); kept beside it
-    once measured."""
+def _own_start(job: tuple) -> int:
+    """Samples of ``job``'s chunk file before its own audio, less the frames at the join."""
+    return max(0, job[0] - job[2] - OVERLAP)
+
+
+def _chunk_peak(chunk: Path, skip: float = 0.0) -> float:
+    """A chunk's true peak as decoded (dBTP), from ``skip`` seconds into its file: its own audio
+    and the frames at its joins (the rest of the pre-roll is the previous chunk's audio, which
+    that chunk measures as the track has it); kept beside it once measured."""
     from media.loudness import true_peak
     from storage.file_memo import keep_file
 
     try:
         return float(_peak_file(chunk).read_text())
     except (OSError, ValueError):
-        peak = true_peak(chunk)
+        peak = true_peak(chunk, skip)
         keep_file(_peak_file(chunk), f"{peak!r}\n".encode())
         return peak
 
 
 def _splice(encoding: Encoding, samples: int, rate: int, out: Path,
-            taken: Callable[[Path], None] = lambda chunk: None) -> None:
+            taken: Callable[[tuple], None] = lambda job: None) -> None:
     """Keep each chunk's own packets (global pts in [start, end); the first chunk also its priming
     packet, the last every packet to the end) and mux them into one track, each chunk as soon as
-    its encode is done. ``taken(chunk)`` is called with each chunk's file as the splice takes it.
+    its encode is done. ``taken(job)`` is called with each chunk's job as the splice takes it.
 
     A chunk is read whole before any of its packets is muxed: a cached chunk that cannot be read
     (cut short by a crash or a full disk after it was kept) is encoded again, once, instead of
@@ -236,7 +241,7 @@ def _splice(encoding: Encoding, samples: int, rate: int, out: Path,
             for index, job in enumerate(jobs):
                 start, end, lo = job[0], job[1], job[2]
                 time_base, packets = first if index == 0 else _readable(encoding, job, rate)
-                taken(job[4])
+                taken(job)
                 scale = time_base * rate                         # pts units -> samples
                 num, den = scale.numerator, scale.denominator    # integers: no Fraction per packet
                 for packet in packets:

@@ -54,9 +54,10 @@ def integrated_loudness(path: str | Path) -> float:
     return float(measure_loudness(["-i", str(path)], OutputProfile())["input_i"])
 
 
-def true_peak(path: str | Path) -> float:
-    """True peak of a file's audio, dBTP (EBU R128)."""
-    return float(measure_loudness(["-i", str(path)], OutputProfile())["input_tp"])
+def true_peak(path: str | Path, start: float = 0.0) -> float:
+    """True peak of a file's audio, dBTP (EBU R128), from ``start`` seconds in."""
+    seek = ["-ss", f"{start:.6f}"] if start > 0 else []
+    return float(measure_loudness([*seek, "-i", str(path)], OutputProfile())["input_tp"])
 
 
 def loudness_filter(measured: dict, profile: OutputProfile, margin: float = TRUE_PEAK_MARGIN) -> str | None:
