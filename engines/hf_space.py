@@ -42,11 +42,14 @@ def quota_wait(message: str) -> float | None:
 
 @contextmanager
 def translate_errors(space: str):
-    """Map gradio_client's exceptions into the engine error tree, most specific first."""
-    import httpx
+    """Map gradio_client's exceptions into the engine error tree, most specific first.
+
+    A Space given by name is looked up on the Hub by huggingface_hub, whose HTTP client is
+    ``httpx2`` (its errors are not httpx's) and whose HTTP errors are ``HfHubHTTPError``."""
     from gradio_client import exceptions as gx
     from gradio_client import utils as gu
 
+    statuses, transports, missing = _http_errors()
     try:
         yield
     except EngineError:
@@ -60,17 +63,46 @@ def translate_errors(space: str):
         raise TransientEngineError(f"{space} failed: {text}") from exc
     except (gu.QueueError, gu.TooManyRequestsError) as exc:
         raise TransientEngineError(f"{space} is busy: {exc}") from exc
-    except httpx.HTTPStatusError as exc:
-        code = exc.response.status_code
+    except missing as exc:
+        raise EngineInputError(f"{space}: no such Space on the Hub (or a private one: set HF_TOKEN)") from exc
+    except statuses as exc:
+        code = getattr(getattr(exc, "response", None), "status_code", None)
+        if code is None:
+            raise TransientEngineError(f"{space} is unreachable: {type(exc).__name__}") from exc
         if code in (401, 403):
             raise EngineInputError(f"{space} refused the Hugging Face token (HTTP {code}): set HF_TOKEN") from exc
         if code == 429 or code >= 500:
             raise TransientEngineError(f"{space} answered HTTP {code}") from exc
         raise EngineInputError(f"{space} answered HTTP {code}") from exc
-    except (httpx.TransportError, ConnectionError, TimeoutError) as exc:
+    except transports as exc:
         raise TransientEngineError(f"{space} is unreachable: {type(exc).__name__}") from exc
     except ValueError as exc:   # gradio_client raises ValueError for unknown Spaces and api names
         raise EngineInputError(f"{space}: {exc}") from exc
+
+
+def _http_errors() -> tuple[tuple, tuple, tuple]:
+    """(HTTP status errors, transport errors, "no such repository") of gradio_client's httpx and
+    of the Hub client, where it is installed."""
+    import httpx
+
+    statuses: list[type] = [httpx.HTTPStatusError]
+    transports: list[type] = [httpx.TransportError, ConnectionError, TimeoutError]
+    missing: list[type] = []
+    try:
+        import httpx2
+
+        statuses.append(httpx2.HTTPStatusError)
+        transports.append(httpx2.TransportError)
+    except ImportError:
+        pass
+    try:
+        from huggingface_hub import errors as hub
+
+        statuses.append(hub.HfHubHTTPError)
+        missing.append(hub.RepositoryNotFoundError)
+    except (ImportError, AttributeError):
+        pass
+    return tuple(statuses), tuple(transports), tuple(missing)
 
 
 class HFSpaceEngine:

@@ -131,6 +131,62 @@ def test_truncated_space_output_is_an_invalid_clip(space, tmp_path):
         validate_clip(result.path, 2.0)
 
 
+@pytest.fixture
+def hub(monkeypatch):
+    """A stand-in for the Hugging Face Hub's Space lookup (a Space given by name, not URL),
+    answering every request with the status in ``hub.status``."""
+    import http.server
+    import threading
+
+    import huggingface_hub.constants
+    import huggingface_hub.hf_api
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        status = 503
+
+        def do_GET(self):
+            self.send_response(Hub.status)
+            self.send_header("Content-Type", "application/json")
+            if Hub.status == 404:
+                self.send_header("X-Error-Code", "RepoNotFound")          # as the Hub says it
+            self.end_headers()
+            self.wfile.write(b'{"error": "nope"}')
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)   # (the suite runs offline)
+    try:
+        yield Hub
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("status,error,match", [
+    (503, TransientEngineError, "answered HTTP 503"), (429, TransientEngineError, "answered HTTP 429"),
+    (401, EngineInputError, "refused the Hugging Face token"), (404, EngineInputError, "no such Space"),
+    (None, TransientEngineError, "unreachable: ConnectError")])
+def test_hub_faults_looking_a_space_up_by_name_map_to_the_error_tree(hub, monkeypatch, tmp_path, status, error, match):
+    """huggingface_hub's own HTTP client raises httpx2 errors, not httpx's: an unreachable or busy
+    Hub is transient (retried, then the fallback), a Space that is not there is bad input."""
+    import huggingface_hub.hf_api
+
+    from tests.servers import free_port
+
+    if status is None:
+        monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", f"http://127.0.0.1:{free_port()}")
+    else:
+        hub.status = status
+    with pytest.raises(error, match=match):
+        HFSpaceEngine(params={"space": f"someone/space-{status}"}).generate(request(), tmp_path)
+
+
 def test_a_changed_space_fails_fast_saying_what_changed(space, tmp_path):
     engine = HFSpaceEngine(params={"space": space.url, "api_name": "/make_video"})
     with pytest.raises(EngineInputError, match="has no endpoint /make_video; it has: /generate_scene"):
