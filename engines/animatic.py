@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 
 from engines.base import ClipRequest, ClipResult
 from engines.errors import EngineError, EngineInputError
+from reelflow.errors import disk_cause
 from media import ffmpeg, images, tts
 from media.profile import exact_rate
 from media.soundtrack import AUDIO_RATE, ENCODE_ARGS, LEAD_IN, soundtrack_args, speak_dialogue
@@ -70,6 +71,8 @@ class AnimaticEngine:
                 with Image.open(request.image) as img:
                     ImageOps.fit(images.rgb(img), size, Image.Resampling.LANCZOS).save(path)
             except OSError as exc:
+                if disk_cause(exc) is not None:
+                    raise                      # writing the still, not reading the image: the disk is full
                 raise EngineInputError(f"scene {request.scene_id!r}: cannot read image {request.image}: {exc}") from exc
         else:
             images.placeholder_png(request.scene_id, *size, path)
@@ -88,6 +91,8 @@ class AnimaticEngine:
             path, meta["words"] = speak_dialogue(turns, request.duration, work / "speech.wav", request.seed)
             return str(path)
         except tts.TTSError as exc:
+            if disk_cause(exc) is not None:
+                raise
             raise EngineInputError(f"scene {request.scene_id!r}: {exc}") from exc
 
     def generate(self, request: ClipRequest, out_dir: Path) -> ClipResult:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 from engines import EngineInputError, falls_back
 from engines.settings import engine_settings
 from projects import Project
-from reelflow.errors import RenderError, one_line
+from reelflow.errors import DISK_HINT, InfrastructureError, ReelflowError, RenderError, disk_cause, disk_error, one_line
 from reelflow.heap import freeze_heap, return_large_buffers
 from reelflow.secrets import install_log_redaction, redact
 from reelflow.settings import get_settings
@@ -96,6 +96,8 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
         result = _render(runner, spec, chains, book, render_id, review)
     except Exception as exc:
         close_render(render_id, error=f"{type(exc).__name__}: {exc}")
+        if not isinstance(exc, ReelflowError) and (full := disk_error(exc)) is not None:
+            raise full from exc          # a full or read-only disk: infrastructure, one line
         raise
     except BaseException:                # interrupted or cancelled: keep its attempts
         try:
@@ -262,6 +264,8 @@ def _lost(chains, failed: list[int], history, errors, render_id: str) -> RenderE
     scenes = {chain[0].scene_id for chain in chains}
     counted = "scene(s)" if len(scenes) == len(chains) else f"take(s) of {len(scenes)} scene(s)"
     message = f"{len(failed)} of {len(chains)} {counted} got no clip: " + "; ".join(lines)
+    if any(isinstance(errors[i], InfrastructureError) or disk_cause(errors[i]) for i in failed):
+        return InfrastructureError(message, hint=DISK_HINT if any(disk_cause(errors[i]) for i in failed) else None)
     if all(isinstance(errors[i], EngineInputError) for i in failed):
         return EngineInputError(message)
     return RenderFailed(message)

@@ -14,6 +14,8 @@ them from one of these, so the CLI and a Prefect run's state message need one ``
 
 from __future__ import annotations
 
+import errno
+
 
 class ReelflowError(Exception):
     """Base of every error meant for the user. ``hint`` says how to fix it, when we know."""
@@ -47,3 +49,27 @@ def one_line(exc: BaseException) -> str:
     """The first line of an error's text (what the CLI prints without ``-v``)."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})   # full, over quota, read-only, too big
+DISK_HINT = "free space on that disk (or make it writable), or point REELFLOW_WORK_DIR / REELFLOW_STORAGE elsewhere"
+
+
+def disk_cause(exc: BaseException | None) -> OSError | None:
+    """The full or read-only disk behind ``exc`` (itself or an error it was raised from), if any."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def disk_error(exc: BaseException) -> InfrastructureError | None:
+    """A full or read-only disk behind ``exc``, as the infrastructure error it is (exit 3): not the
+    production's fault, nor an engine's (another engine would meet the same disk)."""
+    cause = disk_cause(exc)
+    if cause is None:
+        return None
+    where = f": {cause.filename}" if cause.filename else ""
+    return InfrastructureError(f"{cause.strerror or cause}{where}", hint=DISK_HINT)

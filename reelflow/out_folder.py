@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from reelflow.errors import InputError
+from reelflow.errors import DISK_ERRNOS, DISK_HINT, InfrastructureError, InputError
 
 # Every name a render can write into --out: a name this render did not write is an earlier
 # render's, removed so the folder holds one render's files (a 12 fps EDL beside a 7 fps video).
@@ -48,8 +48,11 @@ def copy_out(result, dest: Path) -> Path:
                 os.replace(path, target)
     except OSError as exc:
         name = exc.filename2 or exc.filename
-        raise InputError(f"--out {dest}: cannot write {Path(name).name if name else 'there'} "
-                         f"({exc.strerror or exc}); the render is kept: {result.video}") from None
+        message = (f"--out {dest}: cannot write {Path(name).name if name else 'there'} "
+                   f"({exc.strerror or exc}); the render is kept: {result.video}")
+        if exc.errno in DISK_ERRNOS:          # a full or read-only disk: infrastructure, not the command
+            raise InfrastructureError(message, hint=DISK_HINT) from None
+        raise InputError(message) from None
     return dest / "final.mp4"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from reelflow.errors import InputError
+from reelflow.errors import DISK_ERRNOS, DISK_HINT, InputError
 from storage import lease as leases
 from storage.base import StorageError, check_key
 
@@ -67,8 +68,11 @@ class LocalStore:
 
     def put_file(self, key: str, src: str | Path, metadata: dict[str, str] | None = None) -> str:
         dest = self.path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+        except OSError as exc:         # a read-only or full store, a folder we may not write
+            raise StorageError(f"cannot write {dest}: {exc.strerror or exc}", hint=_hint(exc)) from exc
         meta_tmp = None
         try:
             os.chmod(tmp, 0o666 & ~_UMASK)
@@ -89,7 +93,7 @@ class LocalStore:
             Path(tmp).unlink(missing_ok=True)
             if metadata and meta_tmp:
                 Path(meta_tmp).unlink(missing_ok=True)
-            raise StorageError(f"cannot write {dest}: {exc}") from exc
+            raise StorageError(f"cannot write {dest}: {exc.strerror or exc}", hint=_hint(exc)) from exc
         return key
 
     def fetch(self, key: str, workdir: str | Path) -> Path:
@@ -129,17 +133,28 @@ class LocalStore:
             raise StorageError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
         fd = leases.acquire(key, lambda: _try_lock(path), wait)
         try:
-            os.ftruncate(fd, 0)
-            os.write(fd, leases.encode(leases.holder()))
+            try:
+                os.ftruncate(fd, 0)
+                os.write(fd, leases.encode(leases.holder()))
+            except OSError as exc:         # a full store: the lease holds without its holder's note
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise StorageError(f"cannot write the lease {path}: {exc.strerror or exc}") from exc
             yield
         finally:
             path.unlink(missing_ok=True)     # before the unlock: a waiter that locks the old file retries
             os.close(fd)
 
 
+def _hint(exc: OSError) -> str | None:
+    return DISK_HINT if exc.errno in DISK_ERRNOS else None
+
+
 def _try_lock(path: Path) -> int | None:
     """An fd holding the exclusive lock of the file now at ``path``, or None if someone holds it."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:             # a read-only or full store
+        raise StorageError(f"cannot take the lease {path}: {exc.strerror or exc}", hint=_hint(exc)) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -168,6 +168,58 @@ def test_a_full_disk_under_the_local_store_is_a_storage_error(tmp_path):
     assert store.list() == [] and not any(p.name.endswith(".part") for p in (tmp_path / "s").rglob("*"))
 
 
+def _disk_fault(monkeypatch, target, attribute: str, code: int, when=lambda *a, **k: True) -> None:
+    """``target.attribute`` fails as the kernel does on a full (ENOSPC) or read-only (EROFS) disk."""
+    import errno
+    import os
+
+    real = getattr(target, attribute)
+
+    def failing(*args, **kwargs):
+        if when(*args, **kwargs):
+            raise OSError(code, os.strerror(code), str(args[0]) if args else None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, attribute, failing)
+    assert code in (errno.ENOSPC, errno.EROFS)
+
+
+@pytest.mark.parametrize("where", ["stitch", "clip", "store", "out"])
+def test_a_full_or_read_only_disk_is_infrastructure_exit_3_in_one_line(small_project, monkeypatch, tmp_path, where):
+    """README: disk full is exit 3, one line with a hint, wherever it strikes: the work folder
+    while stitching or while a clip is made (not the image's or the engine's fault: no fallback
+    would help), a read-only store, the --out folder."""
+    import errno
+
+    import PIL.Image
+
+    import media.mov_pcm
+    import reelflow.out_folder
+    import storage.local
+
+    if where != "clip":
+        assert CliRunner().invoke(app, ["render", str(small_project)]).exit_code == 0      # clips stored
+    args = ["render", str(small_project)] + (["--force"] if where in ("stitch", "store") else [])
+    if where == "stitch":
+        _disk_fault(monkeypatch, media.mov_pcm, "copy_pcm", errno.ENOSPC)
+    elif where == "clip":
+        _disk_fault(monkeypatch, PIL.Image.Image, "save", errno.ENOSPC,
+                    when=lambda image, path, *a, **k: str(path).endswith("still.png"))
+    elif where == "store":
+        _disk_fault(monkeypatch, storage.local.tempfile, "mkstemp", errno.EROFS,
+                    when=lambda *a, **k: "renders" in str(k.get("dir", "")))
+    else:
+        _disk_fault(monkeypatch, reelflow.out_folder.shutil, "copyfile", errno.ENOSPC)
+        args += ["--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 3, result.output
+    lines = error_lines(result)
+    assert "Traceback" not in result.output and "internal error" not in result.output
+    assert ("Read-only file system" if where == "store" else "No space left on device") in lines[-2]
+    assert "cannot read image" not in result.output
+    assert lines[-1].startswith("hint: free space on that disk")
+
+
 @pytest.mark.parametrize("url, shown", [
     ("postgresql+psycopg://bob:s3cr%40t@db:5432/x?sslmode=require", "postgresql+psycopg://bob:***@db:5432/x?sslmode=require"),
     ("postgresql://u:p@w@h/db", "postgresql://u:***@h/db"),
