@@ -24,6 +24,7 @@ from typing import Any, Callable, Iterable, Iterator, Protocol
 from engines import EngineInputError, falls_back
 from engines.settings import engine_settings
 from projects import Project
+from projects.picks import check_writable
 from reelflow.errors import DISK_HINT, InfrastructureError, ReelflowError, RenderError, disk_cause, disk_error, one_line
 from reelflow.heap import freeze_heap, return_large_buffers
 from reelflow.secrets import install_log_redaction, redact
@@ -85,6 +86,8 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
         events.emit("done", video=finished.video)
         return finished
     engine_settings()                    # a bad REELFLOW_<engine setting> is bad input now, not each clip's failure
+    if redo or review:
+        check_writable(spec.root)        # the picks they make are recorded: not takes paid for and then lost
     runner.ensure_limits(sorted({p.engine for chain in chains for p in chain if p.engine}))
     render_id = new_render_id()
     open_render(spec, render_id, engine, len(book.picked))

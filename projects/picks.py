@@ -9,6 +9,7 @@ fixed by its number, so it is the same take). Problems are one line each:
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import stat
@@ -22,7 +23,7 @@ from projects import yaml_safe
 
 from projects.loader import Problem
 from projects.schema import MAX_TAKE_NUMBER
-from reelflow.errors import InputError
+from reelflow.errors import DISK_ERRNOS, DISK_HINT, InfrastructureError, InputError, ReelflowError
 
 PICKS_NAME = "picks.yaml"
 MAX_BYTES = 256 * 1024
@@ -123,14 +124,36 @@ def save_picks(root: str | Path, updates: dict[str, int]) -> Path:
     can be replaced in place; the result is read back, and if it does not say exactly the picks
     meant (a flow mapping, anchors, keys written oddly) the file is written plainly instead."""
     path = picks_path(root)
-    with _folder_lock(Path(root)):
-        text = path.read_text(encoding="utf-8-sig") if path.is_file() else ""
-        meant = {**_picks_in(text), **{scene: int(take) for scene, take in updates.items()}}
-        edited = _edited(text, updates)
-        if not _says(edited, meant):
-            edited = "\n".join([HEADER, *(f"{_yaml_key(s)}: {t}" for s, t in meant.items())]) + "\n"
-        _write(path, edited)
+    try:
+        with _folder_lock(Path(root)):
+            text = path.read_text(encoding="utf-8-sig") if path.is_file() else ""
+            meant = {**_picks_in(text), **{scene: int(take) for scene, take in updates.items()}}
+            edited = _edited(text, updates)
+            if not _says(edited, meant):
+                edited = "\n".join([HEADER, *(f"{_yaml_key(s)}: {t}" for s, t in meant.items())]) + "\n"
+            _write(path, edited)
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
     return path
+
+
+def check_writable(root: str | Path) -> None:
+    """picks.yaml can be written in the production folder: checked before a redo or a review pays
+    for takes it would then fail to record."""
+    path = picks_path(root)
+    folder = Path(root)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise _unwritable(path, PermissionError(errno.EACCES, "the production folder is not writable", str(folder)))
+    if path.exists() and not os.access(path, os.W_OK):
+        raise _unwritable(path, PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path)))
+
+
+def _unwritable(path: Path, exc: OSError) -> ReelflowError:
+    """A picks.yaml that cannot be written: the disk's fault (exit 3) or the folder's (exit 2)."""
+    message = f"{path}: cannot write the picks ({exc.strerror or exc})"
+    if exc.errno in DISK_ERRNOS:
+        return InfrastructureError(message, hint=DISK_HINT)
+    return InputError(message, hint="make the production folder writable (picks.yaml is written beside project.yaml)")
 
 
 def _picks_in(text: str) -> dict[str, object]:

@@ -143,6 +143,41 @@ def test_cli_takes_pick_and_redo(small_project, counting):
     assert (small_project / "picks.yaml").read_text().startswith("# Which take")
 
 
+def test_a_production_folder_that_cannot_be_written_is_one_line_and_redo_pays_for_nothing(
+        small_project, counting, monkeypatch):
+    """picks.yaml is written beside project.yaml: a read-only checkout makes `pick` say so in one
+    line, and `redo` say so before any engine call (not after paying for the take)."""
+    import errno
+    import os
+
+    from typer.testing import CliRunner
+
+    import projects.picks
+    from reelflow.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["render", str(small_project)]).exit_code == 0
+    counting.calls.clear()
+    real_access, folder = os.access, str(small_project)
+
+    def read_only(path, mode, *args, **kwargs):      # what access(2) says on a read-only mount
+        return False if str(path).startswith(folder) and mode & os.W_OK else real_access(path, mode, *args, **kwargs)
+
+    def refused(path, text):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(projects.picks.os, "access", read_only)
+    monkeypatch.setattr(projects.picks, "_write", refused)
+    picked = runner.invoke(app, ["pick", str(small_project), "s1", "1"])
+    assert picked.exit_code == 3 and "Traceback" not in picked.output, picked.output
+    assert "picks.yaml: cannot write the picks (Read-only file system)" in picked.output
+    redone = runner.invoke(app, ["redo", str(small_project), "s1"])
+    assert redone.exit_code == 2 and "Traceback" not in redone.output, redone.output
+    assert "picks.yaml: cannot write the picks" in redone.output
+    assert counting.calls == []                               # nothing paid for
+    assert not (small_project / "picks.yaml").exists()
+
+
 def test_bad_picks_are_one_line_each_in_validate(small_project):
     from typer.testing import CliRunner
 
