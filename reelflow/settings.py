@@ -25,17 +25,19 @@ class Settings(BaseModel):
         description="Where `reelflow serve` (or a public bucket/CDN) is reached, e.g. http://host:8765: "
                     "artifact links become <public_url>/<key>.",
     )
-    review_timeout: float = Field(default=86400, gt=0, description="Seconds a review waits for an answer.")
+    review_timeout: float = Field(default=86400, gt=0, allow_inf_nan=False, description="Seconds a review waits for an answer.")
     review_on_timeout: Literal["proceed", "fail"] = Field(
         default="proceed", description="Nobody answered the review: go on with the current picks, or fail the render.")
-    review_poll: float = Field(default=5, gt=0, description="Seconds between checks of a paused review.")
+    review_poll: float = Field(default=5, gt=0, allow_inf_nan=False, description="Seconds between checks of a paused review.")
     ffmpeg: str | None = Field(default=None, description="ffmpeg binary; default: imageio-ffmpeg's.")
-    ffmpeg_timeout: float = Field(default=1800.0, description="Seconds before one ffmpeg run is killed.")
+    ffmpeg_timeout: float = Field(default=1800.0, gt=0, allow_inf_nan=False,
+                                  description="Seconds before one ffmpeg run is killed.")
     max_words_per_second: float = Field(
-        default=3.0, description="Speech faster than this for a clip's duration gets a warning."
+        default=3.0, gt=0, allow_inf_nan=False, description="Speech faster than this for a clip's duration gets a warning."
     )
-    clip_retries: int = Field(default=3, ge=0, description="Retries of a transient engine failure.")
-    retry_backoff: float = Field(default=2.0, ge=0, description="Base seconds of the exponential backoff.")
+    clip_retries: int = Field(default=3, ge=0, le=100, description="Retries of a transient engine failure.")
+    retry_backoff: float = Field(default=2.0, ge=0, le=3600, allow_inf_nan=False,
+                                 description="Base seconds of the exponential backoff.")
 
     # Object storage (used when storage is s3://bucket/prefix)
     s3_endpoint: str = Field(default="s3.amazonaws.com", description="host:port or URL of the S3 API.")
@@ -47,11 +49,11 @@ class Settings(BaseModel):
     s3_link_expiry_hours: float = Field(default=168, gt=0, le=168, description="Lifetime of presigned links.")
     s3_retention_days: int | None = Field(default=None, ge=1, description="Expire clips/ after this many days.")
     s3_part_size_mb: int = Field(default=16, ge=5, le=5120, description="Multipart upload part size.")
-    storage_retry_seconds: float = Field(default=120, ge=0, description="How long storage faults are retried.")
+    storage_retry_seconds: float = Field(default=120, ge=0, allow_inf_nan=False, description="How long storage faults are retried.")
 
     # Engines (each engine's own settings live in engines/settings.py; these override declarations)
-    quota_wait_max: float = Field(default=120, ge=0, description="Wait out a quota reset this short; else fall back.")
-    clip_budget: float = Field(default=3600, gt=0, description="Total seconds per clip, retries and fallbacks included.")
+    quota_wait_max: float = Field(default=120, ge=0, allow_inf_nan=False, description="Wait out a quota reset this short; else fall back.")
+    clip_budget: float = Field(default=3600, gt=0, allow_inf_nan=False, description="Total seconds per clip, retries and fallbacks included.")
     engine_concurrency: dict[str, Annotated[int, Field(ge=1)]] = Field(
         default_factory=dict,
         description="Clips at once per engine, over what each engine declares (Prefect global concurrency limits).",

@@ -247,6 +247,27 @@ def test_a_bad_setting_is_one_line_naming_the_variable(tmp_path):
         "REELFLOW_ORCHESTRATOR: Input should be 'auto', 'prefect' or 'in-process' (got 'bogus')"]
 
 
+@pytest.mark.parametrize("variable,value", [
+    ("REELFLOW_CLIP_RETRIES", "1025"), ("REELFLOW_FFMPEG_TIMEOUT", "0"), ("REELFLOW_FFMPEG_TIMEOUT", "-1"),
+    ("REELFLOW_FFMPEG_TIMEOUT", "nan"), ("REELFLOW_RETRY_BACKOFF", "inf"), ("REELFLOW_MAX_WORDS_PER_SECOND", "nan"),
+    ("REELFLOW_CLIP_BUDGET", "inf"), ("REELFLOW_REVIEW_TIMEOUT", "nan")])
+def test_a_setting_that_would_break_every_render_is_refused_before_any_work(small_project, monkeypatch,
+                                                                           variable, value):
+    """Out of range, infinite or not a number: one line naming the variable, exit 2 (a retry count
+    of 1025 overflowed the backoff; an ffmpeg timeout of 0 failed every clip)."""
+    from reelflow.settings import get_settings, reload_settings
+
+    monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["render", str(small_project)])
+    finally:
+        monkeypatch.delenv(variable)
+        reload_settings()
+    assert result.exit_code == 2, result.output
+    assert error_lines(result)[0].startswith(f"{variable}: ") and "Traceback" not in result.output
+
+
 def test_a_setting_that_is_not_json_is_one_line_naming_the_variable(tmp_path):
     """A dict setting holding bad JSON used to escape as pydantic-settings' SettingsError traceback."""
     import os
