@@ -20,13 +20,18 @@ def exact_rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
+# The sample rates the delivered AAC track can carry (ffmpeg's encoder tops out at 96 kHz: 192000
+# was resampled to 96000 without a word).
+AacRate = Literal[8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000]
+
+
 class OutputProfile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     width: int = Field(576, ge=16, le=7680, multiple_of=2)
     height: int = Field(896, ge=16, le=4320, multiple_of=2)
-    fps: float = Field(24, gt=0, le=120)
-    audio_rate: int = Field(48000, ge=8000, le=192000)
+    fps: float = Field(24, ge=1, le=120)
+    audio_rate: AacRate = 48000
     fit: Literal["pad", "crop"] = "pad"
     loudness: float = Field(-14.0, ge=-70, le=-5, description="Integrated loudness target, LUFS.")
     true_peak: float = Field(-1.0, ge=-9, le=0, description="True peak ceiling, dBTP.")

@@ -38,6 +38,25 @@ def test_ntsc_rates_are_exact_as_people_write_them(fps, rate):
     assert Output(fps=fps).rate == rate
 
 
+@pytest.mark.parametrize("output, field", [({"fps": 0.001}, "output.fps"), ({"fps": 0.5}, "output.fps"),
+                                           ({"audio_rate": 192000}, "output.audio_rate"),
+                                           ({"audio_rate": 176400}, "output.audio_rate")])
+def test_rates_a_video_cannot_have_are_refused_at_validate(small_project, output, field):
+    """fps 0.001 became a rate of 0 (a division by zero in every clip), and 192 kHz was delivered
+    as 96 kHz without a word (the AAC encoder's limit): both are bad input, one line."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["output"].update(output)
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = CliRunner().invoke(app, ["validate", str(small_project)])
+    assert result.exit_code == 2 and f"project.yaml:" in result.output and f": {field}: " in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 @pytest.mark.parametrize("fps", [29.97, 60000 / 1001, 24, 25])
 @pytest.mark.parametrize("audio_rate", [48000, 44100])
 def test_a_normalised_clip_has_every_sample_of_its_frames(tmp_path, fps, audio_rate):
