@@ -150,9 +150,15 @@ def prefer_stored(chains: list[list[ClipPlan]], exists) -> list[list[ClipPlan]]:
 
 
 def plan_project(
-    project: Project, engine: str | None = None, scene_ids: list[str] | None = None, max_wps: float = 3.0
+    project: Project, engine: str | None = None, scene_ids: list[str] | None = None, max_wps: float | None = None
 ) -> list[list[ClipPlan]]:
-    """One chain of plans per scene to render (all scenes, or ``scene_ids`` in project order)."""
+    """One chain of plans per scene to render (all scenes, or ``scene_ids`` in project order).
+    ``max_wps``: the pace above which speech gets a warning (default REELFLOW_MAX_WORDS_PER_SECOND,
+    so validate, prompts and render say the same)."""
+    if max_wps is None:
+        from reelflow.settings import get_settings
+
+        max_wps = get_settings().max_words_per_second
     known = {s.id for s in project.scenes}
     unknown = [s for s in scene_ids or [] if s not in known]
     if unknown:

@@ -126,6 +126,23 @@ def test_speech_too_fast_for_the_clip_warns_with_numbers(tmp_path):
     assert "15 words in 3 s is 5.0 words/s" in result.output
 
 
+@pytest.mark.parametrize("command", ["validate", "prompts"])
+def test_validate_and_prompts_warn_at_the_pace_the_render_warns_at(tmp_path, monkeypatch, command):
+    """REELFLOW_MAX_WORDS_PER_SECOND decides the warning in every command (validate and prompts
+    used 3 words/s whatever it said, so they and the render disagreed)."""
+    from reelflow.settings import reload_settings
+
+    fast = GOOD.replace("speech: Hello there.", "speech: " + " ".join(["word"] * 15))
+    folder = write_spec(tmp_path / "p", fast)
+    monkeypatch.setenv("REELFLOW_MAX_WORDS_PER_SECOND", "6")
+    reload_settings()
+    assert "words/s" not in runner.invoke(app, [command, str(folder)]).output      # 5 words/s is under 6
+    monkeypatch.setenv("REELFLOW_MAX_WORDS_PER_SECOND", "4")
+    reload_settings()
+    warned = runner.invoke(app, [command, str(folder)])
+    assert "15 words in 3 s is 5.0 words/s, above the ~4 words/s" in warned.output, warned.output
+
+
 def test_a_scene_s_audio_longer_than_the_scene_warns(tmp_path):
     from media import ffmpeg
 
