@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from functools import lru_cache
 
-from reelflow.errors import RenderError
+from reelflow.errors import DISK_HINT, InfrastructureError, RenderError
 from reelflow.process import child_options
 from reelflow.settings import get_settings
 
@@ -43,6 +43,27 @@ class FFmpegError(RenderError):
             first += f": {'; '.join(why)[:400]}" if why else " with no error output"
         detail = tail + ([f"command: {shlex.join(self.cmd)}"] if self.cmd else [])
         super().__init__("\n".join([first, *detail]))
+
+
+DISK_FULL = ("No space left on device", "Disk quota exceeded", "Read-only file system", "File too large")
+
+
+class FFmpegDiskError(InfrastructureError):
+    """ffmpeg could not write because its disk is full or read-only: infrastructure (exit 3),
+    neither the production's fault nor the render's, and no retry or other engine would help."""
+
+    def __init__(self, why: str, cmd: list[str], stderr: str):
+        self.cmd, self.stderr = cmd, stderr
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        said = next((_CONTEXT.sub("", line).strip() for line in reversed(lines) if why in line), why)
+        super().__init__("\n".join([f"ffmpeg could not write: {said[:300]}", *lines[-5:], f"command: {shlex.join(cmd)}"]),
+                         hint=DISK_HINT)
+
+
+def _failed(message: str, cmd: list[str], stderr: str) -> Exception:
+    """The error of an ffmpeg run that failed: a full or read-only disk is infrastructure."""
+    why = next((text for text in DISK_FULL if text in stderr), None)
+    return FFmpegDiskError(why, cmd, stderr) if why else FFmpegError(message, cmd, stderr)
 
 
 @lru_cache
@@ -139,7 +160,7 @@ def run(
         proc.stderr = _tail(err)
     if proc.returncode != 0:
         stderr = proc.stderr.decode(errors="replace")
-        raise FFmpegError(f"ffmpeg exited {proc.returncode}", cmd, stderr)
+        raise _failed(f"ffmpeg exited {proc.returncode}", cmd, stderr)
     return proc
 
 
@@ -185,5 +206,4 @@ def run_piped(args: list[str], chunks, *, timeout: float | None = None, loglevel
                 except BrokenPipeError:
                     pass
         if proc.returncode != 0:
-            raise FFmpegError(f"ffmpeg exited {proc.returncode}", cmd,
-                              _tail(err).decode(errors="replace"))
+            raise _failed(f"ffmpeg exited {proc.returncode}", cmd, _tail(err).decode(errors="replace"))

@@ -310,3 +310,17 @@ def test_serve_with_a_port_or_host_that_cannot_be_is_bad_input():
     for args in (["--port", "70000"], ["--port", "-1"], ["--host", "999.1.1.1", "--port", "0"]):
         result = CliRunner().invoke(app, ["serve", *args])
         assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
+
+
+def test_ffmpeg_writing_to_a_full_disk_is_infrastructure_naming_the_cause():
+    """A real ENOSPC from the kernel (/dev/full): ffmpeg's failure to write is exit 3 with the
+    cause in its first line, not 'render failed: ffmpeg exited 228' with the cause cut off."""
+    from media import ffmpeg
+
+    for run in (lambda: ffmpeg.run(["-f", "lavfi", "-i", "sine=d=1", "-f", "wav", "/dev/full"]),
+                lambda: ffmpeg.run_piped(["-f", "s16le", "-ar", "8000", "-ac", "1", "-i", "pipe:0", "-f", "wav",
+                                          "/dev/full"], [b"\0" * 16000])):
+        with pytest.raises(ffmpeg.FFmpegDiskError) as info:
+            run()
+        assert info.value.exit_code == 3 and info.value.hint.startswith("free space on that disk")
+        assert "No space left on device" in str(info.value).splitlines()[0]
