@@ -4,7 +4,8 @@ A finished render is keyed by a digest of exactly what the stitch consumes: the 
 clips' keys in order (with each scene's id, length and subtitle text), the whole output
 profile, every finishing option of the spec (any top-level section or scene field that does
 not only feed a clip's content key, so transitions, music and cards count once they exist),
-the takes ``picks.yaml`` picks, and the content of every project file those options name.
+the take each scene's cut uses (what ``picks.yaml`` picks, or a redo or review picked; the
+clip keys alone say it too), and the content of every project file those options name.
 Its entry, ``renders/index/<digest>.json`` in the clip store, points at the final files.
 
 Pure (no Prefect): the CLI looks renders up here without importing Prefect.
@@ -49,22 +50,26 @@ def _named_files(value, root: Path, found: dict[str, str]) -> None:
             pass
 
 
-def finishing(spec: Project) -> dict:
-    """Everything in the spec the stitch and finishing read beyond the clips themselves."""
+def finishing(spec: Project, takes: dict[str, int]) -> dict:
+    """Everything in the spec the stitch and finishing read beyond the clips themselves.
+    ``takes``: scene id -> the take its cut uses (the cut's own, not the spec's picks: a redo's
+    render records the take it made, which picks.yaml names only after it)."""
     root = Path(spec.root).resolve() if spec.root else Path.cwd()
     top = spec.model_dump(mode="json", exclude=CLIP_ONLY)
     scenes = {s.id: extra for s in spec.scenes if (extra := s.model_dump(mode="json", exclude=SCENE_CLIP_ONLY))}
     files: dict[str, str] = {}
     _named_files([top, scenes], root, files)
-    # What picks.yaml says, not its bytes: a comment or an explicit take 1 is not a new cut.
-    picks = {scene: take for scene, take in sorted(spec.picks.items()) if take != 1}
+    # The takes, not picks.yaml's bytes: a comment or an explicit take 1 is not a new cut.
+    picks = {scene: take for scene, take in sorted(takes.items()) if take != 1}
     return {"spec": top, "scenes": scenes, "files": files, "picks": picks or None}
 
 
-def render_digest(spec: Project, clips: list[tuple[str, str, float | None, str | None]]) -> str:
-    """Digest of a render's inputs: ``clips`` are (scene id, clip key, seconds, subtitle) in order."""
+def render_digest(spec: Project, clips: list[tuple[str, str, float | None, str | None]],
+                  takes: dict[str, int]) -> str:
+    """Digest of a render's inputs: ``clips`` are (scene id, clip key, seconds, subtitle) in order,
+    ``takes`` the take of each scene's clip."""
     payload = {"version": STITCH_VERSION, "slug": spec.slug, "clips": [list(c) for c in clips],
-               "finishing": finishing(spec)}
+               "finishing": finishing(spec, takes)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -76,13 +81,16 @@ def cut_plans(chains: list[list[ClipPlan]], picked: dict[str, int]) -> list[Clip
 
 def digest_of_plans(spec: Project, chains: list[list[ClipPlan]], picked: dict[str, int]) -> str:
     """The digest a render of these chains would be stored under."""
-    return render_digest(spec, [(p.scene_id, p.key, p.duration, p.subtitle) for p in cut_plans(chains, picked)])
+    cut = cut_plans(chains, picked)
+    return render_digest(spec, [(p.scene_id, p.key, p.duration, p.subtitle) for p in cut],
+                         {p.scene_id: p.take for p in cut})
 
 
 def digest_of_result(spec: Project, clips: list[ClipRef]) -> str:
     """The digest of a finished render, from the clips its cut actually used (fallbacks included)."""
     ordered = sorted(clips, key=lambda c: c.index)
-    return render_digest(spec, [(c.scene_id, c.key, c.duration, c.speech) for c in ordered])
+    return render_digest(spec, [(c.scene_id, c.key, c.duration, c.speech) for c in ordered],
+                         {c.scene_id: c.take for c in ordered})
 
 
 def index_key(digest: str) -> str:

@@ -51,13 +51,18 @@ def test_any_input_of_the_stitch_changes_the_digest(small_project, change):
 
 def test_what_picks_yaml_says_is_part_of_the_digest_not_its_bytes(small_project):
     """A comment or an explicit take 1 in picks.yaml made a new render of the same cut."""
-    spec = load_project(small_project)
-    chains = plan_project(spec)
-    before = digest_of_plans(spec, chains, {})
+    from tasks.takes import book_takes
+
+    def booked() -> str:
+        spec = load_project(small_project)
+        book = book_takes(plan_project(spec), spec, lambda key: False)
+        return digest_of_plans(spec, book.chains, book.picked)
+
+    before = booked()
     (small_project / "picks.yaml").write_text("# the first takes, for now\ns0: 1\n")
-    assert digest_of_plans(load_project(small_project), chains, {}) == before
+    assert booked() == before
     (small_project / "picks.yaml").write_text("s0: 2\n")
-    assert digest_of_plans(load_project(small_project), chains, {}) != before
+    assert booked() != before
 
 
 def test_the_digest_of_a_result_matches_the_digest_of_its_plans(small_project):
@@ -129,3 +134,16 @@ def test_unchanged_render_is_found_any_change_renders_and_force_renders_again(sm
     exit_code, prefect_modules, last = proc.stdout.strip().splitlines()[-3:]
     assert (exit_code, prefect_modules) == ("0", "[]"), proc.stdout + proc.stderr
     assert last == forced.video
+
+
+def test_a_plain_render_after_a_redo_finds_the_redo_s_render(small_project, counting):
+    """The redo's render is indexed with the picks its cut used (the redo's new take), which is
+    what picks.yaml says afterwards: the next plain render is unchanged, not stitched again."""
+    from flows.local import render_local
+
+    render_local(str(small_project))
+    redone = render_local(str(small_project), redo=["s2"])
+    assert {c.scene_id: c.take for c in redone.clips}["s2"] == 2
+    counting.calls.clear()
+    again = render_local(str(small_project))
+    assert (again.render_id, again.video, counting.calls) == (redone.render_id, redone.video, [])
