@@ -30,7 +30,7 @@ from reelflow.heap import freeze_heap, return_large_buffers
 from reelflow.secrets import install_log_redaction, redact
 from reelflow.settings import get_settings
 from storage import open_store
-from tasks import events
+from tasks import events, render_index
 from tasks.board import plan_rows, scene_table
 from tasks.catalog import catalog_ready, close_render, drain_render, open_render, render_catalog
 from tasks.clip import produce_clip
@@ -78,6 +78,7 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
     freeze_heap()
     logger = runner.logger
     spec = spec if spec is not None else load_spec(project)
+    files = render_index.file_states(spec)     # before anything reads them: the index must describe what the cut read
     book = plan_takes(synthesize_speech(plan_clips(spec, engine, scenes)), spec, takes, redo)
     chains = reuse_stored(book.chains)
     if not (force or review) and (finished := find_finished_render(spec, chains, book)) is not None:
@@ -112,7 +113,7 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
     finally:
         table.close()
     close_render(render_id, result)
-    remember_render(spec, result)
+    remember_render(spec, result, files)
     publish_artifacts(result)
     logger.info("render %s: %s (%d generated, %d reused)", render_id, result.video, result.generated, result.reused)
     events.emit("done", video=result.video)

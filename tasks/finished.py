@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from tasks.step import step
 
 from projects import Project
 from reelflow.settings import get_settings
 from storage import open_store
-from tasks import render_index
+from tasks import events, render_index
 from tasks.models import ClipPlan, RenderResult
 from tasks.takes import TakeBook
 
@@ -20,7 +22,17 @@ def find_finished_render(spec: Project, chains: list[list[ClipPlan]], book: Take
 
 
 @step(task_run_name="remember-render-{result.render_id}")
-def remember_render(spec: Project, result: RenderResult) -> str:
-    """Index a finished render under the digest of the clips it used and its finishing options."""
+def remember_render(spec: Project, result: RenderResult, files: dict[str, list]) -> str | None:
+    """Index a finished render under the digest of the clips it used and its finishing options.
+    ``files``: ``render_index.file_states(spec)`` taken when the render started. A file named by
+    the finishing options (music, a card image) that changed since may not be what the stitch
+    read: the render is then not indexed, and the next render cuts again."""
     store = open_store(get_settings().storage)
-    return render_index.record(store, render_index.digest_of_result(spec, result.clips), result)
+    digest = render_index.digest_of_result(spec, result.clips)      # first: the check below vouches for it
+    if changed := render_index.changed_files(spec, files):
+        said = (f"{', '.join(changed)} changed while render {result.render_id} ran: it is not "
+                f"remembered as the finished render of this production (the next render cuts again)")
+        logging.getLogger("reelflow").warning("%s", said)
+        events.emit("warning", text=said)
+        return None
+    return render_index.record(store, digest, result)

@@ -22,6 +22,7 @@ from pathlib import Path
 from engines.base import file_digest
 from projects.schema import Project
 from storage import ClipStore
+from storage.file_memo import identity
 from tasks.models import ClipPlan, ClipRef, RenderResult
 
 INDEX_PREFIX = "renders/index"
@@ -33,8 +34,8 @@ SCENE_CLIP_ONLY = {"id", "character", "action", "speech", "speaker2", "atmospher
                    "audio", "footage"}
 
 
-def _named_files(value, root: Path, found: dict[str, str]) -> None:
-    """Digest every project file named by a string inside ``value`` (music, card images, ...)."""
+def _named_files(value, root: Path, found: dict[str, Path]) -> None:
+    """Every project file named by a string inside ``value`` (music, card images, ...)."""
     if isinstance(value, dict):
         for v in value.values():
             _named_files(v, root, found)
@@ -45,20 +46,45 @@ def _named_files(value, root: Path, found: dict[str, str]) -> None:
         try:
             path = (root / value).resolve()
             if path.is_relative_to(root) and path.is_file():
-                found[value] = file_digest(path)
+                found[value] = path
         except (OSError, ValueError):
             pass
+
+
+def _options(spec: Project) -> tuple[dict, dict]:
+    """The spec's finishing options: its top-level sections and each scene's own, beyond the clips."""
+    top = spec.model_dump(mode="json", exclude=CLIP_ONLY)
+    scenes = {s.id: extra for s in spec.scenes if (extra := s.model_dump(mode="json", exclude=SCENE_CLIP_ONLY))}
+    return top, scenes
+
+
+def _files(spec: Project) -> dict[str, Path]:
+    root = Path(spec.root).resolve() if spec.root else Path.cwd()
+    found: dict[str, Path] = {}
+    _named_files(list(_options(spec)), root, found)
+    return found
+
+
+def file_states(spec: Project) -> dict[str, list]:
+    """The identity (``storage.file_memo.identity``: path, inode, size, mtime, ctime) of every
+    project file the finishing options name. Taken when a render starts, before anything reads
+    them, and compared when the render is indexed (:func:`changed_files`)."""
+    return {name: list(identity(path) or ()) for name, path in _files(spec).items()}
+
+
+def changed_files(spec: Project, before: dict[str, list]) -> list[str]:
+    """The files named by the finishing options that were written, replaced, added or removed
+    since ``before`` (:func:`file_states`): the stitch may have read other bytes than they hold."""
+    now = file_states(spec)
+    return sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
 
 
 def finishing(spec: Project, takes: dict[str, int]) -> dict:
     """Everything in the spec the stitch and finishing read beyond the clips themselves.
     ``takes``: scene id -> the take its cut uses (the cut's own, not the spec's picks: a redo's
     render records the take it made, which picks.yaml names only after it)."""
-    root = Path(spec.root).resolve() if spec.root else Path.cwd()
-    top = spec.model_dump(mode="json", exclude=CLIP_ONLY)
-    scenes = {s.id: extra for s in spec.scenes if (extra := s.model_dump(mode="json", exclude=SCENE_CLIP_ONLY))}
-    files: dict[str, str] = {}
-    _named_files([top, scenes], root, files)
+    top, scenes = _options(spec)
+    files = {name: file_digest(path) for name, path in _files(spec).items()}
     # The takes, not picks.yaml's bytes: a comment or an explicit take 1 is not a new cut.
     picks = {scene: take for scene, take in sorted(takes.items()) if take != 1}
     return {"spec": top, "scenes": scenes, "files": files, "picks": picks or None}

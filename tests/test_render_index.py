@@ -147,3 +147,35 @@ def test_a_plain_render_after_a_redo_finds_the_redo_s_render(small_project, coun
     counting.calls.clear()
     again = render_local(str(small_project))
     assert (again.render_id, again.video, counting.calls) == (redone.render_id, redone.video, [])
+
+
+def test_a_music_file_saved_while_the_cut_is_made_is_not_indexed_as_that_cut(small_project, tmp_path, counting,
+                                                                             monkeypatch, caplog):
+    """The stitch read the old bed; the file holds the new one when the render ends. Indexing the
+    video under the new file's digest served the stale cut as "unchanged" ever after."""
+    import shutil
+
+    from flows import pipeline
+    from flows.local import render_local
+    from media import ffmpeg
+
+    (small_project / "audio").mkdir()
+    bed, new = small_project / "audio" / "bed.wav", tmp_path / "new.wav"
+    ffmpeg.run(["-f", "lavfi", "-i", "sine=f=220:sample_rate=48000:d=5", str(bed)])
+    ffmpeg.run(["-f", "lavfi", "-i", "sine=f=880:sample_rate=48000:d=5", str(new)])
+    edit(small_project, lambda s: s.update(music={"file": "audio/bed.wav", "volume": -6, "duck": False}))
+    stitch = pipeline.stitch_clips
+
+    def saved_meanwhile(*args, **kwargs):
+        outputs = stitch(*args, **kwargs)
+        shutil.copy(new, bed)                 # a person saves the music as the cut is published
+        return outputs
+
+    monkeypatch.setattr(pipeline, "stitch_clips", saved_meanwhile)
+    first = render_local(str(small_project))
+    assert "audio/bed.wav changed while render" in caplog.text
+    monkeypatch.setattr(pipeline, "stitch_clips", stitch)
+    counting.calls.clear()
+    again = render_local(str(small_project))          # cut again with the new bed, no engine call
+    assert again.render_id != first.render_id and counting.calls == []
+    assert render_local(str(small_project)).render_id == again.render_id
