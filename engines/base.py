@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -53,18 +53,20 @@ class ClipRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     deadline: float | None = Field(default=None, description="time.time() by which the clip must be done")
 
-    def content_key(self, engine: str, model: str | None, version: int = 1, speaks: bool = False) -> str:
+    def content_key(self, engine: str, model: str | None, version: int = 1, speaks: bool = False,
+                    digest: Callable[[str], str] = file_digest) -> str:
         """Content address: same engine (and its ``version``), model, prompt, inputs and params -> same key.
         ``speaks``: the engine speaks the lines itself, so the second speaker's voice is in the key
-        (for the others it is not: a second line reaches them as audio2, already keyed)."""
+        (for the others it is not: a second line reaches them as audio2, already keyed).
+        ``digest``: an input file's sha256 (another than :func:`file_digest` for copies already hashed)."""
         doc = self.model_dump(exclude={"scene_id", "image", "audio", "audio2", "deadline"})
         doc.update(
             v=KEY_VERSION,
             engine=engine,
             model=model,
-            image=file_digest(self.image) if self.image else None,
-            audio=file_digest(self.audio) if self.audio else None,
-            audio2=file_digest(self.audio2) if self.audio2 else None,
+            image=digest(self.image) if self.image else None,
+            audio=digest(self.audio) if self.audio else None,
+            audio2=digest(self.audio2) if self.audio2 else None,
         )
         if doc["caption_at"] == "bottom":
             del doc["caption_at"]   # keys made before caption placement existed stay valid

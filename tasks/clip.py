@@ -19,7 +19,7 @@ from media.probe import MediaInfo, ProbeError, probe
 from reelflow.secrets import redact_exception
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
-from tasks import events, intact
+from tasks import events, inputs, intact
 from tasks.catalog import AttemptLog, render_catalog
 from tasks.limits import engine_slot
 from tasks.models import ClipPlan, ClipRef
@@ -107,7 +107,7 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Atte
                     validate_clip(plan.footage, None)
                 except InvalidClip as exc:
                     raise EngineInputError(f"scene {plan.scene_id!r}: footage is not a usable video: {exc}") from exc
-                store.put_file(plan.key, plan.footage, {"project": plan.project, "scene": plan.scene_id, "kind": "footage"})
+                inputs.store_footage(plan, store, {"project": plan.project, "scene": plan.scene_id, "kind": "footage"})
                 intact.vouch(store, plan.key)
                 record("stored", started)
                 events.emit("clip", **said, cached=False, engine=None)
@@ -120,31 +120,34 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Atte
             engine = get_engine(plan.engine, plan.model, plan.engine_params)
             work_dir.mkdir(parents=True, exist_ok=True)
             scratch = Path(tempfile.mkdtemp(prefix=f"{plan.scene_id}-", dir=work_dir))
-            if request.image:          # the key is the file's; the engine gets its pixels the right way up
-                from media.images import upright_copy
-
-                request.image = str(upright_copy(request.image, scratch))
-            events.emit("clip_start", **said, engine=plan.engine, attempt=attempt)
             try:
-                with slot(plan.engine):
-                    try:
-                        result = engine.generate(request, scratch)
-                    except QuotaExceeded as exc:
-                        if not _wait_out(exc, plan.deadline):
-                            raise
-                        record("failed", attempt_start, exc)
-                        time.sleep(exc.wait)
-                        attempt_start = time.monotonic()
-                        result = engine.generate(request, scratch)
-                validate_clip(result.path, plan.duration, spoken=bool(plan.speech or request.audio))
-                if result.meta.get("words") and (words := write_words(result.meta["words"], scratch / "words.json")):
-                    store.put_file(words_key(plan.key), words,   # before the clip: the clip's presence means complete
+                with inputs.copied(plan, request, scratch) as request:    # the bytes the key names, copied now
+                    if request.image:      # the key is the file's; the engine gets its pixels the right way up
+                        from media.images import upright_copy
+
+                        request.image = str(upright_copy(request.image, scratch))
+                    events.emit("clip_start", **said, engine=plan.engine, attempt=attempt)
+                    with slot(plan.engine):
+                        try:
+                            result = engine.generate(request, scratch)
+                        except QuotaExceeded as exc:
+                            if not _wait_out(exc, plan.deadline):
+                                raise
+                            record("failed", attempt_start, exc)
+                            time.sleep(exc.wait)
+                            attempt_start = time.monotonic()
+                            result = engine.generate(request, scratch)
+                    validate_clip(result.path, plan.duration, spoken=bool(plan.speech or request.audio))
+                    words = result.meta.get("words") and write_words(result.meta["words"], scratch / "words.json")
+                    if words:          # stored before the clip: the clip's presence means complete
+                        store.put_file(words_key(plan.key), words,
                                        {"project": plan.project, "scene": plan.scene_id, "kind": "words"})
-                store.put_file(plan.key, result.path, {
-                    "project": plan.project, "scene": plan.scene_id, "engine": plan.engine or "",
-                    "model": plan.model or "", "prompt-sha256": hashlib.sha256(plan.request.prompt.encode()).hexdigest(),
-                })
-                intact.vouch(store, plan.key)
+                    store.put_file(plan.key, result.path, {
+                        "project": plan.project, "scene": plan.scene_id, "engine": plan.engine or "",
+                        "model": plan.model or "",
+                        "prompt-sha256": hashlib.sha256(plan.request.prompt.encode()).hexdigest(),
+                    })
+                    intact.vouch(store, plan.key)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
     except Exception as exc:

@@ -37,9 +37,9 @@ def scene_context(project: Project, scene: Scene) -> dict:
     }
 
 
-def clip_key(request: ClipRequest, engine: str, model: str | None) -> str:
+def clip_key(request: ClipRequest, engine: str, model: str | None, digest=file_digest) -> str:
     declared = registry.info(engine)
-    return f"clips/{request.content_key(engine, model, declared.version, declared.speaks)}.mp4"
+    return f"clips/{request.content_key(engine, model, declared.version, declared.speaks, digest)}.mp4"
 
 
 def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec, max_wps: float,

@@ -57,3 +57,19 @@ def transient() -> TransientEngineError:
 
 def bad_input() -> EngineInputError:
     return EngineInputError("image must be a PNG or JPEG")
+
+
+class SavingEngine(CountingEngine):
+    """The animatic; its first call first writes ``data`` over ``path``: a person saving a project
+    file while the render's later clips are still queued."""
+
+    def __init__(self, path: Path, data: bytes):
+        super().__init__()
+        self.path, self.data = path, data
+
+    def generate(self, request: ClipRequest, out_dir: Path) -> ClipResult:
+        with self._lock:
+            first = not self.calls
+        if first:
+            self.path.write_bytes(self.data)
+        return super().generate(request, out_dir)
