@@ -22,6 +22,7 @@ from typing import Iterator
 
 from engines import EngineInputError
 from engines.base import ClipRequest, file_digest
+from reelflow.errors import disk_cause
 from storage import ClipStore
 from storage.file_memo import identity
 from tasks.models import ClipPlan
@@ -85,7 +86,9 @@ def snapshot(plan: ClipPlan, request: ClipRequest, scratch: Path) -> ClipRequest
         copy = scratch / ".inputs" / field / Path(path).name
         try:
             digests[str(copy)] = _copy(path, copy)
-        except OSError:
+        except OSError as exc:
+            if disk_cause(exc) is not None:
+                raise                                     # the scratch disk is full: infrastructure
             raise changed(plan, [path]) from None        # it was read to plan the clip
         copies[field] = str(copy)
     if not copies:
