@@ -34,6 +34,9 @@ def database_boundary(url: str) -> Iterator[None]:
     except (ArgumentError, NoSuchModuleError) as exc:
         raise InputError(f"REELFLOW_DATABASE_URL={mask_url(url)} is not a usable database URL "
                          f"({type(exc).__name__})", hint=HINT) from exc
+    except ImportError as exc:            # a dialect whose driver is not installed (mysql://: MySQLdb)
+        raise InputError(f"REELFLOW_DATABASE_URL={mask_url(url)} needs a database driver that is not installed "
+                         f"({exc.name or exc})", hint=HINT) from exc
     except DBAPIError as exc:
         reason = redact(mask_url(one_reason(exc)))
         raise CatalogError(f"catalog database {mask_url(url)}: {reason}", hint=HINT) from exc

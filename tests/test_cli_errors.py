@@ -125,6 +125,22 @@ def test_an_unreachable_database_is_exit_3_with_the_password_masked(small_projec
     assert "hunter2" not in result.output
 
 
+@pytest.mark.parametrize("command", ["history", "render"])
+def test_a_database_url_whose_driver_is_not_installed_is_bad_input_naming_the_variable(small_project, monkeypatch,
+                                                                                       command):
+    """mysql:// (MySQLdb not installed) was 'internal error ... a reelflow bug': it is the
+    setting that is wrong, one line naming it, exit 2, the password masked."""
+    from reelflow.settings import reload_settings
+
+    monkeypatch.setenv("REELFLOW_DATABASE_URL", "mysql://reel:hunter2-db-password@127.0.0.1/catalog")
+    reload_settings()
+    result = CliRunner().invoke(app, [command, str(small_project)])
+    assert result.exit_code == 2, result.output
+    line = error_lines(result)[-2]
+    assert line.startswith("REELFLOW_DATABASE_URL=mysql://reel:***@127.0.0.1/catalog needs a database driver")
+    assert "hunter2" not in result.output and "internal error" not in result.output
+
+
 def test_history_masks_the_database_password(small_project, postgres_url, monkeypatch):
     from sqlalchemy.engine import make_url
 
