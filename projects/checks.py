@@ -75,12 +75,26 @@ def _engine(found: Found, loc: tuple, spec: Any) -> None:
     for i, other in enumerate(fallback if isinstance(fallback, list) else []):
         if isinstance(other, str) and other not in known:
             found.append(((*loc, "fallback", i), suggest(other, known)))
-    params = spec.get("params")
+    params = spec.get("params", {}) if spec.get("params") is not None else {}   # no params: the checks still run
     if isinstance(params, dict) and isinstance(name, str):
+        if name == "local":                     # the local engine adds REELFLOW_LOCAL_PARAMS under them
+            params = {**_local_defaults(), **params}
         model = spec.get("model") if isinstance(spec.get("model"), str) else None
         for key, message in check_params(name, params, model):
             where = (*loc, "model") if key == "model" else (*loc, "params", *key.split("."))   # the model itself
             found.append((where, message))
+
+
+def _local_defaults() -> dict:
+    """REELFLOW_LOCAL_PARAMS, as the local engine merges them under a production's params
+    ({} when they cannot be read: that error is the settings' own, said before any work)."""
+    from engines.settings import engine_settings
+    from reelflow.errors import InputError
+
+    try:
+        return dict(engine_settings().local_params)
+    except InputError:
+        return {}
 
 
 def semantic_problems(data: dict, root: Path) -> Found:

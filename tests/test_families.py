@@ -213,3 +213,49 @@ def test_reelflow_validate_does_not_hang_on_a_fifo_model_index(tmp_path):
     result = CliRunner().invoke(app, ["validate", str(folder)])
     assert result.exit_code == 2, result.output
     assert "engine.model:" in result.output and "not a regular file" in result.output, result.output
+
+
+@pytest.mark.parametrize("written", ["engine: {name: local, model: MODEL}",
+                                     "engine: {name: animatic}\nscenes_engine: {name: local, model: MODEL}"])
+def test_validate_checks_the_local_model_whether_or_not_params_are_written(tmp_path, written):
+    """`params:` left out skipped every model and param check, so validate said OK and the
+    render failed (exit 1); a scene's own engine is checked the same way."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    model = tmp_path / "model"
+    model.mkdir()
+    os.mkfifo(model / "model_index.json")
+    folder = tmp_path / "projects" / "p"
+    folder.mkdir(parents=True)
+    top, _, scene_engine = written.replace("MODEL", str(model)).partition("\nscenes_engine: ")
+    scene = "{id: a, action: a driver waves, duration: 1.0" + (f", engine: {scene_engine}" if scene_engine else "") + "}"
+    (folder / "project.yaml").write_text(f"title: T\n{top}\nscenes:\n  - {scene}\n")
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2, result.output
+    assert "engine.model:" in result.output and "not a regular file" in result.output, result.output
+
+
+def test_validate_checks_reelflow_local_params_as_the_engine_merges_them(tmp_path, monkeypatch):
+    import json
+
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+    from reelflow.settings import reload_settings
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
+    folder = tmp_path / "projects" / "p"
+    folder.mkdir(parents=True)
+    (folder / "project.yaml").write_text(
+        f"title: T\nengine: {{name: local, model: {model}}}\nscenes:\n  - {{id: a, action: waves, duration: 1.0}}\n")
+    assert CliRunner().invoke(app, ["validate", str(folder)]).exit_code == 0
+    monkeypatch.setenv("REELFLOW_LOCAL_PARAMS", json.dumps({"height": 100}))
+    reload_settings()
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2 and "engine.params.height: 100 is not a multiple of 16" in result.output, result.output
