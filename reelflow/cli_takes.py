@@ -6,6 +6,7 @@ Registered on :data:`reelflow.cli.app`.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -123,6 +124,21 @@ def redo(
            redo=scene, review=False)
 
 
+def _answer_line(deadline: float) -> str | None:
+    """A line typed on stdin; '' when stdin is closed, None when nobody typed one by ``deadline``
+    (a stdin that is not a file, as in tests, is read as it is)."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return sys.stdin.readline()
+    import select
+
+    remaining = deadline - time.monotonic()
+    if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
+        return None
+    return sys.stdin.readline()
+
+
 def terminal_reviewer(scenes) -> object:
     """Ask on stdin, per scene: a take number, ``r`` to redo, or Enter to keep the pick.
 
@@ -133,6 +149,9 @@ def terminal_reviewer(scenes) -> object:
 
     if sys.stdin is None or sys.stdin.closed:
         return None
+    from reelflow.settings import get_settings
+
+    deadline = time.monotonic() + get_settings().review_timeout     # a terminal nobody watches
     picks, redo = {}, []
     for s in scenes:
         numbers = [t.take for t in s.takes]
@@ -140,9 +159,9 @@ def terminal_reviewer(scenes) -> object:
         err.print(f"[bold]{s.scene_id}[/bold] {s.speech or s.action or ''}", highlight=False)
         while True:
             err.print(f"  takes: {listing}. Take [{s.picked}], or r to redo: ", end="", highlight=False)
-            line = sys.stdin.readline()
-            if not line:                  # closed: the answers given so far stand, the rest keep their picks
-                err.print("", highlight=False)
+            line = _answer_line(deadline)
+            if not line:                  # closed, or no answer in time: the answers given so far stand
+                err.print("" if line == "" else "(no answer in REELFLOW_REVIEW_TIMEOUT)", highlight=False)
                 return Review(picks=picks, redo=redo) if picks or redo else None
             text = line.strip().lower()
             if text in ("", str(s.picked)):

@@ -68,6 +68,37 @@ def test_terminal_review_with_stdin_closed_follows_the_setting(small_project, co
     assert counting.calls == [] and picks_of(small_project) == {}
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("policy, code", [("proceed", 0), ("fail", 1)])
+def test_a_terminal_review_nobody_answers_ends_after_the_review_timeout(small_project, tmp_path, policy, code):
+    """A terminal left open with nobody at it (a tmux session, a CI job with a tty) waited for an
+    answer forever: it follows REELFLOW_REVIEW_TIMEOUT and REELFLOW_REVIEW_ON_TIMEOUT too."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    leader, follower = pty.openpty()                   # a real terminal on stdin; nobody types
+    env = {**os.environ, "PYTHONPATH": str(repo), "REELFLOW_REVIEW_TIMEOUT": "1", "REELFLOW_REVIEW_ON_TIMEOUT": policy,
+           "REELFLOW_STORAGE": str(tmp_path / "store"), "REELFLOW_WORK_DIR": str(tmp_path / "work"),
+           "REELFLOW_DATABASE_URL": f"sqlite:///{tmp_path / 'catalog.db'}"}
+    env.pop("PREFECT_API_URL", None)
+    try:
+        started = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "reelflow", "render", str(small_project), "--review", "--local"],
+                              stdin=follower, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert proc.returncode == code, proc.stderr
+    assert "no answer in REELFLOW_REVIEW_TIMEOUT" in proc.stderr
+    if policy == "fail":
+        assert "nobody answered (REELFLOW_REVIEW_ON_TIMEOUT=fail)" in proc.stderr
+    assert time.monotonic() - started < 60
+
+
 def paused_run(name: str, timeout: float = 90):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterState, FlowRunFilterStateType
