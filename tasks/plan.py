@@ -42,6 +42,13 @@ def clip_key(request: ClipRequest, engine: str, model: str | None, digest=file_d
     return f"clips/{request.content_key(engine, model, declared.version, declared.speaks, digest)}.mp4"
 
 
+def _who(character) -> str:
+    """A character as the templates introduce one: "Max, a driver" (or "")."""
+    if character is None:
+        return ""
+    return f"{character.name}, {character.description}" if character.description else character.name
+
+
 def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec, max_wps: float,
                    shown: list[str]) -> ClipPlan:
     root = Path(project.root)
@@ -59,7 +66,7 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
     request = ClipRequest(
         scene_id=scene.id,
         prompt=rendered.prompt,
-        caption=scene.action,
+        caption=scene.action or _who(character),     # no action: who is on screen, not the prompt's remains
         caption_at="top" if project.output.subtitles == "burn" else "bottom",   # the bottom is the subtitles'
         image=str(root / character.image) if character and character.image else None,
         audio=str(root / scene.audio) if scene.audio else None,

@@ -36,6 +36,30 @@ def test_reference_003_prompt_shape():
                  "Max says <S>Yes! Simply lovely! Another win!<E>. <AUDCAP>Crowd cheering loudly<ENDAUDCAP>.")
 
 
+@pytest.mark.parametrize("model", [None, "960x960_10s"])
+def test_a_scene_without_an_action_has_a_prompt_without_its_gap(model):
+    """`action` is optional: the prompt sent to a paid engine read "Max, a driver, . Max says ..."."""
+    prompt = render(model=model, action=None, speech="Hi there").prompt
+    assert prompt.startswith("Max, a driver. Max says <S>Hi there<E>.")
+    assert render(model=model, action=None, speech="Hi", atmosphere=None).prompt == "Max, a driver. Max says <S>Hi<E>."
+
+
+def test_a_scene_without_an_action_is_captioned_with_who_is_on_screen(demo_copy):
+    """The animatic draws the action as its caption; with none it drew the prompt's remains
+    ("Max, a driver, . Max says"): it now shows who is on screen."""
+    import yaml
+
+    spec = yaml.safe_load((demo_copy / "project.yaml").read_text())
+    first = spec["scenes"][0]
+    first.pop("action", None)
+    (demo_copy / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    project = load_project(demo_copy)
+    plan = plan_project(project)[0][0]
+    character = project.characters[first["character"]]
+    assert plan.request.caption == f"{character.name}, {character.description}"
+    assert plan_project(project)[1][0].request.caption == spec["scenes"][1]["action"]
+
+
 def test_ovi_11_960_models_use_a_trailing_audio_label():
     r = render(model="960x960_10s", speech="Mira", atmosphere="electronic music")
     assert r.dialect == "audio-suffix"
