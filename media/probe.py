@@ -23,6 +23,7 @@ class MediaInfo(BaseModel):
     video_frames: int | None = None        # counted packets with count_frames, else declared
     declared_frames: int | None = None     # what the container's index says
     video_duration: float | None = None
+    readable_video: float | None = None    # with count_frames: seconds of video the complete packets cover
     audio_codec: str | None = None
     audio_rate: int | None = None
     audio_channels: int | None = None
@@ -44,17 +45,29 @@ def _stream_seconds(stream) -> float | None:
     return None
 
 
-def _count_packets(container, path: Path) -> int:
-    """Video packets whose bytes are all in the file (a truncated file has fewer)."""
+def _count_packets(container, path: Path) -> tuple[int, float | None]:
+    """Video packets whose bytes are all in the file (a truncated file has fewer), and the seconds
+    from the stream's start to the end of the last of them (None without timestamps).
+
+    A complete file can hold fewer packets than its header counts (an AVI counts the empty chunk
+    ffmpeg's MPEG-4 writer leaves for a frame it did not code), but they still reach its end."""
+    stream = container.streams.video[0]
     size = path.stat().st_size
-    count = 0
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    frame = round(1 / (rate * stream.time_base)) if rate and stream.time_base else 0   # a packet without a duration
+    count, end = 0, None
     try:
-        for packet in container.demux(container.streams.video[0]):
+        for packet in container.demux(stream):
             if packet.size > 0 and (packet.pos is None or packet.pos + packet.size <= size):
                 count += 1
+                if packet.pts is not None:
+                    packet_end = packet.pts + (packet.duration or frame)
+                    end = packet_end if end is None else max(end, packet_end)
     except Exception:  # noqa: BLE001 - reading stops where the file is broken (av's errors vary)
         pass
-    return count
+    if end is None or stream.time_base is None:
+        return count, None
+    return count, float((end - (stream.start_time or 0)) * stream.time_base)
 
 
 def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
@@ -88,7 +101,7 @@ def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
                 info.audio_channels = a.codec_context.channels
                 info.audio_duration = _stream_seconds(a)
             if count_frames and container.streams.video:
-                info.video_frames = _count_packets(container, path)
+                info.video_frames, info.readable_video = _count_packets(container, path)
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
         raise ProbeError(f"{path}: not readable media ({type(exc).__name__})") from exc
     return info

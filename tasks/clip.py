@@ -39,7 +39,7 @@ def validate_clip(path: str | Path, requested: float | None, spoken: bool = Fals
         raise InvalidClip(str(exc)) from exc
     if not info.has_video or not info.video_frames:
         raise InvalidClip(f"{path}: no video frames")
-    if info.declared_frames and info.video_frames < info.declared_frames:
+    if info.declared_frames and info.video_frames < info.declared_frames and not _reaches_its_end(info):
         raise InvalidClip(f"{path}: truncated, {info.video_frames} of {info.declared_frames} frames readable")
     length = info.video_duration or info.duration
     if requested and length < requested * MIN_DURATION_RATIO:
@@ -47,6 +47,16 @@ def validate_clip(path: str | Path, requested: float | None, spoken: bool = Fals
     if spoken and not info.has_audio:
         raise InvalidClip(f"{path}: no audio stream, and the scene has speech")
     return info
+
+
+def _reaches_its_end(info: MediaInfo) -> bool:
+    """Do the readable packets of a clip with fewer than its header counts still cover all the
+    frames it counts (and its stream's length)? Then the header counted empty chunks (an AVI
+    counts one for a frame its MPEG-4 writer did not code), and nothing is cut off."""
+    if info.readable_video is None or not info.fps:
+        return False
+    expected = max(info.video_duration or 0.0, info.declared_frames / info.fps)
+    return info.readable_video >= expected - 0.5 / info.fps
 
 
 def _damaged(store: ClipStore, plan: ClipPlan) -> bool:
