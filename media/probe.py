@@ -23,6 +23,7 @@ class MediaInfo(BaseModel):
     video_frames: int | None = None        # counted packets with count_frames, else declared
     declared_frames: int | None = None     # what the container's index says
     video_duration: float | None = None
+    video_start: float = 0.0               # where the video starts on the file's timeline (after its earliest stream)
     readable_video: float | None = None    # with count_frames: seconds of video the complete packets cover
     audio_codec: str | None = None
     audio_rate: int | None = None
@@ -37,6 +38,14 @@ class MediaInfo(BaseModel):
     @property
     def has_audio(self) -> bool:
         return self.audio_codec is not None
+
+    @property
+    def video_end(self) -> float:
+        """Where the picture ends on the file's timeline, the one ffmpeg plays it on (its earliest
+        stream starts at 0): a clip kept at its own length runs to here, a late start included."""
+        if not self.video_duration:
+            return self.duration
+        return self.video_start + self.video_duration
 
 
 def _stream_seconds(stream) -> float | None:
@@ -93,6 +102,8 @@ def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
                 info.fps = float(Fraction(rate)) if rate else None
                 info.video_codec = v.codec_context.name
                 info.video_duration = _stream_seconds(v)
+                if v.start_time is not None and v.time_base is not None and container.start_time is not None:
+                    info.video_start = max(0.0, float(v.start_time * v.time_base) - container.start_time / 1_000_000)
                 info.video_frames = info.declared_frames = v.frames or None
             if container.streams.audio:
                 a = container.streams.audio[0]

@@ -167,7 +167,7 @@ def normalize_clip(src: str | Path, out: str | Path, profile: OutputProfile, dur
     info = probe(src)
     if not info.has_video:
         raise ffmpeg.FFmpegError(f"{src}: no video stream to normalise")
-    seconds = duration if duration is not None else (info.video_duration or info.duration)
+    seconds = duration if duration is not None else info.video_end
     frames = profile.frames_for(seconds)
     look = None
     if match is not None:

@@ -41,7 +41,7 @@ def validate_clip(path: str | Path, requested: float | None, spoken: bool = Fals
         raise InvalidClip(f"{path}: no video frames")
     if info.declared_frames and info.video_frames < info.declared_frames and not _reaches_its_end(info):
         raise InvalidClip(f"{path}: truncated, {info.video_frames} of {info.declared_frames} frames readable")
-    length = info.video_duration or info.duration
+    length = info.video_end
     if requested and length < requested * MIN_DURATION_RATIO:
         raise InvalidClip(f"{path}: {length:.2f} s long, {requested:g} s was asked for")
     if spoken and not info.has_audio:

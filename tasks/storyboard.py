@@ -84,7 +84,7 @@ def clip_seconds(plan: ClipPlan) -> float:
     from media.probe import probe
 
     info = probe(plan.footage)
-    return info.video_duration or info.duration
+    return info.video_end
 
 
 def panels(project: Project, chains: list[list[ClipPlan]], costs: list[SceneCost], timeline=None) -> list[board.Panel]:

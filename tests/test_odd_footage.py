@@ -32,3 +32,27 @@ def test_a_plain_avi_is_complete_and_a_cut_one_is_truncated(tmp_path):
         cut.write_bytes(data[: int(len(data) * share)])
         with pytest.raises(InvalidClip, match="truncated"):
             validate_clip(cut, None)
+
+
+def test_footage_whose_picture_starts_late_keeps_its_end(tmp_path):
+    """Video 2.5 s long starting 0.52 s after its 3 s of sound (its last 0.5 s white, the rest
+    black): at its own length the clip runs to the picture's end on the file's timeline, 3.04 s."""
+    from media.stitch import normalize_clip
+    from projects.schema import Output
+    from tests.media import audio_pcm, frame_luma
+
+    src = tmp_path / "late.mp4"
+    ffmpeg.run(["-itsoffset", "0.5", "-f", "lavfi", "-i", "color=c=black:s=64x48:r=25:d=2.5",
+                "-f", "lavfi", "-i", "sine=r=48000:d=3",
+                "-vf", "drawbox=c=white:t=fill:enable='gte(t,2.5)'",   # t counts from the offset
+                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", str(src)])
+    info = probe(src)
+    assert info.video_start == pytest.approx(0.52, abs=0.01) and info.video_end == pytest.approx(3.04, abs=0.01)
+    out = tmp_path / "n.mov"
+    normalize_clip(src, out, Output(width=64, height=48, fps=25, audio_rate=48000), None)
+    luma, fps = frame_luma(out)
+    pcm, rate = audio_pcm(out)
+    assert len(luma) == 76 and len(pcm) == 76 * 48000 // 25
+    white = [i for i, v in enumerate(luma) if v > 128]
+    assert len(white) >= 12 and white == list(range(white[0], 76))    # the source's last 0.5 s, to the end
+    assert abs(pcm[int(2.9 * rate):int(2.95 * rate)]).max() > 0.05     # its sound, up to its end
