@@ -17,6 +17,8 @@ from PIL import Image
 
 from media.stitch import middle_frame
 
+FRAME_VERSION = 2     # bump when middle_frame cuts a different picture (2: fitted by display shape)
+
 
 def frame_cache_dir() -> Path:
     from reelflow.settings import get_settings
@@ -29,7 +31,7 @@ def cached_middle_frame(key: str, path: str | Path, size: tuple[int, int] | None
     """``media.stitch.middle_frame(path, size, fit)`` of the clip stored under ``key``, from the
     cache when it has been cut before."""
     folder = folder or frame_cache_dir()
-    name = hashlib.sha256(f"{key}|{size}|{fit}".encode()).hexdigest()[:40]
+    name = hashlib.sha256(f"{key}|{size}|{fit}|{FRAME_VERSION}".encode()).hexdigest()[:40]
     cached = folder / f"{name}.png"
     try:
         with Image.open(cached) as img:

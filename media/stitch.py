@@ -43,11 +43,16 @@ def filter_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'").replace(":", "\\:").replace(",", "\\,")
 
 
+# The picture's display shape in square pixels: anamorphic footage (SAR != 1) is widened or made
+# taller, never narrowed, before it is fitted. A no-op for most clips.
+SQUARE = "scale=w='iw*max(sar,1)':h='ih/min(sar,1)'"
+
+
 def _fit(profile: OutputProfile) -> str:
     w, h = profile.width, profile.height
     if profile.fit == "crop":
-        return f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h}"
-    return f"scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black"
+        return f"{SQUARE},scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h}"
+    return f"{SQUARE},scale={w}:{h}:force_original_aspect_ratio=decrease,pad={w}:{h}:(ow-iw)/2:(oh-ih)/2:color=black"
 
 
 def _sound_source(src: str, info: MediaInfo, profile: OutputProfile) -> tuple[list[str], str]:
@@ -336,7 +341,7 @@ def finish_args(
 
 def middle_frame(path: str | Path, size: tuple[int, int] | None = None, fit: tuple[int, int] | None = None):
     """The frame nearest the middle of a clip, as a PIL image, scaled while converted: to
-    ``size``, or to fit inside ``fit`` keeping its shape.
+    ``size``, or to fit inside ``fit`` keeping its display shape (non-square pixels included).
 
     Seeks to the keyframe before the middle and decodes only from there to it."""
     import av
@@ -353,8 +358,9 @@ def middle_frame(path: str | Path, size: tuple[int, int] | None = None, fit: tup
         if frame is None:
             raise ffmpeg.FFmpegError(f"{path}: no video frames")
         if fit and not size and frame.width and frame.height:
-            scale = min(1.0, fit[0] / frame.width, fit[1] / frame.height)
-            size = (max(1, round(frame.width * scale)), max(1, round(frame.height * scale)))
+            wide = frame.width * float(stream.sample_aspect_ratio or 1)    # its display shape (SAR)
+            scale = min(1.0, fit[0] / wide, fit[1] / frame.height)
+            size = (max(1, round(wide * scale)), max(1, round(frame.height * scale)))
         if size:
             return frame.to_image(width=size[0], height=size[1])
         return frame.to_image()

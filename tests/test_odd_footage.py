@@ -56,3 +56,50 @@ def test_footage_whose_picture_starts_late_keeps_its_end(tmp_path):
     white = [i for i, v in enumerate(luma) if v > 128]
     assert len(white) >= 12 and white == list(range(white[0], 76))    # the source's last 0.5 s, to the end
     assert abs(pcm[int(2.9 * rate):int(2.95 * rate)]).max() > 0.05     # its sound, up to its end
+
+
+def _normalised_first_frame(src: Path, tmp_path: Path, **output):
+    from media.stitch import normalize_clip
+    from projects.schema import Output
+
+    out = tmp_path / f"{src.stem}-n.mov"
+    normalize_clip(src, out, Output(fps=25, audio_rate=48000, **output), 1.0)
+    import av
+
+    with av.open(str(out)) as c:
+        return next(c.decode(video=0))
+
+
+def _red_box(frame) -> tuple[int, int, int, int]:
+    """First and last column and row of the red picture in ``frame``."""
+    import numpy as np
+
+    rgb = frame.to_ndarray(format="rgb24").astype(int)
+    red = (rgb[..., 0] > 150) & (rgb[..., 1] < 80)
+    cols, rows = np.flatnonzero(red.any(axis=0)), np.flatnonzero(red.any(axis=1))
+    return int(cols[0]), int(cols[-1]), int(rows[0]), int(rows[-1])
+
+
+@pytest.mark.parametrize("size, sar, output, fit, box", [
+    ("720x576", "64/45", (320, 180), "pad", (0, 319, 0, 179)),     # PAL 16:9 fills a 16:9 frame
+    ("720x480", "8/9", (320, 240), "pad", (0, 319, 0, 239)),       # NTSC 4:3 fills a 4:3 frame
+    ("720x576", "64/45", (320, 240), "pad", (0, 319, 30, 209)),    # 16:9 in 4:3: bars top and bottom
+])
+def test_anamorphic_footage_is_fitted_by_its_display_shape(tmp_path, size, sar, output, fit, box):
+    src = tmp_path / "anamorphic.mp4"
+    ffmpeg.run(["-f", "lavfi", "-i", f"color=c=red:s={size}:r=25:d=1", "-vf", f"setsar={sar}",
+                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(src)])
+    frame = _normalised_first_frame(src, tmp_path, width=output[0], height=output[1], fit=fit)
+    assert (frame.width, frame.height) == output
+    found = _red_box(frame)
+    assert all(abs(a - b) <= 1 for a, b in zip(found, box)), found
+
+
+def test_the_storyboard_frame_of_anamorphic_footage_has_its_display_shape(tmp_path):
+    from media.stitch import middle_frame
+
+    src = tmp_path / "pal.mp4"
+    ffmpeg.run(["-f", "lavfi", "-i", "color=c=red:s=720x576:r=25:d=1", "-vf", "setsar=64/45",
+                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(src)])
+    assert middle_frame(src, fit=(320, 320)).size == (320, 180)
+
