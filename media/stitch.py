@@ -27,7 +27,8 @@ from media.profile import OutputProfile
 from media.whitelist import OPEN_OPTIONS, input_args
 
 NORMALIZED_SUFFIX = ".mov"   # H.264 + PCM: sample-exact audio until the final encode
-X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-profile:v", "high"]
+X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-color_range", "tv",
+        "-profile:v", "high"]
 NORMALIZE_VERSION = 3        # bump when what normalisation makes from the same clip changes (and
                              # tasks.render_index.STITCH_VERSION: finished renders hold the old clips)
 EDGE_FADE = 0.004            # seconds of audio fade at each end of a clip: hard cuts never click
@@ -43,9 +44,10 @@ def filter_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'").replace(":", "\\:").replace(",", "\\,")
 
 
-# The picture's display shape in square pixels: anamorphic footage (SAR != 1) is widened or made
-# taller, never narrowed, before it is fitted. A no-op for most clips.
-SQUARE = "scale=w='iw*max(sar,1)':h='ih/min(sar,1)'"
+# The picture's display shape in square pixels (anamorphic footage, SAR != 1, is widened or made
+# taller, never narrowed), in limited ("tv") range: full-range footage (yuvj, MJPEG, many phones)
+# is converted, so every clip of the stream-copied H.264 has one range. A no-op for most clips.
+SQUARE = "scale=w='iw*max(sar,1)':h='ih/min(sar,1)':out_range=tv"
 
 
 def _fit(profile: OutputProfile) -> str:

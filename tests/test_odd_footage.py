@@ -103,3 +103,15 @@ def test_the_storyboard_frame_of_anamorphic_footage_has_its_display_shape(tmp_pa
                 "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(src)])
     assert middle_frame(src, fit=(320, 320)).size == (320, 180)
 
+
+@pytest.mark.parametrize("codec", [["-c:v", "mjpeg", "-q:v", "2"],                 # yuvj420p, as cameras write
+                                   ["-c:v", "libx264", "-color_range", "pc"]])   # H.264 flagged full range
+def test_full_range_footage_is_normalised_to_limited_range(tmp_path, codec):
+    """White and black halves at full range (0-255) come out as limited-range white and black."""
+    src = tmp_path / ("full.mkv" if "mjpeg" in codec else "full.mp4")
+    ffmpeg.run(["-f", "lavfi", "-i", "color=c=white:s=64x48:r=25:d=1", "-f", "lavfi", "-i",
+                "color=c=black:s=64x48:r=25:d=1", "-filter_complex", "[0][1]hstack,format=yuvj420p", *codec, str(src)])
+    frame = _normalised_first_frame(src, tmp_path, width=128, height=48)
+    luma = frame.to_ndarray(format="yuv420p")[:48]
+    assert frame.format.name == "yuv420p" and frame.color_range != 2      # not JPEG (full) range
+    assert abs(int(luma[24, 16]) - 235) <= 2 and abs(int(luma[24, 112]) - 16) <= 2
