@@ -29,7 +29,7 @@ from media.whitelist import OPEN_OPTIONS, input_args
 NORMALIZED_SUFFIX = ".mov"   # H.264 + PCM: sample-exact audio until the final encode
 X264 = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p", "-color_range", "tv",
         "-profile:v", "high"]
-NORMALIZE_VERSION = 3        # bump when what normalisation makes from the same clip changes (and
+NORMALIZE_VERSION = 4        # bump when what normalisation makes from the same clip changes (and
                              # tasks.render_index.STITCH_VERSION: finished renders hold the old clips)
 EDGE_FADE = 0.004            # seconds of audio fade at each end of a clip: hard cuts never click
 

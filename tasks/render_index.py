@@ -26,7 +26,7 @@ from storage.file_memo import identity
 from tasks.models import ClipPlan, ClipRef, RenderResult
 
 INDEX_PREFIX = "renders/index"
-STITCH_VERSION = 3        # bump when the stitch makes different output from the same inputs (cards, subtitles,
+STITCH_VERSION = 4        # bump when the stitch makes different output from the same inputs (cards, subtitles,
                           # normalisation: media.stitch.NORMALIZE_VERSION, lower thirds ...)
 # Spec parts that only decide a clip's content key (and so reach the digest through the key).
 CLIP_ONLY = {"characters", "engine", "template", "scenes"}
