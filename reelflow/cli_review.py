@@ -26,7 +26,7 @@ def default_storyboard_dir(slug: str) -> Path:
 def storyboard(
     project: ProjectArg,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder for storyboard.png and storyboard.html "
-                                                    "(default: .reelflow/storyboards/<slug>/).")] = None,
+                                                    "(default: storyboards/<slug>/ beside REELFLOW_WORK_DIR: .reelflow/storyboards/<slug>/).")] = None,
     engine: Annotated[Optional[str], typer.Option(help="Plan for this engine (overrides project.yaml).")] = None,
 ) -> None:
     """Draw every scene before paying for a render: picture, timing, speech, engine, cost. No engine call."""

@@ -258,7 +258,8 @@ def stitch_render(
             files.append((keys[kind], path))
         if "edl" not in keys:
             timeline.warnings.append(f"no final.edl: EDL timecode cannot count {profile.fps:g} fps (24, 25, 30, "
-                                     "their NTSC rates and their multiples); final.otio holds the cut")
+                                     "48, 50, 60, the NTSC rates among them, and rates that divide one of "
+                                     "them); final.otio holds the cut")
         if sub_path:
             keys["subtitles"] = f"{dest_prefix}/final.{sub_fmt}"
             files.append((keys["subtitles"], sub_path))
