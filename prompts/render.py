@@ -147,7 +147,7 @@ def render_scene_prompt(
                           excess=max(0, len(prompt) - max_chars))
     words, rate = speech_rate(speech, duration)
     warnings = []
-    if speech and not tokens.parse_prompt(prompt).speech:       # (speech of only spaces is None by now)
+    if speech and "<S>" not in prompt:       # (speech of only spaces is None by now; "..." is a line too)
         warnings.append(f"scene {scene_id!r}: the prompt carries no <S>speech<E>: the template leaves the line out, "
                         f"so no engine speaks it (use {{{{ scene.speech | speech }}}})")
     if rate > max_words_per_second:

@@ -184,6 +184,15 @@ def test_a_template_that_leaves_the_speech_out_warns(demo_copy):
     assert "scene 'intro': the prompt carries no <S>speech<E>" in result.output
 
 
+@pytest.mark.parametrize("line", ["...", "?!", "—"])
+def test_speech_of_only_punctuation_is_carried_without_a_false_warning(line):
+    """"..." (a pause, a sigh) is spoken as it is: the built-in template carries it, and no warning
+    blames a template the production does not have."""
+    rendered = render(speech=line)
+    assert f"<S>{line}<E>" in rendered.prompt
+    assert not [w for w in rendered.warnings if "carries no <S>speech<E>" in w]
+
+
 def test_text_of_only_spaces_is_no_text(demo_copy):
     """'speech: "   "' put 'Max says .' in the prompt sent to the engine, a blank atmosphere an
     empty AUDCAP, a blank name 'says <S>...'."""
