@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import threading
+import time
 from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from pathlib import Path
@@ -138,6 +139,12 @@ def _fast_sqlite(engine: SQLEngine) -> None:
         cursor.close()
 
 
+def _made_meanwhile(exc: DBAPIError) -> bool:
+    """Did a schema statement fail because another process made the same thing first?"""
+    text = str(exc.orig if exc.orig is not None else exc).lower()
+    return "already exists" in text or "duplicate" in text
+
+
 def _tally(session, row: "RenderRow") -> None:
     """A render's cost and clip counts from its attempts (a render that failed or crashed has no
     result to give them; one that completed overwrites the counts with its result's)."""
@@ -170,8 +177,24 @@ class Catalog:
         self._writes = threading.Lock() if parsed.drivername.startswith("sqlite") else nullcontext()
         if parsed.drivername.startswith("sqlite"):
             _fast_sqlite(self.engine)
-        SQLModel.metadata.create_all(self.engine)
-        self._add_new_columns()
+        self._create_schema()
+
+    def _create_schema(self, tries: int = 8) -> None:
+        """The tables, indexes and new columns, made by whichever process gets there first.
+
+        ``create_all`` and the column check look before they create: another process creating
+        the same catalog at the same instant (two renders started together on a new machine)
+        may create a table between the look and ours, and ours fails with "already exists" (or
+        PostgreSQL's duplicate key on its type catalogue). Looking again then finds it made."""
+        for attempt in range(tries):
+            try:
+                SQLModel.metadata.create_all(self.engine)
+                self._add_new_columns()
+                return
+            except DBAPIError as exc:
+                if attempt == tries - 1 or not _made_meanwhile(exc):
+                    raise
+                time.sleep(0.02 * (attempt + 1))
 
     def _add_new_columns(self) -> None:
         """Catalogs made before a column existed get it (additive only: nullable columns)."""

@@ -169,3 +169,90 @@ def test_a_render_on_an_existing_catalog_never_imports_sqlalchemy(small_project,
     renders = open_catalog().renders("small")
     assert [r.status for r in renders] == ["completed", "completed"] and renders[0].generated == 1
     assert sorted(a.status for a in open_catalog().attempts(render_id=renders[0].id)) == ["generated", "reused", "reused"]
+
+
+def _open_at_once(url: str, barrier, errors) -> None:
+    try:
+        barrier.wait(timeout=60)
+        Catalog(url)
+    except BaseException as exc:  # noqa: BLE001 - reported to the test
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def _fresh_sqlite(tmp_path, request):
+    return lambda n: f"sqlite:///{tmp_path / f'fresh{n}.db'}"
+
+
+def _fresh_postgresql(tmp_path, request):
+    import uuid
+
+    import sqlalchemy
+
+    server = request.getfixturevalue("postgres_url")
+
+    def fresh(_n: int) -> str:
+        name = f"reelflow_{uuid.uuid4().hex[:12]}"
+        admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+        admin.dispose()
+        return sqlalchemy.engine.make_url(server).set(database=name).render_as_string(hide_password=False)
+
+    return fresh
+
+
+@pytest.mark.parametrize("fresh", [_fresh_sqlite, _fresh_postgresql], ids=["sqlite", "postgresql"])
+def test_renders_starting_at_once_on_a_fresh_catalog_all_get_its_tables(tmp_path, request, fresh):
+    """Several processes creating a new catalog at the same instant (two renders started
+    together): none fails on a table or index another one created first."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    new_url = fresh(tmp_path, request)
+    for round_ in range(6):
+        url = new_url(round_)
+        barrier, errors = context.Barrier(6), context.Queue()
+        procs = [context.Process(target=_open_at_once, args=(url, barrier, errors)) for _ in range(6)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=120)
+        failures = []
+        while not errors.empty():
+            failures.append(errors.get())
+        assert not failures, failures
+        assert [p.exitcode for p in procs] == [0] * 6
+        assert {"projects", "renders", "clips", "attempts"} <= set(_tables(url))
+
+
+def _tables(url: str) -> list[str]:
+    from sqlalchemy import create_engine, inspect
+
+    engine = create_engine(url)
+    try:
+        return inspect(engine).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_renders_starting_at_once_on_an_older_catalog_all_add_its_new_columns(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for round_ in range(4):
+        older = tmp_path / f"older{round_}.db"
+        Catalog(f"sqlite:///{older}").engine.dispose()
+        with sqlite3.connect(older) as db:                 # a catalog from before attempts had a worker
+            db.execute("ALTER TABLE attempts DROP COLUMN worker")
+        barrier, errors = context.Barrier(6), context.Queue()
+        procs = [context.Process(target=_open_at_once, args=(f"sqlite:///{older}", barrier, errors))
+                 for _ in range(6)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=120)
+        failures = []
+        while not errors.empty():
+            failures.append(errors.get())
+        assert not failures, failures
+        assert isinstance(open_lite(f"sqlite:///{older}"), LiteCatalog)
