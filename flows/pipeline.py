@@ -30,6 +30,7 @@ from reelflow.heap import freeze_heap, return_large_buffers
 from reelflow.secrets import install_log_redaction, redact
 from reelflow.settings import get_settings
 from storage import open_store
+from storage.catalog_errors import CatalogError
 from tasks import events, render_index
 from tasks.board import plan_rows, scene_table
 from tasks.catalog import catalog_ready, close_render, drain_render, open_render, render_catalog
@@ -112,9 +113,18 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
         raise
     finally:
         table.close()
-    close_render(render_id, result)
+    try:
+        close_render(render_id, result)
+    except CatalogError as exc:          # the video is published: say where, and that its record is not
+        unrecorded = (f"the catalog could not record this render's end ({one_line(exc)}); its video is "
+                      f"published, but `reelflow history` may show render {render_id} as crashed")
+        logger.warning("%s", unrecorded)
+    else:
+        unrecorded = None
     remember_render(spec, result, files)
     publish_artifacts(result)
+    if unrecorded:
+        result = result.model_copy(update={"warnings": [*result.warnings, unrecorded]})
     logger.info("render %s: %s (%d generated, %d reused)", render_id, result.video, result.generated, result.reused)
     events.emit("done", video=result.video)
     return result

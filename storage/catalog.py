@@ -24,6 +24,7 @@ from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 from reelflow.errors import InputError
 from reelflow.secrets import redact
 from reelflow.urls import mask_url
+from storage import catalog_errors
 from storage.catalog_errors import HINT, CatalogError
 from storage.lease import HOST, same_process_alive
 
@@ -164,7 +165,7 @@ class Catalog:
         if parsed.drivername in ("postgresql", "postgres"):
             parsed = parsed.set(drivername="postgresql+psycopg")
         if parsed.drivername.startswith("sqlite"):
-            args = {"check_same_thread": False, "timeout": 30}
+            args = {"check_same_thread": False, "timeout": catalog_errors.BUSY_TIMEOUT}
         elif parsed.drivername.startswith("postgresql"):
             args = {"connect_timeout": 10}
         else:

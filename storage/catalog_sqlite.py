@@ -21,6 +21,7 @@ from typing import Any
 
 from reelflow.secrets import redact
 from reelflow.urls import mask_url
+from storage import catalog_errors
 from storage.catalog_errors import HINT, CatalogError
 from storage.history import sqlite_file
 from storage.lease import HOST, same_process_alive
@@ -70,7 +71,7 @@ class LiteCatalog:
 
     def __init__(self, path: Path, url: str):
         self.url = url
-        self._db = sqlite3.connect(str(path), timeout=30, isolation_level=None)
+        self._db = sqlite3.connect(str(path), timeout=catalog_errors.BUSY_TIMEOUT, isolation_level=None)
         self._db.execute("PRAGMA synchronous=NORMAL")      # per connection; the file is WAL already
 
     def matches_schema(self) -> bool:

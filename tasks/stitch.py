@@ -326,6 +326,7 @@ def stitch_clips(clips: list[NormalizedRef], profile: Output, slug: str, render_
     """Join the clips, normalise loudness, write subtitles and a contact sheet, publish."""
     settings = get_settings()
     # Nothing is published that the catalog cannot record: its opening (SQLAlchemy's import, on a
-    # thread of lower priority) is waited for only now, not before the stitch's work.
+    # thread of lower priority) and the clips' attempt rows are waited for only now, not before
+    # the stitch's work.
     return stitch_render(clips, profile, open_store(settings.storage), Path(settings.work_dir) / "stitch",
-                         f"renders/{slug}/{render_id}", edit, ready=lambda: catalog_ready(render_id))
+                         f"renders/{slug}/{render_id}", edit, ready=lambda: catalog_ready(render_id, flush=True))
