@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Literal, Protocol, runtime_checkable
 
@@ -15,7 +16,7 @@ from storage.file_memo import FileMemo
 KEY_VERSION = 1  # bump when what an engine makes from the same request changes
 
 
-_DIGESTS = FileMemo("digests")
+_DIGESTS = FileMemo("digests", check=lambda kept: re.fullmatch(r"[0-9a-f]{64}", kept) is not None)
 
 
 def _sha256(path: str | os.PathLike) -> str:

@@ -43,6 +43,7 @@ OVERLAP = 2 * FRAME        # samples either side of a chunk that its boundary fr
                            # reach: with its own samples, what its key hashes (the pre-roll only
                            # settles the encoder, so an edit there does not make it again)
 CHANNELS = 2
+PEAK_RANGE = 30.0          # dBTP: no decoded chunk peaks higher (a kept peak above it is damaged)
 BYTES_PER_SAMPLE = 2 * CHANNELS   # s16le stereo
 VERSION = 2                # bump when the chunk encode (or what keys it) changes
 
@@ -207,15 +208,16 @@ def _chunk_peak(chunk: Path, skip: float = 0.0) -> float:
     """A chunk's true peak as decoded (dBTP), from ``skip`` seconds into its file: its own audio
     and the frames at its joins (the rest of the pre-roll is the previous chunk's audio, which
     that chunk measures as the track has it); kept beside it once measured."""
-    from media.loudness import true_peak
-    from storage.file_memo import keep_file
+    from media.loudness import SILENT_PEAK, true_peak
+    from storage.file_memo import finite, keep_checked, read_checked
 
-    try:
-        return float(_peak_file(chunk).read_text())
-    except (OSError, ValueError):
-        peak = true_peak(chunk, skip)
-        keep_file(_peak_file(chunk), f"{peak!r}\n".encode())
-        return peak
+    kept = read_checked(_peak_file(chunk))
+    text = kept.decode("ascii", errors="replace").strip() if kept is not None else ""
+    if text == "-inf" or finite(text, SILENT_PEAK, PEAK_RANGE):     # else damaged: measured again
+        return float(text)
+    peak = true_peak(chunk, skip)
+    keep_checked(_peak_file(chunk), f"{peak!r}\n".encode())
+    return peak
 
 
 def _splice(encoding: Encoding, samples: int, rate: int, out: Path,

@@ -36,8 +36,9 @@ def cached_middle_frame(key: str, path: str | Path, size: tuple[int, int] | None
     try:
         with Image.open(cached) as img:
             img.load()
-            return img.convert("RGB")
-    except (OSError, ValueError):
+            if _fits(img.size, size, fit):
+                return img.convert("RGB")
+    except (OSError, ValueError, SyntaxError):    # PIL's "broken PNG file" is a SyntaxError
         pass                                     # not cut yet (or a damaged file): cut it again
     frame = middle_frame(path, size, fit)
     folder.mkdir(parents=True, exist_ok=True)
@@ -49,3 +50,12 @@ def cached_middle_frame(key: str, path: str | Path, size: tuple[int, int] | None
     except OSError:
         Path(tmp).unlink(missing_ok=True)        # a full disk costs the cache, not the render
     return frame
+
+
+def _fits(found: tuple[int, int], size: tuple[int, int] | None, fit: tuple[int, int] | None) -> bool:
+    """Can a kept frame of ``found`` pixels be the one asked: exactly ``size``, or inside ``fit``."""
+    if size is not None:
+        return tuple(found) == tuple(size)
+    if fit is not None:
+        return 0 < found[0] <= fit[0] and 0 < found[1] <= fit[1]
+    return found[0] > 0 and found[1] > 0

@@ -23,6 +23,8 @@ ABSOLUTE_GATE = -70.0      # LUFS
 RELATIVE_GATE = -10.0      # LU under the loudness of the blocks over the absolute gate
 OFFSET = -0.691            # BS.1770: LUFS = OFFSET + 10 log10(mean K-weighted energy)
 EDGE = 3                   # hops of a 400 ms block that can lie across a join
+SILENCE = -1000.0          # LUFS: how a kept block of silence (-inf) is written
+LOUDEST = 10.0             # LUFS: above what any block can measure (a full-scale square wave, K-weighted: ~+6)
 
 
 @dataclass
@@ -38,12 +40,19 @@ class ClipBlocks:
         return cls([-math.inf] * EDGE, [-math.inf] * max(0, hops - EDGE), [-math.inf] * EDGE)
 
     def dumps(self) -> str:
-        return json.dumps({k: [round(v, 3) if v > -1000 else -1000 for v in vs] for k, vs in asdict(self).items()})
+        return json.dumps({k: [round(v, 3) if v > SILENCE else SILENCE for v in vs] for k, vs in asdict(self).items()})
 
     @classmethod
-    def loads(cls, text: str) -> "ClipBlocks":
+    def loads(cls, text: str, hops: int | None = None) -> "ClipBlocks":
+        """What :meth:`dumps` wrote; ValueError when it cannot be the blocks of a clip (of ``hops``
+        hops): a value not a number, not finite or out of range, or edges not ``EDGE`` long."""
         data = json.loads(text)
-        return cls(*([float(v) for v in data[k]] for k in ("head", "blocks", "tail")))
+        head, blocks, tail = ([float(v) for v in data[k]] for k in ("head", "blocks", "tail"))
+        if len(head) != EDGE or len(tail) != EDGE or (hops is not None and len(blocks) != hops - EDGE):
+            raise ValueError("loudness blocks of the wrong length")
+        if not all(SILENCE <= v <= LOUDEST for v in (*head, *blocks, *tail)):    # nan, inf, out of range
+            raise ValueError("a loudness block out of range")
+        return cls(head, blocks, tail)
 
 
 def hop(rate: int) -> int:

@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from media.glyphs import draw_line
 from media.images import load_font
 from media.png_stream import PngBands
-from storage.file_memo import keep_file
+from storage.file_memo import keep_checked, read_checked
 
 PANEL_W, IMAGE_H, TEXT_H, GAP = 320, 300, 196, 12
 BACKGROUND, CARD, TEXT, DIM, WARN = (18, 18, 22), (34, 34, 40), (235, 235, 235), (160, 160, 170), (255, 190, 70)
@@ -211,18 +211,15 @@ def _tile_key(panel: Panel, number: int) -> str:
 
 
 def _kept_tile(panel: Panel, number: int, folder: Path, key: str) -> Image.Image:
-    """:func:`draw_tile`, kept in ``folder`` under its :func:`_tile_key` (raw RGB: loading one
-    costs well under a millisecond)."""
+    """:func:`draw_tile`, kept in ``folder`` under its :func:`_tile_key` (raw RGB behind its
+    SHA-256: loading one costs well under a millisecond; a damaged one is drawn again)."""
     path = folder / f"{key}.rgb"
     size = (PANEL_W, IMAGE_H + TEXT_H)
-    try:
-        data = path.read_bytes()
-        if len(data) == size[0] * size[1] * 3:
-            return Image.frombytes("RGB", size, data)
-    except OSError:
-        pass
+    data = read_checked(path)
+    if data is not None and len(data) == size[0] * size[1] * 3:
+        return Image.frombytes("RGB", size, data)
     tile = draw_tile(panel, number)
-    keep_file(path, tile.tobytes())
+    keep_checked(path, tile.tobytes())
     return tile
 
 

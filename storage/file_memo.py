@@ -6,11 +6,18 @@ string) in memory for the process and as a small file under ``<work_dir>/cache/<
 by the file's identity: real path, device, inode, size, mtime and ctime. Any write to the file,
 or a rename over it, changes that identity, and ctime cannot be set from user space, so a kept
 answer is never one about other bytes. The cache is derived data: delete it at any time.
+
+A kept answer, like every derived file kept with :func:`keep_checked`, carries the SHA-256 of
+its content, and is read back with :func:`read_checked`: a file damaged after it was kept (a
+disk error, a sync tool, a person) is not trusted but computed again. A ``check`` given to
+:class:`FileMemo` also refuses an answer that cannot be one (a digest that is not hex, a
+duration that is not a finite number).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import threading
 from pathlib import Path
@@ -27,10 +34,11 @@ def identity(path: str | os.PathLike) -> tuple | None:
 
 
 class FileMemo:
-    """One kind of answer (``name``; ``version``: bump when the answer for the same bytes changes)."""
+    """One kind of answer (``name``; ``version``: bump when the answer for the same bytes changes;
+    ``check``: whether a kept answer can be one, else it is computed again)."""
 
-    def __init__(self, name: str, version: int = 1):
-        self.name, self.version = name, version
+    def __init__(self, name: str, version: int = 1, check: Callable[[str], bool] | None = None):
+        self.name, self.version, self.check = name, version, check
         self._memory: dict[tuple, str] = {}
         self._lock = threading.Lock()
 
@@ -45,9 +53,8 @@ class FileMemo:
             if key in self._memory:
                 return self._memory[key]
         target = self._file(key)
-        try:
-            value = target.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+        value = self._read(target)
+        if value is None:
             value = compute()
             self._write(target, value)
         with self._lock:
@@ -76,9 +83,47 @@ class FileMemo:
         name = hashlib.sha256(repr(key).encode()).hexdigest()[:40]
         return Path(get_settings().work_dir) / "cache" / self.name / name
 
+    def _read(self, target: Path) -> str | None:
+        data = read_checked(target)
+        try:
+            value = data.decode("utf-8") if data is not None else None
+        except UnicodeDecodeError:
+            return None
+        return value if value is not None and (self.check is None or self.check(value)) else None
+
     @staticmethod
     def _write(target: Path, value: str) -> None:
-        keep_file(target, value.encode("utf-8"))
+        keep_checked(target, value.encode("utf-8"))
+
+
+CHECKED = b"reelflow-sha256 "     # the first line of a file kept by keep_checked: this, then the digest
+
+
+def keep_checked(target: Path, data: bytes) -> bool:
+    """:func:`keep_file` of ``data`` behind a line holding its SHA-256 (read with :func:`read_checked`)."""
+    return keep_file(target, CHECKED + hashlib.sha256(data).hexdigest().encode() + b"\n" + data)
+
+
+def read_checked(target: Path) -> bytes | None:
+    """What :func:`keep_checked` kept in ``target``; None when it is missing, unreadable, or
+    not what was kept (damaged, cut short, or written by something else): compute it again."""
+    try:
+        raw = target.read_bytes()
+    except OSError:
+        return None
+    head, _, data = raw.partition(b"\n")
+    if not head.startswith(CHECKED) or head[len(CHECKED):] != hashlib.sha256(data).hexdigest().encode():
+        return None
+    return data
+
+
+def finite(text: str, low: float = -math.inf, high: float = math.inf) -> bool:
+    """Is ``text`` one finite number within [``low``, ``high``]?"""
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return math.isfinite(value) and low <= value <= high
 
 
 def keep_file(target: Path, data: bytes) -> bool:

@@ -24,7 +24,7 @@ from typing import Callable
 from media import aac, gating, loudness
 from projects.schema import Output
 from reelflow.settings import get_settings
-from storage.file_memo import keep_file
+from storage.file_memo import finite, keep_checked, read_checked
 
 _log = logging.getLogger("reelflow")
 
@@ -185,14 +185,20 @@ def _gain_file(slug: str, profile: Output) -> Path:
     return Path(get_settings().work_dir) / "cache" / "loudness" / f"{key[:32]}.txt"
 
 
+GAIN_RANGE = 120.0      # dB: no gain to the target is larger (a -70 LUFS cut brought to 0 LUFS is 70)
+
+
 def previous_gain(slug: str, profile: Output) -> tuple[float, float, float] | None:
     """This machine's last render of ``slug``: (its gain to the target, the gain it applied, the
-    margin its limiter kept below the ceiling), dB."""
-    try:
-        base, applied, *margin = map(float, _gain_file(slug, profile).read_text().split())
-        return base, applied, margin[0] if margin else loudness.TRUE_PEAK_MARGIN
-    except (OSError, ValueError):
+    margin its limiter kept below the ceiling), dB. None when none was kept, or what was kept
+    cannot be one (damaged: measured afresh)."""
+    data = read_checked(_gain_file(slug, profile))
+    fields = data.decode("ascii", errors="replace").split() if data is not None else []
+    if len(fields) != 3 or not all(finite(f, -GAIN_RANGE, GAIN_RANGE) for f in fields[:2]) \
+            or not finite(fields[2], 0.0, GAIN_RANGE):
         return None
+    base, applied, margin = map(float, fields)
+    return base, applied, margin
 
 
 def _blocks_file(key: str) -> Path:
@@ -203,7 +209,7 @@ def _blocks_file(key: str) -> Path:
 def keep_blocks(key: str, blocks: gating.ClipBlocks | None) -> None:
     """Keep the loudness blocks (``media.gating``) of the normalised clip ``key`` on this machine."""
     if blocks is not None:
-        keep_file(_blocks_file(key), blocks.dumps().encode())
+        keep_checked(_blocks_file(key), blocks.dumps().encode())
 
 
 def kept_blocks(key: str, true_peak: float | None, samples: int, rate: int) -> gating.ClipBlocks | None:
@@ -213,12 +219,12 @@ def kept_blocks(key: str, true_peak: float | None, samples: int, rate: int) -> g
         return None
     if true_peak is not None and true_peak <= loudness.SILENT_PEAK:
         return gating.ClipBlocks.silent(samples // gating.hop(rate))
+    data = read_checked(_blocks_file(key))
     try:
-        blocks = gating.ClipBlocks.loads(_blocks_file(key).read_text())
-    except (OSError, ValueError, KeyError, TypeError):
+        return gating.ClipBlocks.loads(data.decode(), samples // gating.hop(rate)) if data is not None else None
+    except (ValueError, KeyError, TypeError, AttributeError):     # damaged, or not this clip's: measured
         return None
-    return blocks if len(blocks.blocks) == samples // gating.hop(rate) - gating.EDGE else None
 
 
 def remember_gain(slug: str, profile: Output, gains: tuple[float, float, float]) -> None:
-    keep_file(_gain_file(slug, profile), " ".join(f"{g:.2f}" for g in gains).encode())   # else measured afresh
+    keep_checked(_gain_file(slug, profile), " ".join(f"{g:.2f}" for g in gains).encode())   # else measured afresh

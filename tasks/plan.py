@@ -11,7 +11,7 @@ from tasks.models import ClipPlan
 from projects.schema import EngineSpec, Project, Scene
 from prompts import render_scene_prompt, template_for
 from reelflow.errors import InputError
-from storage.file_memo import FileMemo
+from storage.file_memo import FileMemo, finite
 
 
 class PlanError(InputError):
@@ -93,7 +93,8 @@ def spoken_text(scene: Scene) -> str | None:
     return " ".join(t for t in (scene.speech, scene.speaker2.speech if scene.speaker2 else None) if t) or None
 
 
-_AUDIO_SECONDS = FileMemo("audio-seconds")       # a scene's audio is probed once, not at every plan
+# A scene's audio is probed once, not at every plan (a kept answer that is no duration: probed again).
+_AUDIO_SECONDS = FileMemo("audio-seconds", check=lambda kept: finite(kept, 0.0))
 
 
 def _audio_fit(scene: Scene, audio: str | None, duration: float) -> list[str]:
