@@ -180,20 +180,25 @@ class Catalog:
             _fast_sqlite(self.engine)
         self._create_schema()
 
-    def _create_schema(self, tries: int = 8) -> None:
+    def _create_schema(self, tries: int = 20) -> None:
         """The tables, indexes and new columns, made by whichever process gets there first.
 
         ``create_all`` and the column check look before they create: another process creating
         the same catalog at the same instant (two renders started together on a new machine)
         may create a table between the look and ours, and ours fails with "already exists" (or
-        PostgreSQL's duplicate key on its type catalogue). Looking again then finds it made."""
+        PostgreSQL's duplicate key on its type catalogue). Looking again then finds it made.
+        SQLite also answers "database is locked" at once, without waiting, to a look that turns
+        into a write while another process writes: that is tried again too, within one busy
+        timeout (a catalog locked for longer is the error)."""
+        deadline = time.monotonic() + catalog_errors.BUSY_TIMEOUT
         for attempt in range(tries):
             try:
                 SQLModel.metadata.create_all(self.engine)
                 self._add_new_columns()
                 return
             except DBAPIError as exc:
-                if attempt == tries - 1 or not _made_meanwhile(exc):
+                again = _made_meanwhile(exc) or ("database is locked" in str(exc) and time.monotonic() < deadline)
+                if attempt == tries - 1 or not again:
                     raise
                 time.sleep(0.02 * (attempt + 1))
 
