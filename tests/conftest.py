@@ -15,6 +15,9 @@ os.environ.update(
     REELFLOW_RETRY_BACKOFF="0.05",
     PREFECT_LOGGING_LEVEL="WARNING",
 )
+# OpenBLAS's worker threads spin while they wait: on a 2-core machine under load (ffmpeg, other
+# renders) a np.dot in a test ran for minutes of CPU. The tests' arrays are small: one thread.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import shutil
 from pathlib import Path
