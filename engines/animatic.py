@@ -15,7 +15,7 @@ from pathlib import Path
 from PIL import Image, ImageOps
 
 from engines.base import ClipRequest, ClipResult
-from engines.errors import EngineError, EngineInputError
+from engines.errors import EngineError, EngineInputError, TransientEngineError
 from reelflow.errors import disk_cause
 from media import ffmpeg, images, tts
 from media.profile import exact_rate
@@ -90,6 +90,8 @@ class AnimaticEngine:
             turns = [(lines[0], request.voice), (lines[1], request.voice2)] if two else [(text, request.voice)]
             path, meta["words"] = speak_dialogue(turns, request.duration, work / "speech.wav", request.seed)
             return str(path)
+        except tts.TTSKilled as exc:         # not the line's fault: try again
+            raise TransientEngineError(f"scene {request.scene_id!r}: {exc}") from exc
         except tts.TTSError as exc:
             if disk_cause(exc) is not None:
                 raise

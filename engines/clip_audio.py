@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engines.base import ClipRequest
-from engines.errors import EngineInputError, InvalidClip
+from engines.errors import EngineInputError, InvalidClip, TransientEngineError
 from media import tts
 from media.soundtrack import AUDIO_RATE, LEAD_IN, soundtrack_args, speak_line
 from prompts import parse_prompt
@@ -77,6 +77,8 @@ def speech_soundtrack(first: int, request: ClipRequest, seconds: float, work: Pa
             path, words = speak_line(" ".join(parsed.speech), request.voice, seconds, work / "speech.wav",
                                      request.seed)
             speech = str(path)
+        except tts.TTSKilled as exc:         # not the line's fault: try again
+            raise TransientEngineError(f"scene {request.scene_id!r}: {exc}") from exc
         except tts.TTSError as exc:
             raise EngineInputError(f"scene {request.scene_id!r}: {exc}") from exc
         source = "tts"

@@ -64,6 +64,10 @@ class TTSError(RenderError):
     """Speech synthesis failed (unknown voice, library missing)."""
 
 
+class TTSKilled(TTSError):
+    """The speech worker was killed by a signal (the OOM killer, a stop): not the text's fault."""
+
+
 def _data_path() -> Path:
     import espeakng_loader
 
@@ -220,6 +224,9 @@ def speak(text: str, path: str | Path, voice: str = "en-us", *, speed: int = 165
                               **child_options())
     except subprocess.TimeoutExpired as exc:
         raise TTSError(f"speech synthesis timed out for {text[:40]!r}") from exc
+    if proc.returncode < 0:
+        raise TTSKilled(f"the speech worker was killed by {_signal_name(-proc.returncode)} "
+                        f"while speaking {text[:40]!r}")
     if proc.returncode != 0:
         detail = proc.stderr.decode(errors="replace").strip().splitlines()
         raise TTSError(detail[-1] if detail else f"speech synthesis failed for {text[:40]!r}")
@@ -228,6 +235,15 @@ def speak(text: str, path: str | Path, voice: str = "en-us", *, speed: int = 165
         return Speech(float(answer["duration"]), [Word(**w) for w in answer["words"]])
     except (ValueError, KeyError, TypeError) as exc:
         raise TTSError(f"speech synthesis answered nonsense for {text[:40]!r}") from exc
+
+
+def _signal_name(signum: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 if __name__ == "__main__":

@@ -2,7 +2,12 @@
 
 A SIGKILLed ``reelflow render`` cannot clean up, so every helper process it starts (the
 temporary Prefect server, ffmpeg, the TTS worker) asks the kernel, before it runs, to be
-killed when its parent goes. Pass ``preexec_fn=die_with_parent`` to ``subprocess``.
+killed when its parent goes. Pass ``**child_options()`` to ``subprocess``.
+
+They also run in a session of their own: a terminal's Ctrl-C signals its whole foreground
+process group, and a clip's ffmpeg or TTS worker killed by it was a paid clip lost (and the
+temporary Prefect server a flow run cut off). The render alone gets the Ctrl-C; it lets the
+clips being made land, then exits, and its helpers die with it.
 """
 
 from __future__ import annotations
@@ -29,18 +34,19 @@ def die_with_parent() -> None:
 
 
 def child_options(nice: int = 0) -> dict:
-    """``subprocess`` keyword arguments for a helper that must not outlive us; ``nice``: run it at
-    that much lower a CPU priority (Linux)."""
+    """``subprocess`` keyword arguments for a helper that must not outlive us and that a
+    terminal's Ctrl-C does not reach (its own session); ``nice``: run it at that much lower a
+    CPU priority (Linux)."""
     if _LIBC is None:
-        return {}
+        return {"start_new_session": True}
     if not nice:
-        return {"preexec_fn": die_with_parent}
+        return {"preexec_fn": die_with_parent, "start_new_session": True}
 
     def prepare() -> None:
         die_with_parent()
         os.nice(nice)
 
-    return {"preexec_fn": prepare}
+    return {"preexec_fn": prepare, "start_new_session": True}
 
 
 BACKGROUND_NICE = 10

@@ -82,20 +82,46 @@ def test_a_sigkilled_render_leaves_no_process_and_history_shows_crashed(demo_cop
     assert "crashed" in history.output and "running" not in history.output
 
 
+def cmdline(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def making_a_clip(pid: int, tts_only: bool = False) -> set[int]:
+    """The render's helper processes making a clip: its TTS worker, or an ffmpeg writing into a
+    clip's scratch folder (not a normalisation or the stitch)."""
+    from reelflow.settings import get_settings
+
+    work = bytes(get_settings().work_dir.resolve())
+    found = set()
+    for p in descendants(pid):
+        cmd = cmdline(p)
+        if b"media.tts" in cmd or (not tts_only and any(a.startswith(work) and b"/clips/" in a for a in cmd[1:])):
+            found.add(p)
+    return found
+
+
 @pytest.mark.slow
 def test_ctrl_c_lets_clips_in_flight_land_and_records_every_one(demo_copy):
-    """Clips being made when Ctrl-C came landed in the store, but their attempts were never
-    written: the catalog said nothing of engine calls that were paid for."""
+    """A terminal's Ctrl-C goes to its whole foreground process group. The clips being made
+    (their ffmpeg and TTS worker were in that group, and died of it) must land and be recorded:
+    no attempt fails (a killed TTS worker was even recorded as bad input), and the catalog names
+    every engine call that was paid for."""
+    from reelflow.settings import get_settings
+    from storage.catalog import open_catalog
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
     proc = subprocess.Popen([sys.executable, "-m", "reelflow", "render", "--local", str(demo_copy)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     store = open_store()
     try:
         deadline = time.monotonic() + 300
-        while not store.list("clips"):
+        while not (store.list("clips") and making_a_clip(proc.pid)):
             assert proc.poll() is None, "the render ended before it could be interrupted"
             assert time.monotonic() < deadline, "no clip landed in time"
-            time.sleep(0.05)
+            time.sleep(0.02)
         os.killpg(proc.pid, signal.SIGINT)          # what a terminal's Ctrl-C sends: the whole group
         _, stderr = proc.communicate(timeout=120)
     finally:
@@ -103,10 +129,68 @@ def test_ctrl_c_lets_clips_in_flight_land_and_records_every_one(demo_copy):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 130 and "interrupted: clips that landed are stored" in stderr
-    landed = [k for k in store.list("clips") if k.endswith(".mp4")]
-    history = CliRunner().invoke(app, ["history", str(demo_copy)])
-    attempts = history.output.split("attempts of render", 1)[1]
-    assert attempts.count(" generated ") == len(landed) >= 1, history.output
+    landed = {k for k in store.list("clips") if k.endswith(".mp4")}
+    attempts = open_catalog(get_settings().database_url).attempts(slug=demo_copy.name)
+    assert [(a.scene, a.error_class, a.error) for a in attempts if a.status != "generated"] == []
+    assert {a.clip_key for a in attempts} == landed and len(landed) >= 2
+
+
+def test_a_terminals_ctrl_c_does_not_reach_the_helpers(tmp_path):
+    """A helper started with child_options() (ffmpeg, the TTS worker, the temporary Prefect
+    server) is out of the render's process group: the group's SIGINT leaves it running, and it
+    still dies with the render."""
+    parent = subprocess.Popen([sys.executable, "-c", """if True:
+        import signal, subprocess, sys
+        from reelflow.process import child_options
+        signal.signal(signal.SIGINT, lambda *a: print("interrupted", flush=True))
+        helper = subprocess.Popen(["sleep", "60"], **child_options())
+        print(helper.pid, flush=True)
+        sys.stdin.read()
+        """], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        helper = int(parent.stdout.readline())
+        os.killpg(parent.pid, signal.SIGINT)
+        assert parent.stdout.readline().strip() == "interrupted"
+        time.sleep(0.2)
+        assert running(helper), "the terminal's Ctrl-C killed the helper"
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 5
+    while running(helper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not running(helper), "the helper outlived the render"
+
+
+def test_a_killed_tts_worker_is_a_transient_failure_not_bad_input(tmp_path):
+    """A TTS worker killed by a signal (the OOM killer, a stop) said nothing of the line: the
+    clip is retried, not recorded as bad input ("EngineInputError: KeyboardInterrupt")."""
+    import threading
+
+    from engines import EngineInputError, TransientEngineError, get_engine
+    from tests.engine_contract import request
+
+    outcome: list[BaseException | None] = []
+
+    def generate() -> None:
+        try:
+            get_engine("animatic").generate(request(prompt="Max says <S>" + "Hello there. " * 40 + "<E>."), tmp_path)
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            outcome.append(exc)
+
+    thread = threading.Thread(target=generate)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not (tts := making_a_clip(os.getpid(), tts_only=True)):
+            assert thread.is_alive() and time.monotonic() < deadline, "no TTS worker was started"
+            time.sleep(0.01)
+        os.kill(tts.pop(), signal.SIGTERM)
+    finally:
+        thread.join(60)
+    assert isinstance(outcome[0], TransientEngineError) and not isinstance(outcome[0], EngineInputError), outcome
+    assert "killed by SIGTERM" in str(outcome[0])
 
 
 class FullDiskStore(LocalStore):
