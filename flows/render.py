@@ -62,13 +62,24 @@ class PrefectRunner:
         self.logger = get_run_logger()
         self._progress_id = None
         self._shown = 0.0
+        self._submitted: list = []
 
     def submit_clips(self, plans: list[ClipPlan], render_id: str) -> list:
         if get_settings().clip_workers == "task-workers":
-            return [QueuedClip(plan, render_id) for plan in plans]
+            return [QueuedClip(plan, render_id) for plan in plans]      # a worker records and lands them
         # quote: a plan holds no futures, so Prefect need not walk each one looking for them
         # (walked several times per task run, on the flow thread).
-        return generate_clip.map([quote(plan) for plan in plans], render_id=unmapped(render_id))
+        futures = generate_clip.map([quote(plan) for plan in plans], render_id=unmapped(render_id))
+        self._submitted.extend(futures)
+        return futures
+
+    def settle(self) -> None:
+        """Stop (Ctrl-C, SIGTERM): clip task runs not begun are cancelled, the ones being made
+        land (they are paid for) and write their attempts before the render's log is closed."""
+        import concurrent.futures
+
+        begun = [f.wrapped_future for f in self._submitted if not f.wrapped_future.cancel()]
+        concurrent.futures.wait(begun)
 
     def as_completed(self, futures: list):
         if futures and isinstance(futures[0], QueuedClip):       # clips queued for task workers

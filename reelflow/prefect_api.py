@@ -102,7 +102,10 @@ def temporary_server(timeout: float = 120) -> Iterator[None]:
                 raise InfrastructureError(f"the temporary Prefect server did not start in {timeout:.0f} s", hint=HINT)
             time.sleep(0.2)
         with temporary_settings({PREFECT_API_URL: url}):
-            yield
+            try:
+                yield
+            finally:
+                _drain_to_api()
     finally:
         proc.terminate()
         try:
@@ -110,3 +113,16 @@ def temporary_server(timeout: float = 120) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _drain_to_api(timeout: float = 5) -> None:
+    """Send the logs and events still queued for the temporary server before it stops (an
+    interrupted flow run's crash report, say): else they fail after it, on stderr."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        try:
+            worker.drain_all(timeout=timeout)
+        except Exception:  # noqa: BLE001 - best effort: the render's outcome is already decided
+            pass
