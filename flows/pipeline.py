@@ -18,7 +18,6 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
 from engines import EngineInputError, falls_back
@@ -27,6 +26,7 @@ from projects import Project
 from projects.picks import check_writable
 from reelflow.errors import DISK_HINT, InfrastructureError, ReelflowError, RenderError, disk_cause, disk_error, one_line
 from reelflow.heap import freeze_heap, return_large_buffers
+from reelflow.scratch import scratch_dir, sweep_scratch
 from reelflow.secrets import install_log_redaction, redact
 from reelflow.settings import get_settings
 from storage import open_store
@@ -94,6 +94,7 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
     render_id = new_render_id()
     open_render(spec, render_id, engine, len(book.picked))
     runner.aside(publish_storyboard, spec, chains, book.picked, render_id)
+    runner.aside(sweep_scratch)          # what renders killed on this host left in the work folder
     table = scene_table(spec.slug, render_id)
     events.emit("plan", total=len(chains), slug=spec.slug, render_id=render_id, scenes=plan_rows(chains))
     runner.progress(spec.slug, 0, len(chains))
@@ -261,7 +262,7 @@ def _stored_now(chains: list[list[ClipPlan]], render_id: str) -> Iterator[tuple[
     if not stored:
         return
     catalog = render_catalog(render_id)
-    work = Path(settings.work_dir) / "clips"
+    work = scratch_dir("clips")
     for i in stored:
         yield i, produce_clip(chains[i][0], store, work, catalog, render_id)
 

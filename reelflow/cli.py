@@ -70,10 +70,18 @@ class _Commands(TyperGroup):
         except Exception as exc:  # noqa: BLE001 - the documented promise: no traceback without -v
             report_unexpected(exc, ctx.meta.get(VERBOSE, False))
             raise typer.Exit(1) from None
-        except KeyboardInterrupt:
-            err.print("interrupted: clips that landed are stored (the next render reuses them); "
+        except BaseException as exc:     # Ctrl-C, SIGTERM (Prefect's TerminationSignal in a flow run)
+            import signal
+
+            from reelflow.process import stop_signal
+
+            signum = stop_signal(exc)
+            if signum is None:
+                raise
+            how = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+            err.print(f"interrupted{how}: clips that landed are stored (the next render reuses them); "
                       "`reelflow history` shows what was made", highlight=False)
-            raise typer.Exit(130) from None
+            raise typer.Exit(128 + signum) from None
 
 
 app = typer.Typer(cls=_Commands, add_completion=False, no_args_is_help=True,
@@ -354,6 +362,9 @@ def main() -> None:
     Everything an exit must do still happens: other threads are waited for, atexit handlers
     (temporary folders, executors) run, logging and the standard streams are flushed; then the
     process ends with the command's exit status."""
+    from reelflow.process import stop_on_sigterm
+
+    stop_on_sigterm()             # docker stop, a CI cancel: stopped like Ctrl-C (exit 143)
     try:
         app()
         code = 0

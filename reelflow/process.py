@@ -70,3 +70,28 @@ def lower_thread_priority() -> None:
     except OSError:
         pass
 
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (docker stop, a CI cancel, systemd): stopped like Ctrl-C, so clips being made land."""
+
+    signum = signal.SIGTERM
+
+
+def stop_on_sigterm() -> None:
+    """In the main thread: SIGTERM raises :class:`Terminated` there, as SIGINT raises
+    KeyboardInterrupt (without it the process died at once, its clips in flight lost)."""
+
+    def stop(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def stop_signal(exc: BaseException) -> int | None:
+    """The signal ``exc`` stands for (Ctrl-C, SIGTERM, Prefect's ``TerminationSignal``), else None."""
+    if isinstance(exc, KeyboardInterrupt):
+        return int(getattr(exc, "signum", signal.SIGINT))
+    if type(exc).__name__ == "TerminationSignal" and isinstance(getattr(exc, "signal", None), int):
+        return int(exc.signal)
+    return None

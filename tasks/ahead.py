@@ -23,6 +23,7 @@ from media.cards import LowerThird
 from media.timeline import Edit, timeline_for
 from projects.schema import Output
 from reelflow.context_pool import ContextPool
+from reelflow.scratch import scratch_dir
 from reelflow.settings import get_settings
 from storage import open_store
 from tasks import audio_mix
@@ -43,7 +44,7 @@ class NormalizeAhead:
         self.pool = ContextPool(cpu_slots(), thread_name_prefix="reelflow-normalize-ahead")
         self.futures: list[Future] = []
         self.sounds: dict[str, Future] = {}
-        self.work = Path(get_settings().work_dir) / "stitch"
+        self.work = scratch_dir("stitch")
         self.folder: Path | None = None          # the sounds kept for the mix
         self.lock = threading.Lock()
         self.mixing: Future | None = None

@@ -16,6 +16,7 @@ from pathlib import Path
 from engines import EngineError, EngineInputError, InvalidClip, QuotaExceeded, get_engine, is_retryable, registry
 from media.karaoke import words_key, write_words
 from media.probe import MediaInfo, ProbeError, probe
+from reelflow.scratch import scratch_dir
 from reelflow.secrets import redact_exception
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
@@ -234,7 +235,7 @@ def generate_clip(plan: ClipPlan, render_id: str, attempt: int | None = None) ->
     settings = get_settings()
     if attempt is None:
         attempt = _task_run_count()
-    return produce_clip(plan, open_store(settings.storage), Path(settings.work_dir) / "clips",
+    return produce_clip(plan, open_store(settings.storage), scratch_dir("clips"),
                         render_catalog(render_id), render_id, slot=engine_slot, attempt=attempt)
 
 

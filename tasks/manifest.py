@@ -10,6 +10,7 @@ from tasks.step import step
 
 from media.timeline import Timeline
 from projects import Project
+from reelflow.scratch import scratch_dir
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
 from tasks.models import ClipRef, NormalizedRef, RenderResult, SceneCut, TakeRef
@@ -55,4 +56,4 @@ def write_manifest(result: RenderResult, store: ClipStore, work_dir: Path) -> Re
 def publish_manifest(result: RenderResult) -> RenderResult:
     """Write the render's manifest (scenes, picks, takes) into the store beside its video."""
     settings = get_settings()
-    return write_manifest(result, open_store(settings.storage), Path(settings.work_dir) / "manifest")
+    return write_manifest(result, open_store(settings.storage), scratch_dir("manifest"))

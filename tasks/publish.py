@@ -16,6 +16,7 @@ from pathlib import Path
 from tasks.step import in_prefect_run, run_logger, step
 
 from projects import Project
+from reelflow.scratch import scratch_dir
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
 from storage.links import browser_link, review_link
@@ -69,9 +70,7 @@ def _data_uri_of(jpeg: Path) -> str | None:
 
 
 def _work_dir() -> Path:
-    work = Path(get_settings().work_dir)
-    work.mkdir(parents=True, exist_ok=True)
-    return work
+    return scratch_dir("publish")
 
 
 def how_to_open(store: ClipStore, key: str, slug: str, render_id: str) -> str:

@@ -23,6 +23,7 @@ from media.timeline import Edit, timeline_for
 from projects.schema import Output
 from reelflow.context_pool import ContextPool
 from reelflow.process import lower_thread_priority
+from reelflow.scratch import scratch_dir
 from reelflow.settings import get_settings
 from storage import ClipStore, open_store
 from storage.batch import publish_all
@@ -292,7 +293,7 @@ def normalize_in_slot(ref: ClipRef, profile: Output, match: ColorStats | None = 
     """``normalize_stored`` with this render's store and work folder, holding one CPU slot."""
     settings = get_settings()
     with cpu_slot():
-        return normalize_stored(ref, profile, open_store(settings.storage), Path(settings.work_dir) / "normalize",
+        return normalize_stored(ref, profile, open_store(settings.storage), scratch_dir("normalize"),
                                 match, (name, style) if name and style else None, heard)
 
 
@@ -317,7 +318,7 @@ def normalize_clips(clips: list[ClipRef], profile: Output, match: ColorStats | N
 def colour_reference(clips: list[ClipRef], scene_id: str) -> ColorStats | None:
     """Measure the colour every clip is matched to (``color_match:``)."""
     settings = get_settings()
-    return reference_colour(clips, scene_id, open_store(settings.storage), Path(settings.work_dir) / "normalize")
+    return reference_colour(clips, scene_id, open_store(settings.storage), scratch_dir("normalize"))
 
 
 @step(task_run_name="stitch-{slug}")
@@ -328,5 +329,5 @@ def stitch_clips(clips: list[NormalizedRef], profile: Output, slug: str, render_
     # Nothing is published that the catalog cannot record: its opening (SQLAlchemy's import, on a
     # thread of lower priority) and the clips' attempt rows are waited for only now, not before
     # the stitch's work.
-    return stitch_render(clips, profile, open_store(settings.storage), Path(settings.work_dir) / "stitch",
+    return stitch_render(clips, profile, open_store(settings.storage), scratch_dir("stitch"),
                          f"renders/{slug}/{render_id}", edit, ready=lambda: catalog_ready(render_id, flush=True))

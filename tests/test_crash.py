@@ -104,15 +104,19 @@ def making_a_clip(pid: int, tts_only: bool = False) -> set[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("where", ["--local", "--prefect", "--prefect -v"], ids=["local", "prefect", "prefect_verbose"])
-def test_ctrl_c_lets_clips_in_flight_land_and_records_every_one(demo_copy, where):
+@pytest.mark.parametrize("where, signum", [("--local", signal.SIGINT), ("--prefect", signal.SIGINT),
+                                           ("--prefect -v", signal.SIGINT), ("--local", signal.SIGTERM)],
+                         ids=["local", "prefect", "prefect_verbose", "sigterm"])
+def test_ctrl_c_lets_clips_in_flight_land_and_records_every_one(demo_copy, where, signum):
     """A terminal's Ctrl-C goes to its whole foreground process group. The clips being made
     (their ffmpeg and TTS worker were in that group, and died of it) must land and be recorded:
     no attempt fails (a killed TTS worker was even recorded as bad input), and the catalog names
     every engine call that was paid for. With --prefect the temporary Prefect server was in the
     group too: the flow run then failed talking to it (exit 1, "internal error: ConnectError"),
     and clip task runs that landed after the Ctrl-C wrote their attempts to a closed log. With
-    -v, Prefect's logs of the crash were sent after the server had stopped ("Error logging to API")."""
+    -v, Prefect's logs of the crash were sent after the server had stopped ("Error logging to API").
+    SIGTERM (docker stop: to the render only) is a stop like Ctrl-C, exit 143; it killed the
+    render at once, its clips in flight lost."""
     from reelflow.settings import get_settings
     from storage.catalog import open_catalog
 
@@ -127,14 +131,18 @@ def test_ctrl_c_lets_clips_in_flight_land_and_records_every_one(demo_copy, where
             assert proc.poll() is None, "the render ended before it could be interrupted"
             assert time.monotonic() < deadline, "no clip landed in time"
             time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGINT)          # what a terminal's Ctrl-C sends: the whole group
+        if signum == signal.SIGINT:
+            os.killpg(proc.pid, signal.SIGINT)      # what a terminal's Ctrl-C sends: the whole group
+        else:
+            proc.send_signal(signum)                # what docker stop sends: the main process only
         _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert proc.returncode == 130, stderr
-    said = "interrupted: clips that landed are stored (the next render reuses them); `reelflow history` shows what was made"
+    assert proc.returncode == 128 + signum, stderr
+    how = "" if signum == signal.SIGINT else " by SIGTERM"
+    said = f"interrupted{how}: clips that landed are stored (the next render reuses them); `reelflow history` shows what was made"
     if "-v" in where:
         assert stderr.strip().splitlines()[-1] == said and "Error logging to API" not in stderr, stderr[-2000:]
     else:
@@ -201,6 +209,53 @@ def test_a_killed_tts_worker_is_a_transient_failure_not_bad_input(tmp_path):
         thread.join(60)
     assert isinstance(outcome[0], TransientEngineError) and not isinstance(outcome[0], EngineInputError), outcome
     assert "killed by SIGTERM" in str(outcome[0])
+
+
+def test_scratch_of_killed_renders_is_removed_by_the_next_render_and_a_live_ones_is_kept(small_project):
+    """A SIGKILLed render cannot clean its scratch folders (clips being made, normalisations,
+    the stitch): they stayed in the work folder for ever. The next render removes those of
+    processes gone, never a live one's (two renders can share a work folder)."""
+    from reelflow.settings import get_settings
+
+    work = get_settings().work_dir
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    live = subprocess.Popen([sys.executable, "-c", """if True:
+        import sys
+        from reelflow.scratch import scratch_dir
+        (scratch_dir("clips") / "s0-live").mkdir()
+        print("ready", flush=True)
+        sys.stdin.read()
+        """], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    killed = subprocess.Popen([sys.executable, "-m", "reelflow", "render", "--local", str(small_project)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert live.stdout.readline() == "ready\n"
+        deadline = time.monotonic() + 120
+        while not list(work.glob(f"scratch/*.{killed.pid}.*/clips/*")):      # a clip being made
+            assert killed.poll() is None and time.monotonic() < deadline, "the render made no clip to kill"
+            time.sleep(0.02)
+        killed.kill()
+        killed.wait()
+        left = list(work.glob(f"scratch/*.{killed.pid}.*"))
+        assert left, "the killed render's scratch folder is gone before any render removed it"
+        old, recent = work / "clips" / "s1-old", work / "clips" / "s2-recent"    # reelflow's old layout
+        for folder in (old, recent):
+            folder.mkdir(parents=True)
+        os.utime(old, (time.time() - 3 * 86400,) * 2)
+
+        result = CliRunner().invoke(app, ["render", "--local", "--force", str(small_project)])
+        assert result.exit_code == 0, result.output
+        assert not any(p.exists() for p in left) and not old.exists() and recent.exists()
+        mine = list(work.glob(f"scratch/*.{live.pid}.*"))
+        assert [p.name for p in mine[0].glob("clips/*")] == ["s0-live"]
+        live.stdin.close()                          # it ends in order
+        assert live.wait(timeout=30) == 0
+    finally:
+        for proc in (killed, live):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert not mine[0].exists(), "a process that ended in order left its scratch folder"
 
 
 class FullDiskStore(LocalStore):

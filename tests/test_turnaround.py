@@ -86,7 +86,7 @@ def test_the_audio_is_mixed_while_the_pictures_are_encoded_and_comes_out_the_sam
     its sound, and the stitch takes that mix: the same AAC track as a stitch that mixes it
     itself, and nothing of the mix left in the work folder afterwards."""
     from media import ffmpeg
-    from reelflow.settings import get_settings
+    from reelflow.scratch import scratch_dir
     from tasks import audio_mix
     from tasks.ahead import NormalizeAhead
 
@@ -95,7 +95,7 @@ def test_the_audio_is_mixed_while_the_pictures_are_encoded_and_comes_out_the_sam
                         lambda *a, **k: threads.append(__import__("threading").current_thread().name) or original(*a, **k))
     ahead = render_local(str(small_project))
     assert len(threads) == 1 and threads[0].startswith("reelflow-mix-ahead")
-    assert not list((Path(get_settings().work_dir) / "stitch").iterdir())
+    assert not list(scratch_dir("stitch").iterdir())
 
     monkeypatch.setattr(NormalizeAhead, "mix", lambda self, *a: None)       # the stitch mixes it itself
     itself = render_local(str(small_project), force=True)
