@@ -47,9 +47,11 @@ def worker(
         err.print(f"clip worker on gpu:{settings.gpu}: serving generate_clip from {mask_url(url)} (limit {limit})",
                   markup=False, highlight=False)
         stopped = serve_clips(limit, timeout)
-    except KeyboardInterrupt:                # before serving: nothing was taken on
+    except KeyboardInterrupt as exc:         # before serving (Ctrl-C, SIGTERM): nothing was taken on
+        from reelflow.process import stop_signal
+
         err.print("clip worker interrupted before serving", highlight=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(128 + stop_signal(exc)) from None
     if stopped is None:
         return
     name = signal.Signals(stopped.signum).name
