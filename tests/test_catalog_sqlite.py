@@ -211,18 +211,23 @@ def test_renders_starting_at_once_on_a_fresh_catalog_all_get_its_tables(tmp_path
     new_url = fresh(tmp_path, request)
     for round_ in range(6):
         url = new_url(round_)
-        barrier, errors = context.Barrier(6), context.Queue()
-        procs = [context.Process(target=_open_at_once, args=(url, barrier, errors)) for _ in range(6)]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join(timeout=120)
-        failures = []
-        while not errors.empty():
-            failures.append(errors.get())
-        assert not failures, failures
-        assert [p.exitcode for p in procs] == [0] * 6
+        _open_in_six_processes_at_once(context, url)
         assert {"projects", "renders", "clips", "attempts"} <= set(_tables(url))
+
+
+def _open_in_six_processes_at_once(context, url: str) -> None:
+    """Six processes, held at a barrier, open the catalog at ``url`` together; none may fail."""
+    barrier, errors = context.Barrier(6), context.Queue()
+    procs = [context.Process(target=_open_at_once, args=(url, barrier, errors)) for _ in range(6)]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join(timeout=120)
+    failures = []
+    while not errors.empty():
+        failures.append(errors.get())
+    assert not failures, failures
+    assert [p.exitcode for p in procs] == [0] * 6
 
 
 def _tables(url: str) -> list[str]:
@@ -244,15 +249,5 @@ def test_renders_starting_at_once_on_an_older_catalog_all_add_its_new_columns(tm
         Catalog(f"sqlite:///{older}").engine.dispose()
         with sqlite3.connect(older) as db:                 # a catalog from before attempts had a worker
             db.execute("ALTER TABLE attempts DROP COLUMN worker")
-        barrier, errors = context.Barrier(6), context.Queue()
-        procs = [context.Process(target=_open_at_once, args=(f"sqlite:///{older}", barrier, errors))
-                 for _ in range(6)]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            proc.join(timeout=120)
-        failures = []
-        while not errors.empty():
-            failures.append(errors.get())
-        assert not failures, failures
+        _open_in_six_processes_at_once(context, f"sqlite:///{older}")
         assert isinstance(open_lite(f"sqlite:///{older}"), LiteCatalog)
