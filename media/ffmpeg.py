@@ -16,7 +16,7 @@ import subprocess
 from functools import lru_cache
 
 from reelflow.errors import DISK_HINT, InfrastructureError, RenderError
-from reelflow.process import child_options
+from reelflow import process
 from reelflow.settings import get_settings
 
 log = logging.getLogger("reelflow.ffmpeg")
@@ -145,14 +145,13 @@ def run(
     limit = timeout if timeout is not None else get_settings().ffmpeg_timeout
     with tempfile.TemporaryFile() as err:
         try:
-            proc = subprocess.run(
+            proc = process.run(
                 cmd,
+                timeout=limit,
+                nice=nice,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
                 stderr=err,
-                timeout=limit,
-                check=False,
-                **child_options(nice),
             )
         except subprocess.TimeoutExpired as exc:
             raise FFmpegError(f"ffmpeg timed out after {limit:.0f}s", cmd,
@@ -179,7 +178,7 @@ def run_piped(args: list[str], chunks, *, timeout: float | None = None, loglevel
     limit = timeout if timeout is not None else get_settings().ffmpeg_timeout
     deadline = time.monotonic() + limit
     with tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, **child_options())
+        proc = process.spawn(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
         try:
             try:
                 for chunk in chunks:

@@ -22,7 +22,7 @@ import wave
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from reelflow.errors import RenderError
-from reelflow.process import child_options
+from reelflow import process
 
 _LOCK = threading.Lock()
 _STATE: dict = {}
@@ -219,9 +219,8 @@ def speak(text: str, path: str | Path, voice: str = "en-us", *, speed: int = 165
     job = json.dumps({"text": text, "path": str(Path(path).resolve()), "voice": voice, "speed": int(speed),
                       "seed": int(seed)})
     try:
-        proc = subprocess.run([sys.executable, "-m", "media.tts"], input=job.encode(), capture_output=True,
-                              timeout=120, check=False, cwd=str(Path(__file__).resolve().parents[1]),
-                              **child_options())
+        proc = process.run([sys.executable, "-m", "media.tts"], input=job.encode(), timeout=120,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(Path(__file__).resolve().parents[1]))
     except subprocess.TimeoutExpired as exc:
         raise TTSError(f"speech synthesis timed out for {text[:40]!r}") from exc
     if proc.returncode < 0:

@@ -72,7 +72,7 @@ def temporary_server(timeout: float = 120) -> Iterator[None]:
     import prefect
     from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
 
-    from reelflow.process import child_options
+    from reelflow.process import spawn
 
     if _api_url():
         yield
@@ -82,11 +82,11 @@ def temporary_server(timeout: float = 120) -> Iterator[None]:
         port = sock.getsockname()[1]
     env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
            **get_current_settings().to_environment_variables(exclude_unset=True)}
-    proc = subprocess.Popen(
+    proc = spawn(
         [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
          "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
          "--log-level", "error", "--lifespan", "on"],
-        env=env, stdin=subprocess.DEVNULL, **child_options())
+        env=env, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/api"
     try:
         deadline = time.monotonic() + timeout

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 
 PR_SET_PDEATHSIG = 1
@@ -33,20 +34,68 @@ def die_with_parent() -> None:
         os._exit(1)
 
 
+HELD = frozenset({signal.SIGINT, signal.SIGTERM})
+_SIG_DFL, _SIG_IGN = ctypes.c_void_p(0), ctypes.c_void_p(1)
+if _LIBC is not None:
+    _LIBC.signal.argtypes, _LIBC.signal.restype = [ctypes.c_int, ctypes.c_void_p], ctypes.c_void_p
+
+
 def child_options(nice: int = 0) -> dict:
     """``subprocess`` keyword arguments for a helper that must not outlive us and that a
     terminal's Ctrl-C does not reach (its own session); ``nice``: run it at that much lower a
-    CPU priority (Linux)."""
+    CPU priority (Linux). Start it with :func:`spawn`, which holds back a Ctrl-C that arrives
+    while the child is still between fork and its own session."""
     if _LIBC is None:
         return {"start_new_session": True}
-    if not nice:
-        return {"preexec_fn": die_with_parent, "start_new_session": True}
 
     def prepare() -> None:
         die_with_parent()
-        os.nice(nice)
+        if nice:
+            os.nice(nice)
+        # Held by spawn() across the fork: a Ctrl-C that reached this child while it was still in
+        # the render's process group was meant for the render. Ignoring a pending signal drops it;
+        # then the helper gets the default actions (through libc: exec keeps an ignored signal).
+        for held in HELD:
+            _LIBC.signal(held, _SIG_IGN)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD)
+        for held in HELD:
+            _LIBC.signal(held, _SIG_DFL)
 
     return {"preexec_fn": prepare, "start_new_session": True}
+
+
+def spawn(args, nice: int = 0, **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen(args, **kwargs)`` for a helper (:func:`child_options`).
+
+    With a preexec function, Python runs its at-fork hooks in the child before the child has its
+    own session (Prefect's build queues there): a terminal's Ctrl-C in that moment raised
+    KeyboardInterrupt in the child and printed a traceback under the render's one line. SIGINT and
+    SIGTERM are blocked in this thread for the fork (a signal meant for us is delivered when the
+    child has started) and unblocked in the child before it runs the helper."""
+    options = {**child_options(nice), **kwargs}
+    if _LIBC is None:
+        return subprocess.Popen(args, **options)
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, HELD)
+    try:
+        return subprocess.Popen(args, **options)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def run(args, timeout: float | None = None, input: bytes | None = None, nice: int = 0,
+        **kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run(args, ...)`` for a helper, started with :func:`spawn` (not checked; on a
+    timeout it is killed and ``TimeoutExpired`` raised, as ``subprocess.run`` does)."""
+    if input is not None:
+        kwargs["stdin"] = subprocess.PIPE
+    with spawn(args, nice, **kwargs) as proc:
+        try:
+            stdout, stderr = proc.communicate(input, timeout=timeout)
+        except BaseException:             # a timeout, Ctrl-C: the helper does not run on
+            proc.kill()
+            proc.wait()
+            raise
+    return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
 
 
 BACKGROUND_NICE = 10

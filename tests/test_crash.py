@@ -298,3 +298,37 @@ def test_a_render_whose_video_cannot_be_published_leaves_no_outputs(small_projec
     assert "No space left on device" in result.stderr.strip().splitlines()[-1]
     outputs = [k for k in LocalStore(tmp_path / "full").list("renders") if not k.rsplit("/", 1)[-1].startswith("storyboard")]
     assert outputs == []
+
+
+def test_a_ctrl_c_while_a_helper_is_being_forked_stays_with_the_render(tmp_path):
+    """Python runs its at-fork hooks in the child before the child has its own session (Prefect
+    builds queues there): a terminal's Ctrl-C in that moment raised KeyboardInterrupt in the child
+    and printed a traceback under the render's one line. spawn() holds SIGINT back across the fork;
+    the render still gets it, once the helper has started."""
+    import sys
+
+    script = tmp_path / "fork.py"
+    started = tmp_path / "started"
+    script.write_text(
+        "import os, signal, sys, threading, time\n"
+        "os.register_at_fork(after_in_child=lambda: time.sleep(0.6))     # a slow hook, like Prefect's\n"
+        "from reelflow.process import spawn\n"
+        "threading.Thread(target=lambda: (time.sleep(0.2), os.killpg(0, signal.SIGINT)), daemon=True).start()\n"
+        "try:\n"
+        f"    spawn(['sh', '-c', 'echo yes > {started}']).wait()\n"
+        "    time.sleep(1)\n"
+        "    print('no interrupt')\n"
+        "except KeyboardInterrupt:\n"
+        "    time.sleep(1)                    # as a render lets its clips land\n"
+        "    print('interrupted')\n",
+    )
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(repo)}, start_new_session=True)
+    assert "KeyboardInterrupt" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.stdout.strip() == "interrupted", proc.stdout + proc.stderr        # the render got it
+    for _ in range(50):                                                          # and the helper ran
+        if started.exists():
+            break
+        time.sleep(0.1)
+    assert started.read_text().strip() == "yes"
