@@ -24,8 +24,11 @@ err = Console(stderr=True, soft_wrap=True, emoji=False)
 VERBOSE = "reelflow.verbose"
 
 
-def report(exc: ReelflowError, verbose: bool = False) -> None:
-    """Print ``exc`` for the user: one line (+ hint); the traceback too with ``verbose``."""
+def report(exc: BaseException, verbose: bool = False) -> None:
+    """Print ``exc`` for the user: one line (+ hint); the traceback too with ``verbose``.
+
+    An error outside reelflow's tree (a bug, or a library's failure nothing foresaw) is one line
+    too, named as the internal error it is, with how to get its traceback for a report."""
     import traceback
 
     from reelflow.secrets import redact
@@ -33,24 +36,15 @@ def report(exc: ReelflowError, verbose: bool = False) -> None:
     if verbose:
         err.print(redact("".join(traceback.format_exception(exc))).rstrip(), markup=False, highlight=False)
     line = one_line(redact(exc))
-    err.print(f"render failed: {line}" if isinstance(exc, RenderError) else line, markup=False, highlight=False)
-    if exc.hint:
-        err.print(f"hint: {one_line(redact(exc.hint))}", markup=False, highlight=False)
-
-
-def report_unexpected(exc: Exception, verbose: bool = False) -> None:
-    """An error outside reelflow's tree (a bug, or a library's failure reelflow did not foresee):
-    one line naming it, and how to get the traceback for a report."""
-    import traceback
-
-    from reelflow.secrets import redact
-
-    if verbose:
-        err.print(redact("".join(traceback.format_exception(exc))).rstrip(), markup=False, highlight=False)
-    err.print(f"internal error: {type(exc).__name__}: {one_line(redact(exc))}", markup=False, highlight=False)
-    if not verbose:
-        err.print("hint: this is a reelflow bug; run the command again with -v for the traceback to report",
-                  markup=False, highlight=False)
+    if not isinstance(exc, ReelflowError):
+        line = f"internal error: {type(exc).__name__}: {line}"
+        hint = None if verbose else "this is a reelflow bug; run the command again with -v for the traceback to report"
+    else:
+        line = f"render failed: {line}" if isinstance(exc, RenderError) else line
+        hint = exc.hint and one_line(redact(exc.hint))
+    err.print(line, markup=False, highlight=False)
+    if hint:
+        err.print(f"hint: {hint}", markup=False, highlight=False)
 
 
 class _Commands(TyperGroup):
@@ -68,7 +62,7 @@ class _Commands(TyperGroup):
         except (typer.Exit, typer.Abort, TyperException):
             raise
         except Exception as exc:  # noqa: BLE001 - the documented promise: no traceback without -v
-            report_unexpected(exc, ctx.meta.get(VERBOSE, False))
+            report(exc, ctx.meta.get(VERBOSE, False))
             raise typer.Exit(1) from None
         except BaseException as exc:     # Ctrl-C, SIGTERM (Prefect's TerminationSignal in a flow run)
             import signal
