@@ -67,8 +67,7 @@ def _damaged(store: ClipStore, plan: ClipPlan) -> bool:
     if problem is None:
         return False
     said = f"scene {plan.scene_id!r}: the stored clip {plan.key} is damaged ({problem}); it is made again"
-    _log.warning("%s", said)
-    events.emit("warning", text=said)
+    events.warn(said)
     store.delete(plan.key)
     return True
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Callable
 
@@ -30,3 +31,10 @@ def emit(event: str, **data: Any) -> None:
             listener(event, data)
         except Exception:  # noqa: BLE001 - a broken listener must not break a render
             pass
+
+
+def warn(text: str) -> None:
+    """A warning for the user: in the ``reelflow`` log (Prefect's run log in a flow) and to the
+    listeners (the CLI prints it under the render's lines)."""
+    logging.getLogger("reelflow").warning("%s", text)
+    emit("warning", text=text)

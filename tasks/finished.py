@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 
 from tasks.step import step
 
@@ -32,7 +31,6 @@ def remember_render(spec: Project, result: RenderResult, files: dict[str, list])
     if changed := render_index.changed_files(spec, files):
         said = (f"{', '.join(changed)} changed while render {result.render_id} ran: it is not "
                 f"remembered as the finished render of this production (the next render cuts again)")
-        logging.getLogger("reelflow").warning("%s", said)
-        events.emit("warning", text=said)
+        events.warn(said)
         return None
     return render_index.record(store, digest, result)

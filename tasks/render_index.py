@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import tempfile
 from pathlib import Path
 
@@ -175,8 +174,7 @@ def _damaged_video(store: ClipStore, key: str) -> bool:
     if problem is None:
         return False
     said = f"the finished video {key} is damaged ({problem}); the render is stitched again"
-    logging.getLogger("reelflow").warning("%s", said)
-    events.emit("warning", text=said)
+    events.warn(said)
     return True
 
 

@@ -76,8 +76,7 @@ def normalize_stored(ref: ClipRef, profile: Output, store: ClipStore, work_dir: 
     kept = _number_or_none(meta.get("frames"), int) if meta is not None else None
     if meta is not None and _reusable(kept, frames) and (problem := intact.problem(store, key, kept or frames)):
         said = f"scene {ref.scene_id!r}: the stored normalised clip {key} is damaged ({problem}); it is made again"
-        _log.warning("%s", said)
-        events.emit("warning", text=said)
+        events.warn(said)
         meta = None
     if meta is not None and _reusable(kept, frames):
         frames = kept or frames
