@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import random
 import shutil
 from contextlib import nullcontext
@@ -26,7 +25,6 @@ from tasks.limits import engine_slot
 from tasks.models import ClipPlan, ClipRef
 from tasks.step import in_prefect_run, step
 
-_log = logging.getLogger("reelflow")
 
 MIN_DURATION_RATIO = 0.5   # shorter than this share of the request: a broken clip, not a short one
 

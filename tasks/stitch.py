@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,7 +32,6 @@ from tasks.limits import cpu_slot, cpu_slots
 from tasks.models import ClipRef, NormalizedRef
 from tasks.step import step
 
-_log = logging.getLogger("reelflow")
 
 
 TITLE_CARD, END_CARD = "title card", "end card"   # not valid scene ids: they never collide
