@@ -33,7 +33,6 @@ from tasks.models import ClipRef, NormalizedRef
 from tasks.step import step
 
 
-
 TITLE_CARD, END_CARD = "title card", "end card"   # not valid scene ids: they never collide
 
 
