@@ -300,11 +300,12 @@ def test_a_render_whose_video_cannot_be_published_leaves_no_outputs(small_projec
     assert outputs == []
 
 
-def test_a_ctrl_c_while_a_helper_is_being_forked_stays_with_the_render(tmp_path):
+@pytest.mark.parametrize("way", ["setpriv", "preexec"])
+def test_a_ctrl_c_while_a_helper_is_being_forked_stays_with_the_render(tmp_path, way):
     """Python runs its at-fork hooks in the child before the child has its own session (Prefect
     builds queues there): a terminal's Ctrl-C in that moment raised KeyboardInterrupt in the child
     and printed a traceback under the render's one line. spawn() holds SIGINT back across the fork;
-    the render still gets it, once the helper has started."""
+    the render still gets it, once the helper has started. (Through setpriv, no hook runs.)"""
     import sys
 
     script = tmp_path / "fork.py"
@@ -323,8 +324,10 @@ def test_a_ctrl_c_while_a_helper_is_being_forked_stays_with_the_render(tmp_path)
         "    print('interrupted')\n",
     )
     repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k != "REELFLOW_NO_SETPRIV"}
+    env.update(PYTHONPATH=str(repo), **({"REELFLOW_NO_SETPRIV": "1"} if way == "preexec" else {}))
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "PYTHONPATH": str(repo)}, start_new_session=True)
+                          env=env, start_new_session=True)
     assert "KeyboardInterrupt" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr
     assert proc.stdout.strip() == "interrupted", proc.stdout + proc.stderr        # the render got it
     for _ in range(50):                                                          # and the helper ran
