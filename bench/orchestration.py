@@ -1,5 +1,6 @@
 """What orchestration costs: the whole render (in-process, as the CLI runs it by default, and as
-the Prefect flow) against a plain thread pool doing the same work, fan-out under an engine
+the Prefect flow, as `reelflow render --prefect` runs it: on PREFECT_API_URL if set, else on the
+CLI's temporary server) against a plain thread pool doing the same work, fan-out under an engine
 limit, and the orchestrator's peak memory.
 
     python -m bench.orchestration overhead --clips 200
@@ -15,6 +16,7 @@ seconds), so what is measured is orchestration, normalising and stitching: the s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import resource
@@ -68,7 +70,7 @@ def register_noop(source: Path, latency: float, limit: int | None) -> None:
 def production(folder: Path, scenes: int, tag: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     spec = {"title": "Orchestration", "output": {**SIZE, "subtitles": "srt"}, "engine": {"name": "noop"},
-            "scenes": [{"id": f"s{i:04d}", "action": f"scene {i} {tag}", "speech": f"Line {i}.", "duration": 0.5}
+            "scenes": [{"id": f"s{i:04d}", "action": f"scene {i} {tag}", "speech": f"Line{i}.", "duration": 0.5}
                        for i in range(scenes)]}
     (folder / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return folder
@@ -110,9 +112,22 @@ def plain_pool(folder: Path, state: Path) -> tuple[float, float]:
     return end - started, end - stitch_started
 
 
+_SERVER = contextlib.ExitStack()
+
+
+def prefect_server() -> None:
+    """The Prefect API the flow arm talks to, as `reelflow render --prefect` gets it: PREFECT_API_URL
+    if set, else the CLI's temporary server (started once, for the whole benchmark)."""
+    if not _SERVER._exit_callbacks:
+        from reelflow.prefect_api import temporary_server
+
+        _SERVER.enter_context(temporary_server())
+
+
 def through_prefect(folder: Path, state: Path) -> float:
     from flows.render import render_project
 
+    prefect_server()
     use_state(state)
     started = time.perf_counter()
     render_project(str(folder), force=True)
@@ -137,6 +152,8 @@ def prefect_floor(clips: int) -> float:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from tasks.limits import pool_size
+
+    prefect_server()
 
     @task(cache_policy=NO_CACHE, persist_result=False)
     def nothing(i: int) -> int:
@@ -212,7 +229,8 @@ def fanout(args, root: Path, source: Path) -> None:
 
 def memory_child(scenes: int, root: Path, source: Path, arm: str) -> None:
     register_noop(source, 0.0, None)
-    ARMS[arm][1](production(root / f"mem-{scenes}", scenes, "mem"), root / f"mem-state-{arm}-{scenes}")
+    with _SERVER:
+        ARMS[arm][1](production(root / f"mem-{scenes}", scenes, "mem"), root / f"mem-state-{arm}-{scenes}")
     print(f"MAXRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f}")
 
 
@@ -256,7 +274,8 @@ def main(argv: list[str] | None = None) -> None:
         memory_child(args.n, root, source, args.orchestrator)
         return
     print(f"cpus={os.cpu_count()}, engine limits: {os.environ.get('REELFLOW_ENGINE_LIMITS', 'auto')}")
-    {"overhead": overhead, "fanout": fanout, "memory": memory}[args.what](args, root, source)
+    with _SERVER:
+        {"overhead": overhead, "fanout": fanout, "memory": memory}[args.what](args, root, source)
 
 
 if __name__ == "__main__":
