@@ -206,3 +206,34 @@ def test_batch_renders_every_project_and_reports_failures(tmp_path, small_projec
     assert outcomes["small"].endswith("final.mp4") and outcomes["broken"].startswith("FAILED")
     nothing = render_batch(str(tmp_path / "nope"), return_state=True)     # a typo in a scheduled batch's root
     assert nothing.is_failed() and nothing.message.endswith("nope: no production here (no */project.yaml under it)")
+
+
+def test_a_steps_arguments_are_handed_over_not_walked_by_prefect():
+    """Steps get values, never futures: Prefect is not let walk a step's arguments (the whole
+    production and every plan, twice per step), and the task run is named from them."""
+    from dataclasses import dataclass
+
+    from prefect import flow
+
+    from tasks.step import step
+
+    @dataclass
+    class Trap:
+        slug: str
+
+        def __getattribute__(self, name):
+            if name == "__dataclass_fields__" and object.__getattribute__(self, "slug") == "armed":
+                raise RuntimeError("walked")          # what Prefect's visit_collection reads first
+            return object.__getattribute__(self, name)
+
+    @step(task_run_name="trap-{spec.slug}")
+    def take(spec: Trap, items: list) -> str:
+        from prefect.runtime import task_run
+
+        return f"{task_run.name} {len(items)}"
+
+    @flow
+    def run() -> str:
+        return take(Trap("armed"), [Trap("armed")] * 3)
+
+    assert run() == "trap-armed 3"
