@@ -81,7 +81,8 @@ def temporary_server(timeout: float = 120) -> Iterator[None]:
 
     import httpx
     import prefect
-    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+    from prefect.settings import (PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, get_current_settings,
+                                  temporary_settings)
 
     from reelflow.process import spawn
 
@@ -118,7 +119,10 @@ def temporary_server(timeout: float = 120) -> Iterator[None]:
                 raise InfrastructureError(f"the temporary Prefect server did not start in {timeout:.0f} s"
                                           f"{_last_words(log)}", hint=HINT)
             time.sleep(0.2)
-        with temporary_settings({PREFECT_API_URL: url}):
+        # No flow-run heartbeats: they tell a server that outlives the run that it is alive, and
+        # this one stops with it. The flow run ends without joining the heartbeat thread, which
+        # sleeps in whole seconds (0 to 1 s at the end of every run).
+        with temporary_settings({PREFECT_API_URL: url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             try:
                 yield
             finally:

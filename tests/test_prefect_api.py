@@ -1,6 +1,6 @@
 """The CLI's temporary Prefect server (no PREFECT_API_URL): its log stays off the render's
-terminal, a failed start is one line saying why, and the task runs it records in batches are all
-written by the time the render has exited."""
+terminal, a failed start is one line saying why, the task runs it records in batches are all
+written by the time the render has exited, and its flow runs send no heartbeats."""
 
 from __future__ import annotations
 
@@ -49,6 +49,9 @@ def test_a_prefect_render_prints_only_its_own_lines_and_every_task_run_is_record
     assert "DEBUG" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     with sqlite3.connect(tmp_path / "prefect-home" / "prefect.db") as db:
         states = db.execute("SELECT name, state_type FROM task_run").fetchall()
+        events = {name for (name,) in db.execute("SELECT event FROM events")}
+    # No heartbeats for a server that stops with the run (the run ended without waiting on them).
+    assert "prefect.flow-run.Completed" in events and "prefect.flow-run.heartbeat" not in events
     clips = sorted(name for name, _ in states if name.startswith("clip-"))
     assert clips == ["clip-s0-animatic", "clip-s1-animatic", "clip-s2-animatic"]
     assert {state for _, state in states} == {"COMPLETED"}
