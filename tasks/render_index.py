@@ -86,7 +86,12 @@ def finishing(spec: Project, takes: dict[str, int]) -> dict:
     files = {name: file_digest(path) for name, path in _files(spec).items()}
     # The takes, not picks.yaml's bytes: a comment or an explicit take 1 is not a new cut.
     picks = {scene: take for scene, take in sorted(takes.items()) if take != 1}
-    return {"spec": top, "scenes": scenes, "files": files, "picks": picks or None}
+    out = {"spec": top, "scenes": scenes, "files": files, "picks": picks or None}
+    if spec.lower_third:
+        # The names lower thirds draw come from `characters`, which otherwise only feeds the
+        # clips' keys (and a prompt need not print a name: a renamed character is a new video).
+        out["speakers"] = spec.speaker_names()
+    return out
 
 
 def render_digest(spec: Project, clips: list[tuple[str, str, float | None, str | None]],

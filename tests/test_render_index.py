@@ -49,6 +49,18 @@ def test_any_input_of_the_stitch_changes_the_digest(small_project, change):
     assert digest(small_project) != before
 
 
+@pytest.mark.parametrize("lower_third", [True, False])
+def test_a_renamed_speaker_is_a_new_video_when_lower_thirds_draw_the_name(small_project, lower_third):
+    """The lower third draws `characters.*.name`, a section that otherwise only feeds the clips'
+    keys; a template that does not print the name left the digest as it was, and the video
+    with the old name was served as unchanged."""
+    (small_project / "plain.j2").write_text("{{ scene.action }}.\n")
+    edit(small_project, lambda s: s.update(template="plain.j2", **({"lower_third": {"duration": 1}} if lower_third else {})))
+    before = digest(small_project)
+    edit(small_project, lambda s: s["characters"]["max"].update(name="Zelda"))
+    assert (digest(small_project) != before) == lower_third
+
+
 def test_what_picks_yaml_says_is_part_of_the_digest_not_its_bytes(small_project):
     """A comment or an explicit take 1 in picks.yaml made a new render of the same cut."""
     from tasks.takes import book_takes
