@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reelflow.cli import ProjectArg, _load_or_exit, app, err, out
+from reelflow.cli import ProjectArg, _check_engine, _load_or_exit, app, err, out
 from reelflow.errors import InputError
 from reelflow.out_folder import check_out
 
@@ -34,6 +34,7 @@ def storyboard(
     from storage import open_store
     from tasks.storyboard import HTML_NAME, PNG_NAME, make_storyboard
 
+    _check_engine(engine)
     spec = _load_or_exit(project)
     settings = get_settings()
     dest = out_dir or default_storyboard_dir(spec.slug)

@@ -34,10 +34,11 @@ def test_render_without_out_prints_the_stored_video(small_project, isolated_stor
     assert "1 clip(s) generated" in result.output
 
 
-def test_an_unknown_engine_option_is_bad_input_exit_2(small_project):
-    result = CliRunner().invoke(app, ["render", str(small_project), "--engine", "nope"])
-    assert result.exit_code == 2
-    assert "unknown engine 'nope'" in result.output and "known engines: animatic" in result.output
+@pytest.mark.parametrize("command", ["render", "storyboard", "cost", "prompts"])
+def test_an_unknown_engine_option_is_bad_input_exit_2(small_project, command, isolated_storage):
+    result = CliRunner().invoke(app, [command, str(small_project), "--engine", "nope"])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("--engine: unknown engine 'nope'") and "known engines: animatic" in result.output
     assert "Traceback" not in result.output
 
 
