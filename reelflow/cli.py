@@ -217,6 +217,7 @@ def render(
     progress = RenderProgress(err, always=verbose)
     options = dict(engine=engine, scenes=scene or None, force=force, takes=takes, redo=redo or None, review=review)
     if use_prefect:
+        _check_plan(spec, engine, scene or None, takes, redo or None)
         _quiet_prefect(verbose)
         from flows.render import render_project
         from reelflow.prefect_api import prefect_boundary, temporary_server
@@ -230,6 +231,15 @@ def render(
         with progress:
             result = _render_with_review(render_local, review, progress, str(project), spec=spec, **options)
     _report(result, out_dir, progress.summary(), progress.warnings)
+
+
+def _check_plan(spec, engine: str | None, scenes: list[str] | None, takes: int | None, redo: list[str] | None) -> None:
+    """What the flow's first steps would refuse (a mistyped --scene or --redo), refused before a
+    Prefect server is started for it. Pure: the store is not read."""
+    from tasks.plan import plan_project
+    from tasks.takes import book_takes
+
+    book_takes(plan_project(spec, engine, scenes), spec, lambda key: False, takes, redo)
 
 
 def _local_logging(verbose: bool) -> None:

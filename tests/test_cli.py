@@ -197,3 +197,17 @@ def test_a_render_from_another_folder_with_the_default_settings(small_project, t
     video = Path(proc.stdout.strip().splitlines()[-1])
     assert video.is_relative_to(here / ".reelflow" / "store") and video.is_file()
     assert probe(video).audio_duration
+
+
+@pytest.mark.parametrize("option", [["--scene", "nope"], ["--redo", "nope"], ["--scene", "s0", "--redo", "s1"]])
+def test_a_mistyped_scene_is_refused_before_a_prefect_server_is_started(small_project, isolated_storage, monkeypatch,
+                                                                        option):
+    """It used to start the temporary server (seconds) and print Prefect's shutdown warning first."""
+    def no_server(*args, **kwargs):
+        raise AssertionError("a Prefect server was started for a mistyped option")
+
+    monkeypatch.setattr("reelflow.prefect_api.temporary_server", no_server)
+    result = CliRunner().invoke(app, ["render", "--prefect", str(small_project), *option])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and ("unknown scene id(s) 'nope'" in lines[0] or "cannot redo" in lines[0]), result.output
