@@ -50,7 +50,7 @@ class RenderProgress:
         self.board = Board()
         self.speeds: dict[str, float] = {}
         self.stage = ""
-        self.normalized = 0
+        self.normalized: set = set()      # scenes (and cards) normalised: a clip normalised ahead is found again at the cut
         self.warnings: list[str] = []        # said during the render (``events.emit("warning", text=...)``)
         self.shown = always or console.is_terminal
         self.live = Live(console=console, refresh_per_second=4, transient=False, get_renderable=self.render)
@@ -62,7 +62,7 @@ class RenderProgress:
             if self.shown:                       # for the time left; nothing reads it off screen
                 self.speeds = engine_speeds({s["engine"] for s in data.get("scenes", []) if s.get("engine")})
         elif kind == "normalized":
-            self.normalized += 1
+            self.normalized.add(data.get("scene"))
         elif kind == "stitch":
             self.stage = f"stitching: {data.get('stage')}"
         elif kind == "warning":
@@ -88,7 +88,7 @@ class RenderProgress:
             eta = self.board.eta(self.speeds)
             line += f" · ETA ~{clock(eta)}" if eta else ""
         if self.normalized:
-            line += f" · normalised {self.normalized}"
+            line += f" · normalised {len(self.normalized)}"
         if self.stage:
             line += f" · {self.stage}"
         line += f" · {clock(time.monotonic() - self.board.started)} elapsed"

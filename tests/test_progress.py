@@ -88,6 +88,8 @@ def test_cli_shows_each_scene_and_names_the_generated_ones(small_project, counti
     assert any(line.split()[:3] == ["s1", "1", "reused"] for line in lines if line.strip())
     assert any(line.split()[:3] == ["s0", "1", "done"] for line in lines if line.strip())
     assert "generated: s0, s2" in again.output
+    # Each clip normalised once is counted once (a clip normalised as it landed is found again at the cut).
+    assert "normalised 3 ·" in again.output and "normalised 6" not in again.output
 
 
 @pytest.mark.slow
