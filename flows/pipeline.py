@@ -155,7 +155,7 @@ def _render(runner: Runner, spec, chains: list[list[ClipPlan]], book: TakeBook, 
         edl=store.url(outputs["edl"]) if "edl" in outputs else None,
         contact_sheet=store.url(outputs["contact_sheet"]),
         duration=outputs["duration"],
-        generated=sum(not c.cached for c in made),
+        generated=sum(not c.cached and c.engine is not None for c in made),    # footage is stored, not generated
         reused=sum(c.cached for c in made),
         clips=clips,
         warnings=list(dict.fromkeys([*(w for chain in chains for w in chain[0].warnings),
