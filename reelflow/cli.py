@@ -314,12 +314,21 @@ def history(
         raise InputError(f"no render {render_id!r} among the last {limit} of {slug!r} (--limit shows more)")
     out.print(f"render {chosen.id}: {chosen.video_key or clip(chosen.error or chosen.status, 2000)}", highlight=False)
     detail = Table(title=f"attempts of render {chosen.id}")
-    for column in ("scene", "engine", "status", "s", "cost $", "error"):
+    # The clip tells the takes of a scene apart (its key, as `reelflow takes` lists it).
+    for column in ("scene", "clip", "engine", "status", "s", "cost $", "error"):
         detail.add_column(column, overflow="fold")
     for a in catalog.attempts(render_id=chosen.id):
-        detail.add_row(a.scene, a.engine or "footage", a.status, f"{a.seconds:.1f}", f"{a.cost:.4f}",
-                       clip(f"{a.error_class}: {a.error}", 160) if a.error_class else "")
+        detail.add_row(a.scene, _short_key(a.clip_key), a.engine or "footage", a.status, f"{a.seconds:.1f}",
+                       f"{a.cost:.4f}", clip(f"{a.error_class}: {a.error}", 160) if a.error_class else "")
     out.print(detail)
+
+
+def _short_key(key: str | None) -> str:
+    """``clips/0313542d…``: a clip's key, short (the digest's first 8 characters)."""
+    if not key:
+        return "-"
+    folder, _, name = key.rpartition("/")
+    return f"{folder}/{name[:8]}…" if len(name) > 12 else key
 
 
 @app.command()

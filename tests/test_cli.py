@@ -125,6 +125,11 @@ def test_cost_before_and_after_a_render_and_history(small_project, monkeypatch, 
     history = runner.invoke(app, ["history", str(small_project)])
     assert history.exit_code == 0, history.output
     assert "completed" in history.output and "s1" in history.output and "generated" in history.output
+    from projects import load_project
+    from tasks.plan import plan_project
+
+    key = next(c[0].key for c in plan_project(load_project(small_project)) if c[0].scene_id == "s1")
+    assert key.split("/")[1][:8] in history.output          # which clip (take) each attempt was
 
 
 def test_history_of_a_project_never_rendered(small_project):
