@@ -69,7 +69,7 @@ class TakeRef(BaseModel):
     """One take of a scene that exists in the store."""
 
     take: int
-    seed: int
+    seed: int | None                      # None: footage, which has no seed
     key: str
     engine: str | None
     model: str | None

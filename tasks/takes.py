@@ -130,7 +130,7 @@ def take_refs(refs: list[ClipRef], stored: list[ClipPlan]) -> dict[str, list[Tak
     """Every take of every scene that exists after the render (made or found), by take number."""
     out: dict[str, list[TakeRef]] = {}
     for r in refs:
-        out.setdefault(r.scene_id, []).append(TakeRef(take=r.take, seed=r.seed or 0, key=r.key, engine=r.engine,
+        out.setdefault(r.scene_id, []).append(TakeRef(take=r.take, seed=r.seed, key=r.key, engine=r.engine,
                                                        model=r.model, cached=r.cached))
     for p in stored:
         out.setdefault(p.scene_id, []).append(TakeRef(take=p.take, seed=p.request.seed, key=p.key, engine=p.engine,
