@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from engines.base import ClipRequest, file_digest
 from engines import registry
 from engines.registry import default_model
 from tasks.models import ClipPlan
-from projects.schema import EngineSpec, Project, Scene
+from projects.schema import MAX_TAKE_NUMBER, EngineSpec, Project, Scene
 from prompts import render_scene_prompt, template_for
 from reelflow.errors import InputError
 from storage.file_memo import FileMemo, finite
@@ -16,6 +17,15 @@ from storage.file_memo import FileMemo, finite
 
 class PlanError(InputError):
     """The project cannot be planned as asked (unknown scene id, bad template)."""
+
+
+def default_seed(scene_id: str) -> int:
+    """A scene's seed when project.yaml gives none: from its id, not its position, so adding,
+    removing or reordering scenes changes no other scene's clips, and a pick (a take number)
+    keeps naming the clip it picked. Below 2**31 less the most takes, for engines that take
+    a signed 32-bit seed."""
+    digest = hashlib.sha256(scene_id.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % (2**31 - MAX_TAKE_NUMBER)
 
 
 def engine_chain(project: Project, scene: Scene, override: str | None) -> list[EngineSpec]:
@@ -73,7 +83,7 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
         voice=character.voice if character else "en-us",
         voice2=voice2,
         width=out.width, height=out.height, fps=out.fps, duration=duration,
-        seed=scene.seed if scene.seed is not None else index,
+        seed=scene.seed if scene.seed is not None else default_seed(scene.id),
         params=spec.params,
     )
     return ClipPlan(

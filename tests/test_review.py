@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from reelflow.cli import app
 from reelflow.settings import reload_settings
+from tasks.plan import default_seed
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -146,7 +147,7 @@ def test_flow_pauses_for_the_form_and_resumes_with_a_redo(small_project, countin
             [artifact] = client.read_artifacts(artifact_filter=ArtifactFilter(
                 key=ArtifactFilterKey(any_=["render-small-review"]),
                 flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
-        assert "| s1 | Line 1. | 1 | take 1 (seed 1, animatic) |" in artifact.data
+        assert f"| s1 | Line 1. | 1 | take 1 (seed {default_seed('s1')}, animatic) |" in artifact.data
         resume_flow_run(run.id, run_input={"scenes": {"s1": {"take": 1, "redo": True}}, "again": False})
         runner.join(timeout=120)
     finally:

@@ -12,6 +12,7 @@ import yaml
 
 from flows.render import render_project
 from storage import open_store
+from tasks.plan import default_seed
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -46,7 +47,8 @@ def test_takes_picks_and_recut_without_engine_calls(small_project, counting, iso
     assert (first.generated, first.reused) == (5, 0)
     s1 = next(s for s in first.scenes if s.scene_id == "s1")
     assert [t.take for t in s1.takes] == [1, 2, 3] and s1.picked == 1
-    assert [t.seed for t in s1.takes] == [1, 2, 3]                 # the scene's index is its seed
+    base = default_seed("s1")                                      # the scene's seed, from its id
+    assert [t.seed for t in s1.takes] == [base, base + 1, base + 2]
     assert len({t.key for t in s1.takes}) == 3
 
     counting.calls.clear()
@@ -84,8 +86,9 @@ def test_take_one_keeps_the_key_a_scene_always_had(small_project, counting):
     spec = load_project(small_project)
     book = book_takes(plan_project(spec), spec, lambda key: False)
     assert [c[0].key for c in book.chains if c[0].take == 1] == [c[0].key for c in before]
+    s0, s1, s2 = map(default_seed, ("s0", "s1", "s2"))
     assert [(c[0].scene_id, c[0].take, c[0].request.seed) for c in book.chains] == [
-        ("s0", 1, 0), ("s0", 2, 1), ("s1", 1, 1), ("s2", 1, 2)]
+        ("s0", 1, s0), ("s0", 2, s0 + 1), ("s1", 1, s1), ("s2", 1, s2)]
 
 
 @pytest.mark.slow
@@ -95,7 +98,7 @@ def test_redo_adds_one_take_beyond_those_stored_and_picks_it(small_project, coun
     redone = render_project(str(small_project), redo=["s2"])
     assert counting.calls == ["s2"]
     cut = {c.scene_id: c for c in redone.clips}
-    assert cut["s2"].take == 2 and cut["s2"].seed == 3
+    assert cut["s2"].take == 2 and cut["s2"].seed == default_seed("s2") + 1
     assert yaml.safe_load((small_project / "picks.yaml").read_text()) == {"s2": 2}
     counting.calls.clear()
     third = render_project(str(small_project), redo=["s2"])
@@ -292,3 +295,24 @@ def test_cost_counts_every_take_a_render_makes(small_project, counting):
     render_project(str(small_project))
     assert sorted(counting.calls) == ["s0", "s1", "s1", "s1", "s2", "s2"]
     assert "total: 0 clip(s) to generate" in CliRunner().invoke(app, ["cost", str(small_project)]).output
+
+
+@pytest.mark.slow
+def test_removing_or_reordering_scenes_keeps_every_other_clip_and_pick(small_project, counting):
+    """Seeds came from a scene's position: removing the first scene shifted every later scene's
+    seeds, so they were made again and a pick (a take number) named the take the user had
+    rejected. A scene's default seed now comes from its id."""
+    from projects.picks import save_picks
+
+    edit_scene(small_project, "s2", takes=2)
+    first = render_project(str(small_project))
+    save_picks(small_project, {"s2": 2})
+    chosen = next(t.key for s in first.scenes if s.scene_id == "s2" for t in s.takes if t.take == 2)
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["scenes"] = [spec["scenes"][2], spec["scenes"][1]]             # s0 removed, the rest reordered
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    counting.calls.clear()
+    again = render_project(str(small_project))
+    assert counting.calls == []                                        # nothing made again
+    cut = {c.scene_id: c for c in again.clips}
+    assert cut["s2"].take == 2 and cut["s2"].key == chosen
