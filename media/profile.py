@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from fractions import Fraction
 from typing import Literal
 
@@ -12,10 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 def exact_rate(fps: float) -> Fraction:
     """A frame rate as an exact fraction. The NTSC rates, written as people write them (23.976,
-    23.98, 29.97, 59.94, 119.88), are n*1000/1001; ``Fraction(29.97).limit_denominator(1001)``
-    alone gave 2997/100, which no editor, player or timecode knows."""
+    23.98, 23.97, 29.97, 59.94, 119.88), are n*1000/1001; ``Fraction(29.97).limit_denominator(1001)``
+    alone gave 2997/100, which no editor, player or timecode knows. Cut to two decimals rather
+    than rounded, as cameras and players label 23.976 ("23.97"), counts too."""
     nominal = round(fps * 1.001)
-    if abs(fps - round(fps)) > 1e-6 and abs(fps - nominal / 1.001) < 0.005:
+    ntsc = nominal / 1.001
+    if abs(fps - round(fps)) > 1e-6 and (abs(fps - ntsc) < 0.005 or abs(fps - math.floor(ntsc * 100) / 100) < 1e-6):
         return Fraction(nominal * 1000, 1001)
     return Fraction(fps).limit_denominator(1001)
 

@@ -32,6 +32,7 @@ def _counts(path) -> tuple[int, int]:
     (29.97, Fraction(30000, 1001)), (23.976, Fraction(24000, 1001)), (23.98, Fraction(24000, 1001)),
     (59.94, Fraction(60000, 1001)), (30000 / 1001, Fraction(30000, 1001)), (119.88, Fraction(120000, 1001)),
     (30, Fraction(30)), (24, Fraction(24)), (5, Fraction(5)), (12.5, Fraction(25, 2)), (29.9, Fraction(299, 10)),
+    (23.97, Fraction(24000, 1001)), (59.9, Fraction(599, 10)), (23.96, Fraction(599, 25)),
 ])
 def test_ntsc_rates_are_exact_as_people_write_them(fps, rate):
     assert exact_rate(fps) == rate
