@@ -151,7 +151,39 @@ def _plan_footage(project: Project, scene: Scene, index: int, shown: list[str]) 
         scene_id=scene.id, index=index, project=project.slug, kind="footage",
         key=f"footage/{file_digest(path)}{path.suffix.lower()}",
         footage=str(path), duration=scene.duration, speech=scene.speech,
+        warnings=_footage_fit(project, scene, path),
     )
+
+
+# Footage's picture and sound ends, probed once (a kept answer that is not two numbers: probed again).
+_FOOTAGE_SECONDS = FileMemo("footage-seconds", check=lambda kept: len(kept.split()) == 2
+                            and all(finite(n, 0.0) for n in kept.split()))
+
+
+def _footage_fit(project: Project, scene: Scene, path: Path) -> list[str]:
+    """A warning when the scene's ``duration`` is longer than its footage: the rest is the last
+    frame held (in silence, unless the footage's sound runs on). Counted in output frames, as the
+    clip is cut, so footage of the scene's length to the frame does not warn."""
+    if scene.duration is None:
+        return []                      # the scene is the footage's own length
+    from media.probe import ProbeError, probe
+
+    def ends() -> str:
+        info = probe(path)
+        return f"{info.video_end!r} {info.audio_duration or 0.0!r}"
+
+    try:
+        picture, sound = map(float, _FOOTAGE_SECONDS.answer(path, ends).split())
+    except (ProbeError, OSError, ValueError):
+        return []                      # validate names an unreadable file
+    out = project.output
+    held = out.frames_for(scene.duration) - out.frames_for(picture)
+    if held <= 0:
+        return []
+    seconds = float(held / out.rate)
+    silent = ", in silence" if sound <= picture + 0.05 else ""
+    return [f"scene {scene.id!r}: footage {scene.footage} is {picture:.1f} s, the scene {scene.duration:g} s: "
+            f"its last {seconds:.1f} s are its last frame held{silent}"]
 
 
 def prefer_stored(chains: list[list[ClipPlan]], exists) -> list[list[ClipPlan]]:

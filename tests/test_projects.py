@@ -153,6 +153,33 @@ def test_a_scene_s_audio_longer_than_the_scene_warns(tmp_path):
     assert "scene 'one': audio line.wav is 8.0 s, the scene 3 s: its last 5.0 s are not heard" in result.output
 
 
+def test_a_footage_scene_longer_than_its_footage_warns(tmp_path):
+    """The scene's end was the footage's last frame frozen, in silence, without a word anywhere.
+    Footage of the scene's length to the output frame, or a scene without a duration (it takes
+    the footage's), does not warn; footage whose sound runs on is not said to be silent."""
+    from media import ffmpeg
+    from projects import load_project
+    from tasks.plan import plan_project
+
+    scenes = "".join(f"  - {{id: {sid}, footage: clips/{clip}{f', duration: {d}' if d else ''}}}\n"
+                     for sid, clip, d in [("broll", "broll.mp4", 5), ("exact", "broll.mp4", 2),
+                                          ("frame", "broll.mp4", 2.01), ("own", "broll.mp4", None),
+                                          ("talk", "talk.mp4", 4)])
+    folder = write_spec(tmp_path / "p", GOOD + scenes)
+    (folder / "clips").mkdir()
+    marked_clip(folder / "clips" / "broll.mp4", width=160, height=288, fps=12, seconds=2, audio_rate=None)
+    ffmpeg.run(["-f", "lavfi", "-i", "color=c=gray:s=160x288:r=12:d=2", "-f", "lavfi", "-i", "sine=d=3",
+                "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(folder / "clips" / "talk.mp4")])
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 0, result.output
+    held = "scene 'broll': footage clips/broll.mp4 is 2.0 s, the scene 5 s: its last 3.0 s are its last frame held, in silence"
+    talk = "scene 'talk': footage clips/talk.mp4 is 2.0 s, the scene 4 s: its last 2.0 s are its last frame held"
+    assert held in result.output and talk in result.output and f"{talk}, in silence" not in result.output
+    assert result.output.count("footage") == 2, result.output
+    warned = {chain[0].scene_id: chain[0].warnings for chain in plan_project(load_project(folder))}   # render, render.json, storyboard
+    assert warned == {"one": [], "broll": [held], "exact": [], "frame": [], "own": [], "talk": [talk]}
+
+
 def test_text_drawn_in_glyphs_the_font_lacks_warns_once_per_place(tmp_path):
     """Roboto has Latin, Greek and Cyrillic; kana, kanji, arrows and emoji would be boxes."""
     spec = (GOOD.replace("name: Max", "name: マックス").replace("action: waving", "action: 手を振る waving")
