@@ -1,19 +1,31 @@
 """``--out``: the folder a command copies its files into, checked before any work and left
-holding one render's files."""
+holding one render's files.
+
+What a render wrote there is kept in :data:`RECORD` (name -> SHA-256): the next render removes
+a name it does not write only if that record lists it and the file still holds those bytes, so
+a file reelflow did not write, or one edited since, is left alone. A record that is missing, not
+a plain file or not one (damaged, hostile) removes nothing."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
+import re
 import shutil
+import stat
 from pathlib import Path
 
 from reelflow.errors import DISK_ERRNOS, DISK_HINT, InfrastructureError, InputError
 
-# Every name a render can write into --out: a name this render did not write is an earlier
-# render's, removed so the folder holds one render's files (a 12 fps EDL beside a 7 fps video).
+# Every name a render can write into --out: one this render did not write, that an earlier render
+# wrote (and nobody changed since), is removed so the folder holds one render's files (a 12 fps
+# EDL beside a 7 fps video).
 OUT_NAMES = ("final.mp4", "final.srt", "final.vtt", "final.otio", "final.edl", "contact-sheet.png",
              "storyboard.png", "storyboard.html")
+RECORD = ".reelflow-out.json"
+RECORD_LIMIT = 64 * 1024          # a record of OUT_NAMES is well under 1 KiB
 
 
 def copy_out(result, dest: Path) -> Path:
@@ -41,9 +53,12 @@ def copy_out(result, dest: Path) -> Path:
                     fetched = part
                 staged.append((fetched, target))
             check_names(dest)
-            written = {target.name for _, target in staged}
-            for name in set(OUT_NAMES) - written:
-                (dest / name).unlink(missing_ok=True)
+            digests = {target.name: _sha256(path) for path, target in staged}
+            for stale in earlier_files(dest, read_record(dest), set(digests)):
+                stale.unlink(missing_ok=True)
+            record = Path(tmp) / RECORD
+            record.write_text(json.dumps({"written": digests}, indent=1, sort_keys=True) + "\n")
+            staged.insert(-1, (record, dest / RECORD))          # the video still last
             for path, target in staged:
                 os.replace(path, target)
     except OSError as exc:
@@ -56,13 +71,52 @@ def copy_out(result, dest: Path) -> Path:
     return dest / "final.mp4"
 
 
-def check_names(dest: Path, names: tuple[str, ...] = OUT_NAMES) -> None:
+def read_record(dest: Path) -> dict[str, str]:
+    """The files (name -> SHA-256) an earlier render recorded writing into ``dest``: only names it
+    can write, with well-formed digests; {} for a record missing or unreadable, not a plain file
+    (a link, a FIFO), too big, or not JSON of that shape."""
+    try:
+        fd = os.open(dest / RECORD, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            data = os.read(fd, RECORD_LIMIT + 1) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+        finally:
+            os.close(fd)
+        written = json.loads(data)["written"] if 0 < len(data) <= RECORD_LIMIT else {}
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RecursionError):
+        return {}
+    if not isinstance(written, dict):
+        return {}
+    return {name: digest for name, digest in written.items()
+            if name in OUT_NAMES and isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{64}", digest)}
+
+
+def earlier_files(dest: Path, record: dict[str, str], written: set[str]) -> list[Path]:
+    """The files in ``dest`` an earlier render wrote (``record``) that this one does not
+    (``written``), still holding the bytes it wrote: plain files only, never through a link."""
+    stale = []
+    for name, digest in record.items():
+        path = dest / name
+        try:
+            plain = stat.S_ISREG(os.lstat(path).st_mode)
+        except FileNotFoundError:
+            continue
+        if name not in written and plain and _sha256(path) == digest:
+            stale.append(path)
+    return stale
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def check_names(dest: Path, names: tuple[str, ...] = (*OUT_NAMES, RECORD)) -> None:
     for name in names:
         if (dest / name).is_dir():
             raise IsADirectoryError(errno.EISDIR, "a folder is in the way", str(dest / name))
 
 
-def check_out(out_dir: Path | None, names: tuple[str, ...] = OUT_NAMES) -> None:
+def check_out(out_dir: Path | None, names: tuple[str, ...] = (*OUT_NAMES, RECORD)) -> None:
     """``--out`` is made (or found writable, with no folder in the way of ``names``) before any
     work: not a render paid for and then lost."""
     if out_dir is None:

@@ -89,7 +89,7 @@ def test_an_out_folder_holds_one_render_s_files(small_project, tmp_path):
     result = CliRunner().invoke(app, ["render", str(small_project), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {"final.mp4", "final.vtt", "final.otio", "contact-sheet.png",
-                                               "storyboard.png", "storyboard.html", "notes.txt"}
+                                               "storyboard.png", "storyboard.html", "notes.txt", ".reelflow-out.json"}
     assert probe(out / "final.mp4").fps == pytest.approx(7)
 
 
