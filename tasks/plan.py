@@ -151,7 +151,7 @@ def _plan_footage(project: Project, scene: Scene, index: int, shown: list[str]) 
         scene_id=scene.id, index=index, project=project.slug, kind="footage",
         key=f"footage/{file_digest(path)}{path.suffix.lower()}",
         footage=str(path), duration=scene.duration, speech=scene.speech,
-        warnings=_footage_fit(project, scene, path),
+        warnings=[*_footage_fit(project, scene, path), *shown],
     )
 
 

@@ -198,6 +198,22 @@ def test_text_drawn_in_glyphs_the_font_lacks_warns_once_per_place(tmp_path):
     ]
 
 
+def test_text_over_footage_in_glyphs_the_font_lacks_warns_too(tmp_path):
+    """A footage scene's burned subtitles and end card were drawn as boxes without a warning:
+    its plan dropped the on-screen warnings every generated scene's carries."""
+    spec = GOOD.replace("scenes:", "end_card: {text: bye 😀}\noutput: {subtitles: burn}\nscenes:") \
+        + "  - {id: broll, footage: clips/broll.mp4, speech: Wow → now.}\n"
+    folder = write_spec(tmp_path / "p", spec)
+    (folder / "clips").mkdir()
+    marked_clip(folder / "clips" / "broll.mp4", width=160, height=288, fps=12, seconds=1, audio_rate=None)
+    result = runner.invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("warning:")] == [
+        "warning: end_card.text: the font (Roboto) has no glyph for 😀: drawn as boxes",
+        "warning: scene 'broll': the burned subtitles: the font (Roboto) has no glyph for →: drawn as boxes",
+    ]
+
+
 def test_text_the_font_draws_gives_no_glyph_warning():
     from media.images import undrawable
 
