@@ -82,11 +82,19 @@ def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
     return line
 
 
+SLUG_LENGTH = 48
+
+
 def safe_slug(name: str) -> str:
-    """A storage-key-safe slug for a folder name: ``My Film`` -> ``my-film``, ``café`` -> ``cafe``."""
+    """A folder name as a storage-key-safe slug: itself when it is one (``my-film``); else made
+    from it with a digest of the whole name, ``My Film`` -> ``my-film-1f7c0e2b``, so two folders
+    (``My Film``, ``my-film``) never share a history or a renders folder."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9_-]+", "-", ascii_name.lower()).strip("-_")[:48]
-    return slug or "project-" + hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    slug = re.sub(r"[^a-z0-9_-]+", "-", ascii_name.lower()).strip("-_")
+    if slug == name and len(slug) <= SLUG_LENGTH:
+        return slug
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{slug[:SLUG_LENGTH - 9].rstrip('-_')}-{digest}" if slug else f"project-{digest}"
 
 
 def _problems(name: str, node, found: list[tuple[tuple, str]], taken: set[str]) -> list[Problem]:

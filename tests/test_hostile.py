@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -133,6 +134,17 @@ def test_folder_names_that_cannot_be_storage_keys_get_a_safe_slug_up_front(tmp_p
     assert result.exit_code == 0, result.output
     slug = result.stdout.split(":")[0]
     assert slug.isascii() and " " not in slug and slug == slug.lower()
+
+
+def test_two_folders_never_share_a_slug():
+    """`My Show!` and `my-show` were both `my-show`: one history, one renders folder, mixed."""
+    from projects.loader import safe_slug
+
+    names = ["my-show", "My Show!", "my show", "MY-SHOW", "a" * 48, "a" * 49, "a" * 60, "a" * 48 + "b", "日本", "映画"]
+    slugs = [safe_slug(n) for n in names]
+    assert len(set(slugs)) == len(names), slugs
+    assert slugs[0] == "my-show" and slugs[4] == "a" * 48              # a slug stays itself
+    assert all(len(s) <= 48 and re.fullmatch(r"[a-z0-9][a-z0-9_-]*", s) for s in slugs), slugs
 
 
 def test_a_too_long_speech_line_names_the_field_and_its_line(prod):
