@@ -2,7 +2,9 @@
 
 Each engine declares, once, in an ``EngineInfo``: whether it takes a scene's speech as audio,
 which concurrency slot it holds (its own Prefect limit, or the GPU's), how many clips it
-runs at once by default, its price and speed, and how its params are checked. The tasks
+runs at once by default, its price and speed, how its params are checked, and which of its
+settings make its clips (``settings_params``: they join the production's params, and so the
+clip key). The tasks
 read these declarations (``info(name)``) and never an engine's name; settings
 (``REELFLOW_ENGINE_CONCURRENCY``, ``REELFLOW_PRICES``, ``REELFLOW_SPEED``) only override them.
 """
@@ -32,6 +34,9 @@ class EngineInfo:
     speed: float = 1.0                         # engine-seconds per clip-second before the catalog knows
     params_check: str | None = None            # "module:attr" of problems(model, params) -> [(param, problem)]
     default_model: str | None = None           # "module:attr" of () -> the model used when none is named
+    settings_params: str | None = None         # "module:attr" of () -> {variable: params} its REELFLOW_* settings
+                                               # add under a production's params (only settings set away from
+                                               # their default; never a secret: these go into keys and plans)
     version: int = 1                           # bump when the engine makes other clips from the same request
                                                # (part of every clip key of the engine past 1)
     speaks: bool = False                       # speaks the prompt's lines itself, in both speakers' voices
@@ -43,14 +48,17 @@ _BUILTIN: dict[str, EngineInfo] = {
     # their drawn width, photos turned by their EXIF, the sound whole at NTSC rates.
     "animatic": EngineInfo("engines.animatic:AnimaticEngine", speed=0.5, version=2, speaks=True, captions=True),
     "hf-space": EngineInfo("engines.hf_space:HFSpaceEngine", "'reelflow[remote]' (gradio_client)",
-                           concurrency=1, speed=15.0, params_check="engines.adapters:step_problems"),
+                           concurrency=1, speed=15.0, params_check="engines.adapters:step_problems",
+                           settings_params="engines.settings:hf_space_settings_params"),
     "runpod": EngineInfo("engines.runpod_endpoint:RunPodEngine", "'reelflow[remote]' (runpod)",
                          speech_audio="audio-driven", concurrency=4, price=0.00076, speed=12.0,
-                         params_check="engines.adapters:payload_problems"),
+                         params_check="engines.adapters:payload_problems",
+                         settings_params="engines.settings:runpod_settings_params"),
     "local": EngineInfo("engines.diffusers_local:DiffusersEngine", "'reelflow[local]' (torch, diffusers)",
                         speech_audio="audio-driven", slot="gpu", concurrency=1, speed=20.0,
                         params_check="engines.diffusers_local:DiffusersEngine.param_problems",
-                        default_model="engines.settings:default_local_model"),
+                        default_model="engines.settings:default_local_model",
+                        settings_params="engines.settings:local_settings_params"),
 }
 _FACTORIES: dict[str, Callable[..., Engine]] = {}
 _INFOS: dict[str, EngineInfo] = {}
@@ -167,6 +175,28 @@ def default_model(name: str | None) -> str | None:
     except EngineInputError:
         return None
     return _load(name, target, None)() if target else None
+
+
+def settings_params(name: str | None) -> dict[str, dict[str, Any]]:
+    """{variable: params} that the engine's settings add under a production's params, e.g.
+    ``{"REELFLOW_LOCAL_PARAMS": {"steps": 30}}`` ({} for an engine that declares none)."""
+    try:
+        target = info(name).settings_params if name else None
+    except EngineInputError:
+        return {}
+    return dict(_load(name, target, None)()) if target else {}
+
+
+def effective_params(name: str | None, params: dict[str, Any] | None) -> dict[str, Any]:
+    """The params the engine makes a clip with: its settings' (``settings_params``) under ``params``.
+
+    Plans put these in the clip's key and hand them to the engine, so a changed setting never
+    reuses clips made with the old one, and a setting left unset keeps the keys as they were.
+    """
+    merged: dict[str, Any] = {}
+    for extra in settings_params(name).values():
+        merged.update(extra)
+    return {**merged, **(params or {})}
 
 
 def get_engine(name: str, model: str | None = None, params: dict[str, Any] | None = None) -> Engine:

@@ -32,3 +32,24 @@ def engine_settings() -> EngineSettings:
 def default_local_model() -> str | None:
     """The local engine's model folder when a production names none."""
     return engine_settings().local_model
+
+
+# What each engine's settings add under a production's params: {variable: params}, and only
+# for a setting set away from its default, so clip keys made before a setting was set stay valid.
+
+def local_settings_params() -> dict[str, dict]:
+    """REELFLOW_LOCAL_PARAMS: the local engine's defaults for every scene."""
+    params = engine_settings().local_params
+    return {"REELFLOW_LOCAL_PARAMS": dict(params)} if params else {}
+
+
+def hf_space_settings_params() -> dict[str, dict]:
+    """REELFLOW_HF_SPACE: the Space that makes the clip (as ``params.space``)."""
+    space = engine_settings().hf_space
+    return {"REELFLOW_HF_SPACE": {"space": space}} if space != EngineSettings.model_fields["hf_space"].default else {}
+
+
+def runpod_settings_params() -> dict[str, dict]:
+    """REELFLOW_RUNPOD_ENDPOINT: the endpoint that makes the clip (as ``params.endpoint``)."""
+    endpoint = engine_settings().runpod_endpoint
+    return {"REELFLOW_RUNPOD_ENDPOINT": {"endpoint": endpoint}} if endpoint else {}

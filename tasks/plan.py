@@ -64,6 +64,7 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
     root = Path(project.root)
     duration = project.scene_duration(scene)
     model = spec.model or default_model(spec.name)      # the model that really makes the clip is in its key
+    params = registry.effective_params(spec.name, spec.params)   # and so are the settings that make it
     template, sandboxed = template_for(spec.model, project.template, root)
     rendered = render_scene_prompt(
         scene_id=scene.id, template=template, sandboxed=sandboxed, model=spec.model,
@@ -84,12 +85,12 @@ def _plan_generate(project: Project, scene: Scene, index: int, spec: EngineSpec,
         voice2=voice2,
         width=out.width, height=out.height, fps=out.fps, duration=duration,
         seed=scene.seed if scene.seed is not None else default_seed(scene.id),
-        params=spec.params,
+        params=params,
     )
     return ClipPlan(
         scene_id=scene.id, index=index, project=project.slug, kind="generate",
         key=clip_key(request, spec.name, model),
-        engine=spec.name, model=model, engine_params=spec.params, request=request,
+        engine=spec.name, model=model, engine_params=params, request=request,
         duration=duration, speech=scene.speech, warnings=[*rendered.warnings, *_audio_fit(scene, request.audio, duration), *shown,
                   *_boxes(f"scene {scene.id!r}: the {spec.name} engine's caption",
                           scene.action if registry.info(spec.name).captions else "")],
