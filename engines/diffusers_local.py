@@ -174,9 +174,13 @@ class DiffusersEngine:
         params = params or {}
         try:
             family = families.family_for(families.pipeline_class(model or engine_settings().local_model), params)
-        except EngineInputError as exc:      # "engine.params.family: ...", "engine.model: ..."
+        except EngineInputError as exc:      # "engine.params.family: ...", "engine.params.frame_rule: ...", "engine.model: ..."
             where, _, message = str(exc).partition(": ")
-            return [(where.rpartition(".")[2], message)]
+            name = where.rpartition(".")[2]
+            if name != "frame_rule":         # the family or the model: the other params' rules are unknown
+                return [(name, message)]
+            rest = {k: v for k, v in params.items() if k != "frame_rule"}   # the rest is checked all the same
+            return [(name, message), *DiffusersEngine.param_problems(model, rest)]
         return families.problems(params, family)
 
     def pipeline(self, i2v: bool = False):

@@ -217,7 +217,7 @@ def declared_params() -> dict[str, Any]:
 
 def problems(params: dict, family: Family) -> list[tuple[str, str]]:
     """(param, problem) for unknown names, wrong types, non-finite numbers, values out of ``LIMITS``
-    and sizes off the model's multiple."""
+    and sizes off the model's multiple: every one of them (a param of the wrong type is not checked further)."""
     accepted = accepted_params(family)
     found: list[tuple[str, str]] = []
     for name, value in params.items():
@@ -228,14 +228,15 @@ def problems(params: dict, family: Family) -> list[tuple[str, str]]:
                                 f"accepted: {', '.join(sorted(accepted))}"))
         elif value is not None and (not isinstance(value, kind) or (isinstance(value, bool) and bool not in kinds)):
             found.append((name, f"expected {_type_name(kind)}, got {value!r}"))
-    if found:
-        return found
-    if "frame_rule" in params:
+    bad = {name for name, _ in found}
+    if "frame_rule" in params and "frame_rule" not in bad:
         try:
             parse_rule(params["frame_rule"])
         except EngineInputError as exc:
             found.append(("frame_rule", str(exc).partition(": ")[2]))
     for name, value in params.items():
+        if name in bad:
+            continue
         if isinstance(value, float) and not math.isfinite(value):
             found.append((name, f"must be a finite number, got {value!r}"))
         elif name in LIMITS and isinstance(value, int) and not LIMITS[name][0] <= value <= LIMITS[name][1]:

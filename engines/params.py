@@ -92,10 +92,13 @@ def check_params(engine: str, params: dict[str, Any], model: str | None = None) 
             problems.append((name, f"must be {_type_name(declared[name])}, not {type(value).__name__}"))
         elif engine == "hf-space" and name == "arguments":
             problems += _check_arguments(value)
-    if not problems and engine in DECLARED:
+    if engine in DECLARED:             # the engine's own rules, for every param not already refused
         from engines import registry
 
-        problems += registry.param_problems(engine, model, params)
+        bad = {name for name, _ in problems}
+        problems += [(name, problem) for name, problem in
+                     registry.param_problems(engine, model, {k: v for k, v in params.items() if k not in bad})
+                     if name.split(".")[0] not in bad]
     return problems
 
 

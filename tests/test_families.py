@@ -7,7 +7,7 @@ import json
 import pytest
 
 from engines import EngineInputError
-from engines.families import FAMILIES, check_params, family_for, frames_for, pipeline_class
+from engines.families import FAMILIES, check_params, family_for, frames_for, pipeline_class, problems
 
 
 @pytest.mark.parametrize("cls,name,rule,multiple,fps,guidance,audio", [
@@ -259,3 +259,33 @@ def test_validate_checks_reelflow_local_params_as_the_engine_merges_them(tmp_pat
     reload_settings()
     result = CliRunner().invoke(app, ["validate", str(folder)])
     assert result.exit_code == 2 and "engine.params.height: 100 is not a multiple of 16" in result.output, result.output
+
+
+def _local_production(tmp_path, params: str = "", scenes: int = 1):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "WanPipeline"}))
+    folder = tmp_path / "projects" / "p"
+    folder.mkdir(parents=True)
+    engine = f"{{name: local, model: {model}{', params: ' + params if params else ''}}}"
+    lines = "".join(f"  - {{id: s{i}, action: waves, duration: 1.0, engine: {engine}}}\n" for i in range(scenes))
+    (folder / "project.yaml").write_text(f"title: T\nengine: {engine}\nscenes:\n{lines}")
+    return folder
+
+
+def test_validate_says_every_param_problem_of_the_production_in_one_pass(tmp_path):
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    folder = _local_production(tmp_path, params="{steps: x, height: 481, frame_rule: 99k+1, fps: 1000}")
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2, result.output
+    for field, message in [("steps", "must be an integer, not str"), ("height", "481 is not a multiple of 16"),
+                           ("frame_rule", "'99k+1' is not a frame rule"), ("fps", "must be above 0 and at most 120")]:
+        assert f"project.yaml:2: engine.params.{field}: {message}" in result.output, result.output
+
+
+def test_the_family_s_rules_say_every_problem():
+    assert [name for name, _ in problems({"steps": "x", "height": 481, "fps": 1e9}, FAMILIES["wan"])] == \
+        ["steps", "height", "fps"]
