@@ -3,11 +3,14 @@
 They run on the raw YAML data, so they are reported together with schema problems in one
 pass: files resolve inside the project folder (symlinks followed) and are media of an
 allowed kind and size; characters, voices and scene ids are consistent; engine and
-fallback names exist ("did you mean"); engine params are what the engine declares.
+fallback names exist ("did you mean"); engine params are what the engine declares, merged
+with what its settings add (``REELFLOW_LOCAL_PARAMS``), a problem in a setting's value named
+by the setting (its location a :class:`Setting`), not by the production.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,15 @@ def inside(root: Path, rel: str) -> Path | None:
     except OSError as exc:
         raise Unresolvable(exc.strerror or type(exc).__name__) from None
     return target if target.is_relative_to(root.resolve()) else None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """First part of a problem's location when the value is a setting's (an environment variable),
+    with the production's engine it was checked for."""
+
+    variable: str
+    checked_for: tuple
 
 
 def _dict(value: Any) -> dict:
@@ -77,22 +89,28 @@ def _engine(found: Found, loc: tuple, spec: Any) -> None:
             found.append(((*loc, "fallback", i), suggest(other, known)))
     params = spec.get("params", {}) if spec.get("params") is not None else {}   # no params: the checks still run
     if isinstance(params, dict) and isinstance(name, str):
-        if name == "local":                     # the local engine adds REELFLOW_LOCAL_PARAMS under them
-            params = {**_local_defaults(), **params}
+        settings = _settings_params(name)       # what the engine's settings add under the production's params
+        source = {key: variable for variable, extra in settings.items() for key in extra if key not in params}
+        merged = {key: value for extra in settings.values() for key, value in extra.items()}
         model = spec.get("model") if isinstance(spec.get("model"), str) else None
-        for key, message in check_params(name, params, model):
-            where = (*loc, "model") if key == "model" else (*loc, "params", *key.split("."))   # the model itself
-            found.append((where, message))
+        for key, message in check_params(name, {**merged, **params}, model):
+            path = tuple(key.split("."))
+            if key == "model":                  # the model itself
+                found.append(((*loc, "model"), message))
+            elif path[0] in source:
+                found.append(((Setting(source[path[0]], loc), *path), message))
+            else:
+                found.append(((*loc, "params", *path), message))
 
 
-def _local_defaults() -> dict:
-    """REELFLOW_LOCAL_PARAMS, as the local engine merges them under a production's params
-    ({} when they cannot be read: that error is the settings' own, said before any work)."""
-    from engines.settings import engine_settings
+def _settings_params(name: str) -> dict[str, dict]:
+    """{variable: params} the engine's settings add ({} when they cannot be read: that error is
+    the settings' own, said before any work)."""
+    from engines import registry
     from reelflow.errors import InputError
 
     try:
-        return dict(engine_settings().local_params)
+        return registry.settings_params(name)
     except InputError:
         return {}
 

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from projects import yaml_safe
-from projects.checks import semantic_problems
+from projects.checks import Setting, semantic_problems
 from projects.schema import Project
 from projects.text import text_problems
 from reelflow.errors import InputError
@@ -100,12 +100,27 @@ def safe_slug(name: str) -> str:
 def _problems(name: str, node, found: list[tuple[tuple, str]], taken: set[str]) -> list[Problem]:
     out = []
     for loc, message in found:
+        if loc and isinstance(loc[0], Setting):
+            out += _setting_problem(name, node, loc, message, taken)
+            continue
         field = _field(loc)
         if field in taken:
             continue
         taken.add(field)
         out.append(Problem(file=name, line=_line_of(node, loc), field=field, message=message))
     return out
+
+
+def _setting_problem(name: str, node, loc: tuple, message: str, taken: set[str]) -> list[Problem]:
+    """A problem in a setting's value: named by the variable, once, with the engine it was checked for."""
+    setting, field = loc[0], _field(loc[1:])
+    if f"{setting.variable}: {field}" in taken:
+        return []
+    taken.add(f"{setting.variable}: {field}")
+    line = _line_of(node, setting.checked_for)
+    spec = f"{name}:{line}" if line else name
+    return [Problem(file=setting.variable, line=None, field=field,
+                    message=f"{message} (checked for {spec}: {_field(setting.checked_for)})")]
 
 
 def check_project(path: str | Path) -> tuple[Project | None, list[Problem]]:

@@ -258,7 +258,9 @@ def test_validate_checks_reelflow_local_params_as_the_engine_merges_them(tmp_pat
     monkeypatch.setenv("REELFLOW_LOCAL_PARAMS", json.dumps({"height": 100}))
     reload_settings()
     result = CliRunner().invoke(app, ["validate", str(folder)])
-    assert result.exit_code == 2 and "engine.params.height: 100 is not a multiple of 16" in result.output, result.output
+    assert result.exit_code == 2, result.output
+    assert "REELFLOW_LOCAL_PARAMS: height: 100 is not a multiple of 16" in result.output, result.output
+    assert "engine.params.height" not in result.output        # the value is not the production's
 
 
 def _local_production(tmp_path, params: str = "", scenes: int = 1):
@@ -273,6 +275,26 @@ def _local_production(tmp_path, params: str = "", scenes: int = 1):
     return folder
 
 
+def test_validate_names_reelflow_local_params_for_a_bad_value_from_it_and_says_every_problem(tmp_path, monkeypatch):
+    """A bad REELFLOW_LOCAL_PARAMS value was blamed on project.yaml, and a second problem only
+    showed after the first was fixed."""
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+    from reelflow.settings import reload_settings
+
+    folder = _local_production(tmp_path, params="{guidance_scale: 5.0}", scenes=2)
+    monkeypatch.setenv("REELFLOW_LOCAL_PARAMS", json.dumps({"steps": "x", "height": 481}))
+    reload_settings()
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2, result.output           # once each, not once per engine that merges them
+    assert lines[0].startswith("REELFLOW_LOCAL_PARAMS: steps: must be an integer, not str (checked for "), lines
+    assert lines[1].startswith("REELFLOW_LOCAL_PARAMS: height: 481 is not a multiple of 16"), lines
+    assert all(line.endswith("project.yaml:2: engine)") for line in lines), lines
+
+
 def test_validate_says_every_param_problem_of_the_production_in_one_pass(tmp_path):
     from typer.testing import CliRunner
 
@@ -284,6 +306,20 @@ def test_validate_says_every_param_problem_of_the_production_in_one_pass(tmp_pat
     for field, message in [("steps", "must be an integer, not str"), ("height", "481 is not a multiple of 16"),
                            ("frame_rule", "'99k+1' is not a frame rule"), ("fps", "must be above 0 and at most 120")]:
         assert f"project.yaml:2: engine.params.{field}: {message}" in result.output, result.output
+
+
+def test_a_production_s_param_over_reelflow_local_params_is_the_production_s(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+    from reelflow.settings import reload_settings
+
+    folder = _local_production(tmp_path, params="{height: 100}")
+    monkeypatch.setenv("REELFLOW_LOCAL_PARAMS", json.dumps({"height": 480}))
+    reload_settings()
+    result = CliRunner().invoke(app, ["validate", str(folder)])
+    assert result.exit_code == 2 and "project.yaml:2: engine.params.height: 100 is not" in result.output, result.output
+    assert "REELFLOW_LOCAL_PARAMS" not in result.output
 
 
 def test_the_family_s_rules_say_every_problem():
