@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from engines import adapters
+from engines import adapters, stop
 from engines.base import ClipRequest, ClipResult
 from engines.errors import EngineError, EngineInputError, InvalidClip, TransientEngineError
 from engines.remote_files import save_output
@@ -58,6 +58,11 @@ class RunPodEngine:
             if not key:
                 raise EngineInputError("no RunPod API key: set RUNPOD_API_KEY or create the Prefect Secret block 'runpod-api-key'")
             self._client = RunPodClient(api_key=key)
+            # The SDK retries plain-http calls itself (urllib3: five tries, backoff, a warning line on
+            # stderr each): our backoff is the one (and a stopping render is seen between tries).
+            from requests.adapters import HTTPAdapter
+
+            self._client.rp_session.mount("http://", HTTPAdapter(max_retries=0))
             # The SDK reads RUNPOD_ENDPOINT_BASE_URL once at import; read it per engine instead.
             self._client.endpoint_url_base = os.environ.get("RUNPOD_ENDPOINT_BASE_URL", DEFAULT_BASE).rstrip("/")
         return self._client
@@ -102,7 +107,11 @@ class RunPodEngine:
             pause = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0)
             if time.time() + pause > deadline:
                 raise TransientEngineError(f"RunPod {what}: {error}, still failing after {attempt} tries")
-            time.sleep(pause)
+            if what == "submit":          # no job yet, nothing paid for: a stopping render waits for none
+                if stop.pause(pause):
+                    stop.check(f"RunPod submit ({error}, {attempt} tries)")
+            else:
+                time.sleep(pause)
 
     # -- the job -----------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Iterator, Protocol
 
-from engines import EngineInputError, falls_back
+from engines import EngineInputError, falls_back, stop
 from engines.settings import engine_settings
 from projects import Project
 from projects.picks import check_writable
@@ -77,6 +77,7 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
     install_log_redaction()
     return_large_buffers()
     freeze_heap()
+    stop.resume()                        # an earlier render in this process may have been stopped
     logger = runner.logger
     spec = spec if spec is not None else load_spec(project)
     files = render_index.file_states(spec)     # before anything reads them: the index must describe what the cut read
@@ -106,6 +107,7 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
             raise full from exc          # a full or read-only disk: infrastructure, one line
         raise
     except BaseException:                # interrupted or cancelled: keep its attempts
+        stop.stop()                      # clips that have not reached their engine give up
         try:
             if settle := getattr(runner, "settle", None):
                 settle()                 # clips already being paid for land, and their rows are written

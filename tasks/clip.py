@@ -12,7 +12,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from engines import EngineError, EngineInputError, InvalidClip, QuotaExceeded, get_engine, is_retryable, registry
+from engines import EngineError, EngineInputError, InvalidClip, QuotaExceeded, get_engine, is_retryable, registry, stop
 from media.karaoke import words_key, write_words
 from media.probe import MediaInfo, ProbeError, probe
 from reelflow.scratch import scratch_dir
@@ -136,13 +136,15 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Atte
                         request.image = str(upright_copy(request.image, scratch))
                     events.emit("clip_start", **said, engine=plan.engine, attempt=attempt)
                     with slot(plan.engine):
+                        stop.check(f"scene {plan.scene_id!r}'s clip")      # it waited for the slot: still wanted?
                         try:
                             result = engine.generate(request, scratch)
                         except QuotaExceeded as exc:
                             if not _wait_out(exc, plan.deadline):
                                 raise
                             record("failed", attempt_start, exc)
-                            time.sleep(exc.wait)
+                            if stop.pause(exc.wait):
+                                stop.check(f"scene {plan.scene_id!r}'s clip after its engine's quota reset")
                             attempt_start = time.monotonic()
                             result = engine.generate(request, scratch)
                     validate_clip(result.path, plan.duration, spoken=bool(plan.speech or request.audio))
@@ -206,7 +208,8 @@ def only_transient(task, task_run, state) -> bool:
 
 
 def retryable(exc: BaseException) -> bool:
-    return isinstance(exc, EngineError) and is_retryable(exc)
+    """Retry it? A transient engine failure, unless the render is stopping (``engines.stop``)."""
+    return isinstance(exc, EngineError) and is_retryable(exc) and not stop.stopping()
 
 
 def retry_delays(retries: int, backoff: float) -> list[float]:
@@ -258,5 +261,9 @@ def generate_with_retries(plan: ClipPlan, render_id: str, sleep: Callable[[float
             delay = delays[attempt - 1] * random.uniform(1 - JITTER, 1 + JITTER)
             if plan.deadline is not None and time.time() + delay >= plan.deadline:
                 raise
-            sleep(delay)
+            if sleep is time.sleep:
+                if stop.pause(delay):
+                    raise
+            else:
+                sleep(delay)
             attempt += 1
