@@ -71,7 +71,11 @@ def book_takes(chains: list[list[ClipPlan]], project: Project, exists: Callable[
     for chain in chains:
         scene_id = chain[0].scene_id
         pick = picks.get(scene_id, 1)
-        wanted = set(range(1, wanted_takes(project, scene_id, takes) + 1))
+        # Takes 1..N when N is asked for (--takes, a scene's `takes:`); else the one take a scene
+        # has is its pick: a take 1 the cut does not use (a redo was picked) is not made again
+        # when it left the store (a retention rule, a cleanup).
+        asked = takes is not None or next(s for s in project.scenes if s.id == scene_id).takes is not None
+        wanted = set(range(1, wanted_takes(project, scene_id, takes) + 1)) if asked or pick == 1 else set()
         if scene_id not in redo:
             wanted.add(pick)                      # a redo's new take replaces the pick: the old one is not made
         if chain[0].kind == "generate":
