@@ -162,7 +162,8 @@ def produce_clip(plan: ClipPlan, store: ClipStore, work_dir: Path, catalog: Atte
                 shutil.rmtree(scratch, ignore_errors=True)
     except Exception as exc:
         redact_exception(exc)   # an SDK may echo a secret: scrub the whole chain before Prefect logs it
-        record("failed", attempt_start, exc)
+        if not isinstance(exc, stop.Stopped):     # a stopping render's clip that no engine made: no attempt
+            record("failed", attempt_start, exc)
         events.emit("clip_failed", **said, engine=plan.engine, error=type(exc).__name__)
         raise
     record("generated", attempt_start)
