@@ -112,6 +112,7 @@ def render(runner: Runner, project: str, engine: str | None = None, scenes: list
             if settle := getattr(runner, "settle", None):
                 settle()                 # clips already being paid for land, and their rows are written
         finally:
+            stop.resume()                # this render's clips are settled; the process may go on
             drain_render(render_id)
         raise
     finally:

@@ -100,3 +100,19 @@ def test_retries_end_once_the_render_stops(small_project, isolated_storage, monk
         engines.unregister("flaky")
         monkeypatch.undo()
         reload_settings()
+
+
+def test_an_interrupted_render_stops_its_clips_while_it_settles_and_then_the_process_goes_on(small_project,
+                                                                                            isolated_storage,
+                                                                                            monkeypatch):
+    """The flag is the render's: set while its clips settle, clear once they have (a process that
+    renders again, a test session, a worker, asks its next clips of their engines)."""
+    from flows import local
+
+    seen = []
+    monkeypatch.setattr("flows.pipeline._render", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    real_settle = local.LocalRunner.settle
+    monkeypatch.setattr(local.LocalRunner, "settle", lambda self: (seen.append(stop.stopping()), real_settle(self)))
+    with pytest.raises(KeyboardInterrupt):
+        local.render_local(str(small_project))
+    assert seen == [True] and not stop.stopping()
