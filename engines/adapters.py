@@ -13,6 +13,7 @@ RunPod's 10 MB ``/run`` limit).
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any, Callable
 
@@ -47,7 +48,62 @@ def payload_problems(model: str | None, params: dict[str, Any]) -> list[tuple[st
         return [("family", str(exc))]
     if family == "ovi" and model is not None and model not in OVI_MODELS:
         return [("model", f"Ovi model {model!r} is not one of {', '.join(OVI_MODELS)}")]
-    return step_problems(model, params)
+    return step_problems(model, params) + endpoint_problems(params) + timeout_problems(params)
+
+
+ENDPOINT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def endpoint_problems(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """A RunPod endpoint id is one path segment of the authenticated URL: a production's
+    ``a/purge-queue#`` or ``../x`` would send the user's API key to another route."""
+    value = params.get("endpoint")
+    if value is None or (isinstance(value, str) and ENDPOINT_ID.fullmatch(value)):
+        return []
+    return [("endpoint", f"not a RunPod endpoint id (letters, digits, '-' and '_'): {str(value)[:80]!r}")]
+
+
+MAX_REMOTE_TIMEOUT = 24 * 3600
+
+
+def timeout_problems(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """A remote job's ``timeout``: seconds, more than 0 (a job cancelled at once is still billed)."""
+    value = params.get("timeout")
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                         and 0 < value <= MAX_REMOTE_TIMEOUT):
+        return []
+    return [("timeout", f"must be seconds, more than 0 and at most {MAX_REMOTE_TIMEOUT} (got {value!r})")]
+
+
+SPACE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def space_problems(model: str | None, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """``EngineInfo.params_check`` of the hf-space engine: step counts, ``timeout``, and ``space``:
+    a Space id (``owner/name``) or a link reelflow follows (https, or http to
+    REELFLOW_ALLOW_HTTP_HOSTS)."""
+    found = step_problems(model, params) + timeout_problems(params)
+    space = params.get("space")
+    if space is not None and (why := space_problem(space)):
+        found.append(("space", why))
+    return found
+
+
+def space_problem(space: object) -> str | None:
+    """Why ``space`` is not a Space reelflow talks to, or None."""
+    if not isinstance(space, str):
+        return f"must be a Space id (owner/name) or an https link, not {type(space).__name__}"
+    if SPACE_ID.fullmatch(space):
+        return None
+    if space.startswith(("http://", "https://")):
+        from engines.remote_files import RefusedAnswer, check_link
+
+        try:
+            check_link(space)
+        except RefusedAnswer as exc:
+            return str(exc).replace("the engine answered with", "it is")
+        return None
+    return f"not a Space id (owner/name) nor an https link: {space[:80]!r}"
 
 
 MAX_STEPS = 1000     # a remote job's denoising steps: past this it is a typo that bills GPU time

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from engines import adapters
 from engines.base import ClipRequest, ClipResult
 from engines.errors import EngineError, EngineInputError, InvalidClip, QuotaExceeded, TransientEngineError
 from engines.remote_files import save_output
@@ -105,6 +106,17 @@ def _http_errors() -> tuple[tuple, tuple, tuple]:
     return tuple(statuses), tuple(transports), tuple(missing)
 
 
+def hugging_face_hosted(space: str) -> bool:
+    """Is ``space`` a Space on Hugging Face (an id, or a huggingface.co / *.hf.space link)?"""
+    if adapters.SPACE_ID.fullmatch(space):
+        return True
+    import urllib.parse
+
+    host = (urllib.parse.urlsplit(space).hostname or "").lower()
+    return urllib.parse.urlsplit(space).scheme == "https" and (
+        host == "huggingface.co" or host.endswith((".hf.space", ".huggingface.co")))
+
+
 class HFSpaceEngine:
     name = "hf-space"
 
@@ -113,6 +125,8 @@ class HFSpaceEngine:
         self.params = params or {}
         settings = engine_settings()
         self.space = self.params.get("space") or settings.hf_space
+        if why := adapters.space_problem(self.space):
+            raise EngineInputError(f"engine.params.space: {why}")
         self.api_name = self.params.get("api_name", DEFAULT_API)
         self.arguments = {**ARGUMENTS["ovi"], **self.params.get("arguments", {})}
         self.timeout = float(self.params.get("timeout", settings.hf_timeout))
@@ -120,7 +134,8 @@ class HFSpaceEngine:
 
     def client(self):
         """One gradio client per (Space, token) per process, reused by every clip."""
-        token = secrets.resolve(None, "hf-token", env="HF_TOKEN")
+        # The user's token goes to Hugging Face only: a production may name any link as its Space.
+        token = secrets.resolve(None, "hf-token", env="HF_TOKEN") if hugging_face_hosted(self.space) else None
         key = (self.space, token)
         with _LOCK:
             if key not in _CLIENTS:

@@ -48,7 +48,7 @@ _BUILTIN: dict[str, EngineInfo] = {
     # their drawn width, photos turned by their EXIF, the sound whole at NTSC rates.
     "animatic": EngineInfo("engines.animatic:AnimaticEngine", speed=0.5, version=2, speaks=True, captions=True),
     "hf-space": EngineInfo("engines.hf_space:HFSpaceEngine", "'reelflow[remote]' (gradio_client)",
-                           concurrency=1, speed=15.0, params_check="engines.adapters:step_problems",
+                           concurrency=1, speed=15.0, params_check="engines.adapters:space_problems",
                            settings_params="engines.settings:hf_space_settings_params"),
     "runpod": EngineInfo("engines.runpod_endpoint:RunPodEngine", "'reelflow[remote]' (runpod)",
                          speech_audio="audio-driven", concurrency=4, price=0.00076, speed=12.0,

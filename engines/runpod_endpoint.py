@@ -42,6 +42,9 @@ class RunPodEngine:
         if not self.endpoint_id:
             raise EngineInputError("the runpod engine needs an endpoint id: set REELFLOW_RUNPOD_ENDPOINT "
                                    "or engine params {endpoint: ...}")
+        if not adapters.ENDPOINT_ID.fullmatch(str(self.endpoint_id)):   # one segment of the keyed URL
+            raise EngineInputError(f"engine.params.endpoint: not a RunPod endpoint id (letters, digits, '-' and "
+                                   f"'_'): {str(self.endpoint_id)[:80]!r}")
         self.family = adapters.family_of(model, self.params)
         self.timeout = float(self.params.get("timeout", settings.runpod_timeout))
         self.poll = settings.runpod_poll
