@@ -79,6 +79,37 @@ def _count_packets(container, path: Path) -> tuple[int, float | None]:
     return count, float((end - (stream.start_time or 0)) * stream.time_base)
 
 
+def _measure(path: Path, info: MediaInfo) -> None:
+    """A file whose header gives no length (live or browser-recorded Matroska/WebM): each stream's
+    length from its packets' timestamps (no decoding), so it is neither cut to one frame nor let
+    past a length limit as 0 s long."""
+    import av
+
+    from media.whitelist import OPEN_OPTIONS
+
+    ends: dict[int, float] = {}
+    starts: dict[int, float] = {}
+    with av.open(str(path), options=dict(OPEN_OPTIONS)) as container:
+        streams = [s for s in (container.streams.video[:1] + container.streams.audio[:1])]
+        try:
+            for packet in container.demux(streams):
+                if packet.pts is None or packet.stream.time_base is None:
+                    continue
+                index, base = packet.stream.index, packet.stream.time_base
+                starts[index] = min(starts.get(index, float(packet.pts * base)), float(packet.pts * base))
+                ends[index] = max(ends.get(index, 0.0), float((packet.pts + (packet.duration or 0)) * base))
+        except Exception:  # noqa: BLE001 - reading stops where the file is broken (av's errors vary)
+            pass
+        video = container.streams.video[0].index if container.streams.video else None
+        audio = container.streams.audio[0].index if container.streams.audio else None
+    if video in ends and not info.video_duration:
+        info.video_duration = ends[video] - starts[video]
+    if audio in ends and not info.audio_duration:
+        info.audio_duration = ends[audio] - starts[audio]
+    if ends:
+        info.duration = max(ends.values()) - min(starts.values())
+
+
 def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
     """Read stream metadata; with ``count_frames`` decode-free packet counting of video."""
     import av
@@ -111,6 +142,8 @@ def probe(path: str | Path, *, count_frames: bool = False) -> MediaInfo:
                 info.audio_rate = a.codec_context.sample_rate
                 info.audio_channels = a.codec_context.channels
                 info.audio_duration = _stream_seconds(a)
+            if not info.duration and (container.streams.video or container.streams.audio):
+                _measure(path, info)         # no length in the header (a browser's MediaRecorder WebM)
             if count_frames and container.streams.video:
                 info.video_frames, info.readable_video = _count_packets(container, path)
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:

@@ -115,3 +115,30 @@ def test_full_range_footage_is_normalised_to_limited_range(tmp_path, codec):
     luma = frame.to_ndarray(format="yuv420p")[:48]
     assert frame.format.name == "yuv420p" and frame.color_range != 2      # not JPEG (full) range
     assert abs(int(luma[24, 16]) - 235) <= 2 and abs(int(luma[24, 112]) - 16) <= 2
+
+
+def recorded_webm(path: Path, seconds: float = 3.0) -> Path:
+    """What a browser's MediaRecorder (or a live recording) writes: WebM with no length in its header."""
+    ffmpeg.run(["-f", "lavfi", "-i", f"testsrc2=d={seconds}:s=160x288:r=12", "-f", "lavfi", "-i",
+                f"sine=d={seconds}:sample_rate=48000", "-shortest", "-c:v", "libvpx", "-b:v", "200k",
+                "-c:a", "libopus", "-live", "1", "-f", "webm", str(path)])
+    return path
+
+
+def test_footage_with_no_length_in_its_header_is_measured_not_cut_to_a_frame(small_project, isolated_storage):
+    """It probed as 0 s long: a footage scene took that length and became one frame (and a
+    4000 s recording passed the footage limit)."""
+    import yaml
+
+    from flows.local import render_local
+
+    clips = small_project / "clips"
+    clips.mkdir()
+    webm = recorded_webm(clips / "rec.webm")
+    info = probe(webm)
+    assert info.duration == pytest.approx(3.0, abs=0.05) and info.video_end == pytest.approx(3.0, abs=0.05)
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["scenes"].append({"id": "rec", "footage": "clips/rec.webm", "speech": "Footage here."})
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = render_local(str(small_project))
+    assert probe(result.video, count_frames=True).video_frames == 3 * 18 + 36
