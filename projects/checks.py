@@ -23,6 +23,14 @@ class Unresolvable(ValueError):
     """A path that names no file: a symlink loop, a name longer than the system allows."""
 
 
+FOOTAGE_IGNORES = {
+    "audio": "plays its own sound (mix a voice-over into the footage file, or make it a generated scene)",
+    "engine": "calls no engine",
+    "seed": "has no seed",
+    "atmosphere": "plays its own sound (no generated ambience)",
+    "speaker2": "has no second speaker",
+}
+
 def inside(root: Path, rel: str) -> Path | None:
     """Resolve ``rel`` inside ``root`` (symlinks followed); None if absolute or outside;
     :class:`Unresolvable` if it cannot be resolved at all."""
@@ -162,6 +170,12 @@ def semantic_problems(data: dict, root: Path) -> Found:
         _file(found, root, ("scenes", i, "footage"), scene.get("footage"), "video")
         if scene.get("footage") is not None and scene.get("takes") not in (None, 1):
             found.append((("scenes", i, "takes"), "a footage scene has one take"))
+        if scene.get("footage") is not None:
+            # What only a generated clip uses: on footage it was dropped without a word (a
+            # voice-over `audio` was silent in the video).
+            for name, why in FOOTAGE_IGNORES.items():
+                if scene.get(name) not in (None, "", {}):
+                    found.append((("scenes", i, name), f"a footage scene {why}"))
         if "engine" in scene and scene["engine"] is not None:
             _engine(found, ("scenes", i, "engine"), scene["engine"])
     first = _dict(scenes[0]) if isinstance(scenes, list) and scenes else {}

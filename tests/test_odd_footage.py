@@ -142,3 +142,25 @@ def test_footage_with_no_length_in_its_header_is_measured_not_cut_to_a_frame(sma
     (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     result = render_local(str(small_project))
     assert probe(result.video, count_frames=True).video_frames == 3 * 18 + 36
+
+
+@pytest.mark.parametrize("field, value", [("audio", "voice.wav"), ("engine", {"name": "animatic"}), ("seed", 3),
+                                          ("atmosphere", "rain"),
+                                          ("speaker2", {"character": "max", "speech": "Hi."})])
+def test_what_a_footage_scene_would_ignore_is_refused_by_validate(small_project, field, value):
+    """A footage scene's `audio` (a voice-over) was accepted and silently left out of the video."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from reelflow.cli import app
+
+    (small_project / "clips").mkdir()
+    recorded_webm(small_project / "clips" / "rec.webm", 1.0)
+    if field == "audio":
+        ffmpeg.run(["-f", "lavfi", "-i", "sine=d=1:sample_rate=48000", str(small_project / "voice.wav")])
+    spec = yaml.safe_load((small_project / "project.yaml").read_text())
+    spec["scenes"].append({"id": "rec", "footage": "clips/rec.webm", "speech": "Hello.", field: value})
+    (small_project / "project.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    result = CliRunner().invoke(app, ["validate", str(small_project)])
+    assert result.exit_code == 2, result.output
+    assert f"scenes[3].{field}: a footage scene" in result.output, result.output
