@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 _SECRET_PARAMS = {"password", "passwd", "pwd", "secret", "token", "sslpassword", "x-amz-signature",
                   "x-amz-credential", "x-amz-security-token", "signature", "sig", "access_token", "api_key",
                   "apikey", "key"}
+_BARE_USERINFO = re.compile(r"(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
 _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
 
 
@@ -19,6 +20,8 @@ def mask_url(url: object) -> str:
     presigned links; text that is not a URL is returned with any ``scheme://user:pw@`` masked.
     """
     text = str(url)
+    if "://" not in text:                   # 'user:pw@host' with no scheme: whatever is before the @ goes
+        return _BARE_USERINFO.sub(lambda m: f"{m['user']}:***@", text)
     try:
         parts = urlsplit(text)
     except ValueError:

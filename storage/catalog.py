@@ -159,7 +159,12 @@ class Catalog:
     @_guarded
     def __init__(self, url: str):
         self.url = url
-        parsed = make_url(url)
+        try:
+            parsed = make_url(url)
+        except ValueError as exc:           # 'host:notaport' was a bare ValueError, "a reelflow bug"
+            raise InputError(f"REELFLOW_DATABASE_URL={mask_url(url)} is not a usable database URL "
+                             f"({'its port is not a number' if 'int()' in str(exc) else 'ValueError'})",
+                             hint=HINT) from exc
         if parsed.drivername.startswith("sqlite") and parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         if parsed.drivername in ("postgresql", "postgres"):

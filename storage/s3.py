@@ -63,7 +63,10 @@ def _check_location(url: str, bucket: str, prefix: str) -> None:
 
 def _check_endpoint(name: str, endpoint: str) -> None:
     setting = f"{name}={mask_url(endpoint)!r}"
-    parts = urlparse(endpoint if "://" in endpoint else f"//{endpoint}")
+    try:
+        parts = urlparse(endpoint if "://" in endpoint else f"//{endpoint}")
+    except ValueError:                                  # 'http://[::1': an unclosed IPv6 address
+        raise InputError(f"{setting}: not an S3 endpoint (host, host:port or http(s)://host:port)") from None
     if "@" in parts.netloc:
         raise InputError(f"{setting}: credentials do not go in the endpoint; set REELFLOW_S3_ACCESS_KEY "
                          "and REELFLOW_S3_SECRET_KEY")

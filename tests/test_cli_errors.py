@@ -141,6 +141,24 @@ def test_a_database_url_whose_driver_is_not_installed_is_bad_input_naming_the_va
     assert "hunter2" not in result.output and "internal error" not in result.output
 
 
+@pytest.mark.parametrize("url, said", [
+    ("postgresql+psycopg://reel:hunter2-db-password@127.0.0.1:notaport/db", "its port is not a number"),
+    ("reel:hunter2-db-password@127.0.0.1", "ArgumentError"),
+], ids=["port", "no-scheme"])
+def test_a_malformed_database_url_is_bad_input_with_its_password_masked(small_project, monkeypatch, url, said):
+    """A port that is not a number was 'internal error ... a reelflow bug'; a URL with no scheme
+    printed its password."""
+    from reelflow.settings import reload_settings
+
+    monkeypatch.setenv("REELFLOW_DATABASE_URL", url)
+    reload_settings()
+    result = CliRunner().invoke(app, ["history", str(small_project)])
+    assert result.exit_code == 2, result.output
+    line = error_lines(result)[-2]
+    assert line.startswith("REELFLOW_DATABASE_URL=") and "is not a usable database URL" in line and said in line
+    assert "hunter2" not in result.output and "internal error" not in result.output
+
+
 def test_history_masks_the_database_password(small_project, postgres_url, monkeypatch):
     from sqlalchemy.engine import make_url
 

@@ -75,6 +75,7 @@ def test_missing_credentials_say_how_to_set_them(monkeypatch, moto_s3):
     ("s3://sweep/p", "http://admin:hunter2pass99@127.0.0.1:9", "REELFLOW_S3_ENDPOINT='http://admin:***@127.0.0.1:9'"),
     ("s3://sweep/p", "not a host", "REELFLOW_S3_ENDPOINT='not a host': not an S3 endpoint"),
     ("s3://sweep/p", "http://127.0.0.1:99999", "not an S3 endpoint"),
+    ("s3://sweep/p", "http://[::1", "not an S3 endpoint"),                  # was 'internal error: ValueError'
 ])
 def test_storage_settings_s3_cannot_address_are_one_line_exit_2_at_once(small_project, monkeypatch, storage,
                                                                        endpoint, said):
