@@ -169,9 +169,11 @@ def parse_output(output: Any) -> tuple[str, str]:
             raise InvalidClip(f"the endpoint returned an error: {clip(output['error'], 500)}")
         data = output.get("data")
         if isinstance(data, list) and data and isinstance(data[0], dict):
-            if data[0].get("url"):
+            # Only strings: an answer's 123 or ["a"] is no video (it was a raw AttributeError or
+            # TypeError that skipped the fallback engines).
+            if isinstance(data[0].get("url"), str) and data[0]["url"]:
                 return "url", data[0]["url"]
-            if data[0].get("b64_json"):
+            if isinstance(data[0].get("b64_json"), str) and data[0]["b64_json"]:
                 return "base64", data[0]["b64_json"]
         for key, kind in (("video_url", "url"), ("url", "url"), ("video_base64", "base64"), ("video", "base64")):
             if isinstance(output.get(key), str) and output[key]:

@@ -211,3 +211,13 @@ def test_params_never_replace_what_the_adapter_owns(tmp_path, family):
 def test_an_invalid_clip_answer_never_reaches_the_store(tmp_path):
     with pytest.raises(InvalidClip):
         save_output("base64", "not base64!", tmp_path / "x.mp4")
+
+
+@pytest.mark.parametrize("output", [{"data": [{"url": 123}]}, {"data": [{"b64_json": ["a"]}]},
+                                    {"data": [{"url": {"x": 1}, "b64_json": None}]}])
+def test_an_output_whose_video_is_not_a_string_is_no_video(output):
+    """It was a raw AttributeError / TypeError: a reelflow bug to the reader, and no fallback."""
+    from engines.adapters import parse_output
+
+    with pytest.raises(InvalidClip, match="no video in the endpoint's output"):
+        parse_output(output)
