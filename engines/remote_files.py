@@ -81,6 +81,18 @@ def _download(url: str, dest: Path, timeout: float) -> None:
         raise TransientEngineError(f"downloading the video failed: {clip(getattr(exc, 'reason', exc), 200)}") from exc
 
 
+def _discard(target: Path, downloads: Path) -> None:
+    """Remove a downloaded file and the folders the client made for it (up to ``downloads``)."""
+    try:
+        target.unlink()
+        folder = target.parent
+        while folder != downloads and folder.is_relative_to(downloads):
+            folder.rmdir()                  # only if empty: another clip's file keeps its folder
+            folder = folder.parent
+    except OSError:
+        pass
+
+
 def save_output(kind: str, value: str, dest: Path, timeout: float = 300, downloads: Path | None = None) -> Path:
     """Write the clip behind ``value`` (``url`` / ``base64`` / ``path``) to ``dest``.
 
@@ -102,6 +114,7 @@ def save_output(kind: str, value: str, dest: Path, timeout: float = 300, downloa
         if not target.is_file():
             raise InvalidClip(f"the engine returned no file ({clip(value, 80)!r})")
         shutil.copyfile(target, dest)
+        _discard(target, Path(downloads).resolve())     # the client's copy: else one per clip, for ever
     else:
         _download(value, dest, timeout)
     if dest.stat().st_size == 0:

@@ -68,6 +68,18 @@ def test_a_local_path_is_accepted_only_inside_the_engines_downloads(tmp_path):
     assert not (tmp_path / "out.mp4").exists()
 
 
+def test_a_file_the_client_downloaded_is_taken_not_left_behind(tmp_path):
+    """Every video an hf-space client downloaded stayed in the work folder for ever."""
+    downloads = tmp_path / "downloads"
+    (downloads / "0a1b2c").mkdir(parents=True)
+    (downloads / "0a1b2c" / "video.mp4").write_bytes(b"a video")
+    (downloads / "keep").mkdir()
+    (downloads / "keep" / "other.mp4").write_bytes(b"another clip's")
+    out = save_output("path", str(downloads / "0a1b2c" / "video.mp4"), tmp_path / "out.mp4", downloads=downloads)
+    assert out.read_bytes() == b"a video"
+    assert sorted(p.relative_to(downloads).as_posix() for p in downloads.rglob("*")) == ["keep", "keep/other.mp4"]
+
+
 @pytest.mark.parametrize("answer", [
     {"video_url": "file:///etc/passwd"},
     {"data": [{"url": "file:///etc/hostname"}]},
