@@ -119,6 +119,11 @@ def _set_path(p: Prod, field: str, value: str) -> None:
         p.data["music"] = {"file": value}
     else:
         p.scene[field] = value
+        if field == "footage":                       # a footage scene as one is written: its own sound
+            from projects.checks import FOOTAGE_IGNORES
+
+            for name in FOOTAGE_IGNORES:
+                p.scene.pop(name, None)
 
 
 _MEDIA_OF = {"image": "max.png", "audio": "line.wav", "footage": "clip.mp4", "music": "line.wav", "template": None}
