@@ -112,8 +112,9 @@ def hugging_face_hosted(space: str) -> bool:
         return True
     import urllib.parse
 
-    host = (urllib.parse.urlsplit(space).hostname or "").lower()
-    return urllib.parse.urlsplit(space).scheme == "https" and (
+    parts = urllib.parse.urlsplit(space)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "https" and (
         host == "huggingface.co" or host.endswith((".hf.space", ".huggingface.co")))
 
 

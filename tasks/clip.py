@@ -248,7 +248,7 @@ def _task_run_count() -> int:
     return task_run.run_count
 
 
-def generate_with_retries(plan: ClipPlan, render_id: str, sleep: Callable[[float], None] = time.sleep) -> ClipRef:
+def generate_with_retries(plan: ClipPlan, render_id: str, sleep: Callable[[float], object] = stop.pause) -> ClipRef:
     """``generate_clip`` outside Prefect, with the same retry policy as its Prefect task."""
     settings = get_settings()
     delays = retry_delays(settings.clip_retries, settings.retry_backoff)
@@ -262,9 +262,7 @@ def generate_with_retries(plan: ClipPlan, render_id: str, sleep: Callable[[float
             delay = delays[attempt - 1] * random.uniform(1 - JITTER, 1 + JITTER)
             if plan.deadline is not None and time.time() + delay >= plan.deadline:
                 raise
-            if sleep is time.sleep:
-                if stop.pause(delay):
-                    raise
-            else:
-                sleep(delay)
+            sleep(delay)
+            if stop.stopping():           # the render stopped during the backoff: no next try
+                raise
             attempt += 1

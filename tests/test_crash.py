@@ -153,33 +153,6 @@ def test_ctrl_c_lets_clips_in_flight_land_and_records_every_one(demo_copy, where
     assert {a.clip_key for a in attempts} == landed and len(landed) >= 2
 
 
-def test_a_terminals_ctrl_c_does_not_reach_the_helpers(tmp_path):
-    """A helper started with child_options() (ffmpeg, the TTS worker, the temporary Prefect
-    server) is out of the render's process group: the group's SIGINT leaves it running, and it
-    still dies with the render."""
-    parent = subprocess.Popen([sys.executable, "-c", """if True:
-        import signal, subprocess, sys
-        from reelflow.process import child_options
-        signal.signal(signal.SIGINT, lambda *a: print("interrupted", flush=True))
-        helper = subprocess.Popen(["sleep", "60"], **child_options())
-        print(helper.pid, flush=True)
-        sys.stdin.read()
-        """], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        helper = int(parent.stdout.readline())
-        os.killpg(parent.pid, signal.SIGINT)
-        assert parent.stdout.readline().strip() == "interrupted"
-        time.sleep(0.2)
-        assert running(helper), "the terminal's Ctrl-C killed the helper"
-    finally:
-        parent.kill()
-        parent.wait()
-    deadline = time.monotonic() + 5
-    while running(helper) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not running(helper), "the helper outlived the render"
-
-
 def test_a_killed_tts_worker_is_a_transient_failure_not_bad_input(tmp_path):
     """A TTS worker killed by a signal (the OOM killer, a stop) said nothing of the line: the
     clip is retried, not recorded as bad input ("EngineInputError: KeyboardInterrupt")."""
